@@ -26,15 +26,27 @@ EXIT_USER_ERROR = 2
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING if not args.verbose else logging.INFO, format="%(levelname)s: %(message)s")
+    _setup_logging(args.verbose)
     try:
         return args.func(args)
     except SelfdistillError as exc:
-        print(str(exc), file=sys.stderr)
+        msg = str(exc)
+        print(msg if msg.startswith("error") else f"error: {msg}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("interrupted: what finished is saved; run the same command again to resume", file=sys.stderr)
         return 130
+
+
+class _Formatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname.lower()}: {record.getMessage()}"
+
+
+def _setup_logging(verbose: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Formatter())
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, handlers=[handler], force=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -93,9 +105,7 @@ def _k_list(text: str) -> tuple[int, ...]:
 def cmd_check(args: argparse.Namespace) -> int:
     from selfdistill.checks import check_spec
 
-    report = check_spec(args.spec)
-    for line in report.warnings:
-        print(f"warning: {line}")
+    report = check_spec(args.spec)  # warnings reach stderr through logging
     print(f"ok: {args.spec} is complete ({report.summary})")
     return 0
 
@@ -103,11 +113,9 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_score(args: argparse.Namespace) -> int:
     from selfdistill import views
     from selfdistill.score import ScoreConfig, score
-    from selfdistill.tasks.select import load_heldout
+    from selfdistill.heldout import load_heldout
 
     heldout = load_heldout(args.task, errata=args.errata)
-    for line in heldout.warnings:
-        print(f"warning: {line}", file=sys.stderr)
     out = args.out or args.samples.with_suffix("").with_name(args.samples.stem + "_scored")
     cfg = ScoreConfig(
         k=args.k, timeout_s=args.timeout_s, memory_mb=args.memory_mb, workers=args.workers,
@@ -136,9 +144,9 @@ def cmd_contamination(args: argparse.Namespace) -> int:
     from selfdistill import views
     from selfdistill.rundir import write_json_atomic
     from selfdistill.tasks.contamination import check_contamination
-    from selfdistill.tasks.select import load_problems
+    from selfdistill.tasks.registry import load_task
 
-    pool, heldout = load_problems(args.pool), load_problems(args.heldout)
+    pool, heldout = load_task(args.pool), load_task(args.heldout)
     report = check_contamination(pool, heldout, n=args.ngram)
     views.print_contamination(report)
     if args.out:

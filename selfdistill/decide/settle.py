@@ -25,7 +25,8 @@ def problems_to_settle(gap, threshold: float, n_problems: int) -> int | None:
     if distance < SETTLE_MIN_DISTANCE:
         return None
     width = gap.value - gap.ci_low if gap.value > threshold else gap.ci_high - gap.value
-    needed = max(n_problems + 1, math.ceil(n_problems * (width / distance) ** 2))
+    ratio_sq = (width / distance) ** 2 - 1e-9  # so that (0.04 / 0.01)**2 = 16.000000000000004 gives 16
+    needed = max(n_problems + 1, math.ceil(n_problems * ratio_sq))
     return needed if needed <= SETTLE_MAX_FACTOR * n_problems else None
 
 

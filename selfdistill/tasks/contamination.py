@@ -3,7 +3,8 @@ held-out set (what the verdict is measured on). Three checks, each reported sepa
 
   exact    the held-out prompt equals a pool prompt after normalization.
   n-gram   the held-out prompt shares word n-grams (default n=13, as in GPT-3's overlap analysis)
-           with a pool prompt; reported per (held-out id, pool id) with the number shared. A held-out
+           with a pool prompt, at least `min_shared` of them (default 1); reported per
+           (held-out id, pool id) with the number shared. A held-out
            prompt shorter than n words is flagged when its whole word sequence occurs in a pool prompt.
   date     held-out problems dated outside [window_start, window_end] (both inclusive, either open),
            e.g. released before the model's training cutoff. Undated problems are listed, not flagged.
@@ -67,6 +68,7 @@ class DateFlag:
 @dataclass(frozen=True)
 class ContaminationReport:
     n: int
+    min_shared: int
     pool_size: int
     heldout_size: int
     exact: tuple[ExactMatch, ...]
@@ -84,7 +86,9 @@ class ContaminationReport:
     @property
     def pairs(self) -> tuple[tuple[str, str], ...]:
         """(held-out id, pool id) for every exact or n-gram match, sorted, each pair once."""
-        found = {(m.heldout_id, m.pool_id) for m in self.exact} | {(o.heldout_id, o.pool_id) for o in self.ngram}
+        found = {(m.heldout_id, m.pool_id) for m in self.exact} | {
+            (o.heldout_id, o.pool_id) for o in self.ngram
+        }
         return tuple(sorted(found))
 
     def reasons(self, task_id: str) -> list[str]:
@@ -107,7 +111,9 @@ class ContaminationReport:
         d = asdict(self)
         for key in ("window_start", "window_end"):
             d[key] = d[key].isoformat() if d[key] else None
-        d["outside_window"] = [{"task_id": f.task_id, "release_date": f.release_date.isoformat()} for f in self.outside_window]
+        d["outside_window"] = [
+            {"task_id": f.task_id, "release_date": f.release_date.isoformat()} for f in self.outside_window
+        ]
         d["is_clean"] = self.is_clean
         return d
 
@@ -117,22 +123,25 @@ def check_contamination(
     heldout: Sequence[Problem],
     *,
     n: int = DEFAULT_N,
+    min_shared: int = 1,
     window_start: dt.date | None = None,
     window_end: dt.date | None = None,
 ) -> ContaminationReport:
-    """Run the exact, n-gram and (when a window is given) date checks of `heldout` against `pool`."""
-    if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
+    """Run the exact, n-gram and (when a window is given) date checks of `heldout` against `pool`.
+    A (held-out, pool) pair is an n-gram hit when it shares at least `min_shared` distinct n-grams."""
+    if n < 1 or min_shared < 1:
+        raise ValueError(f"n and min_shared must be >= 1, got n={n}, min_shared={min_shared}")
     if window_start and window_end and window_start > window_end:
         raise DataError(f"release-date window starts {window_start} after it ends {window_end}; swap them")
     pool_words = [words(p.prompt) for p in pool]
     held_words = [words(p.prompt) for p in heldout]
     exact = _exact(pool, pool_words, heldout, held_words)
-    ngram = _ngram(pool, pool_words, heldout, held_words, n)
+    ngram = _ngram(pool, pool_words, heldout, held_words, n, min_shared)
     outside, undated = _dates(heldout, window_start, window_end)
     flagged = {m.heldout_id for m in exact} | {o.heldout_id for o in ngram} | {f.task_id for f in outside}
     return ContaminationReport(
         n=n,
+        min_shared=min_shared,
         pool_size=len(pool),
         heldout_size=len(heldout),
         exact=exact,
@@ -147,11 +156,11 @@ def check_contamination(
 
 def _exact(pool, pool_words, heldout, held_words) -> tuple[ExactMatch, ...]:
     by_text: dict[str, list[str]] = {}
-    for problem, ws in zip(pool, pool_words):
+    for problem, ws in zip(pool, pool_words, strict=True):
         by_text.setdefault(" ".join(ws), []).append(problem.task_id)
     return tuple(
         ExactMatch(h.task_id, pool_id)
-        for h, ws in zip(heldout, held_words)
+        for h, ws in zip(heldout, held_words, strict=True)
         if ws
         for pool_id in by_text.get(" ".join(ws), [])
     )
@@ -161,14 +170,14 @@ def _grams(ws: list[str], n: int) -> set[int]:
     return {hash(tuple(ws[i : i + n])) for i in range(len(ws) - n + 1)}
 
 
-def _ngram(pool, pool_words, heldout, held_words, n) -> tuple[NgramOverlap, ...]:
+def _ngram(pool, pool_words, heldout, held_words, n, min_shared) -> tuple[NgramOverlap, ...]:
     index: dict[int, list[int]] = {}
     for j, ws in enumerate(pool_words):
         for g in _grams(ws, n):
             index.setdefault(g, []).append(j)
     padded_pool = [f" {' '.join(ws)} " for ws in pool_words]
     found: list[NgramOverlap] = []
-    for h, ws in zip(heldout, held_words):
+    for h, ws in zip(heldout, held_words, strict=True):
         if not ws:
             continue
         if len(ws) < n:  # too short for one n-gram: look for the whole word sequence instead
@@ -180,7 +189,11 @@ def _ngram(pool, pool_words, heldout, held_words, n) -> tuple[NgramOverlap, ...]
             counts = Counter(j for g in grams for j in index.get(g, ()))
             total = len(grams)
         ranked = sorted(counts.items(), key=lambda jc: (-jc[1], jc[0]))
-        found += [NgramOverlap(h.task_id, pool[j].task_id, c, total) for j, c in ranked]
+        found += [
+            NgramOverlap(h.task_id, pool[j].task_id, c, total)
+            for j, c in ranked
+            if c >= min(min_shared, total)
+        ]
     return tuple(found)
 
 
@@ -198,14 +211,15 @@ def _dates(heldout, start, end) -> tuple[tuple[DateFlag, ...], tuple[str, ...]]:
 
 
 def refuse_if_contaminated(report: ContaminationReport, excluded_ids: Iterable[str] = ()) -> None:
-    """DataError listing every flagged held-out id not in `excluded_ids`, with a ready-to-paste errata block."""
+    """DataError listing each flagged held-out id not in `excluded_ids`, and a ready-to-paste errata block."""
     excluded = set(excluded_ids)
     remaining = [i for i in report.contaminated_ids if i not in excluded]
     if not remaining:
         return
     lines = [
         f"{len(remaining)} held-out problem{'s' * (len(remaining) != 1)} may be contaminated "
-        f"(checked against {report.pool_size} pool prompts); selfdistill will not score them:"
+        f"(checked against {report.pool_size} pool prompts); selfdistill will not score a contaminated "
+        "held-out set:"
     ]
     lines += [f"  {i}: {'; '.join(report.reasons(i))}" for i in remaining]
     lines.append(

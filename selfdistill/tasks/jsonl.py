@@ -39,7 +39,9 @@ def load_jsonl(path: str | Path) -> list[Problem]:
         problem, bad = parse_record(record, default_source=source)
         task_id = record.get("task_id")
         if isinstance(task_id, str) and task_id in first_line:
-            bad.append(f"task_id {show(task_id)} duplicates line {first_line[task_id]}; task_ids must be unique")
+            bad.append(
+                f"task_id {show(task_id)} duplicates line {first_line[task_id]}; task_ids must be unique"
+            )
         elif isinstance(task_id, str):
             first_line[task_id] = lineno
         errors += [f"line {lineno}: {b}" for b in bad]
@@ -90,7 +92,9 @@ def _key_errors(record: dict) -> list[str]:
     unknown = sorted(set(record) - ALLOWED)
     if unknown:
         named = ", ".join(f'"{k}"{suggest(k, ALLOWED)}' for k in unknown)
-        errors.append(f"unknown field{'s' if len(unknown) > 1 else ''} {named}; allowed: {', '.join(sorted(ALLOWED))}")
+        errors.append(
+            f"unknown field{'s' if len(unknown) > 1 else ''} {named}; allowed: {', '.join(sorted(ALLOWED))}"
+        )
     return errors
 
 
@@ -108,7 +112,7 @@ def _tests(fields: dict, errors: list[str]) -> AssertTests | IOTests | None:
         which = "both" if has_tests else "neither"
         errors.append(
             f"has {which} of tests and io; give exactly one: tests (assert-style Python code) "
-            "or io (a list of {\"input\", \"output\"} stdin/stdout pairs)"
+            'or io (a list of {"input", "output"} stdin/stdout pairs)'
         )
         return None
     if has_tests:
@@ -127,13 +131,17 @@ def _tests(fields: dict, errors: list[str]) -> AssertTests | IOTests | None:
 
 def _io_tests(value: object, errors: list[str]) -> IOTests | None:
     if not isinstance(value, list) or not value:
-        errors.append(f"field io must be a non-empty list of {{\"input\", \"output\"}} objects, got {show(value)}")
+        errors.append(
+            f'field io must be a non-empty list of {{"input", "output"}} objects, got {show(value)}'
+        )
         return None
     cases = []
     for i, case in enumerate(value):
         ok = isinstance(case, dict) and set(case) == {"input", "output"}
         if not ok or not all(isinstance(case[k], str) for k in ("input", "output")):
-            errors.append(f"field io[{i}] must be {{\"input\": str, \"output\": str}} and nothing else, got {show(case)}")
+            errors.append(
+                f'field io[{i}] must be {{"input": str, "output": str}} and nothing else, got {show(case)}'
+            )
             continue
         cases.append(IOCase(input=case["input"], output=case["output"]))
     return IOTests(tuple(cases)) if len(cases) == len(value) else None
@@ -144,7 +152,9 @@ def _difficulty(fields: dict, errors: list[str]) -> Difficulty | None:
     if value is None:
         return None
     if value not in _DIFFICULTIES:
-        errors.append(f"field difficulty is {show(value)}; use one of {' | '.join(_DIFFICULTIES)} or leave it out")
+        errors.append(
+            f"field difficulty is {show(value)}; use one of {' | '.join(_DIFFICULTIES)} or leave it out"
+        )
         return None
     return Difficulty(value)
 
@@ -155,5 +165,5 @@ def _release_date(fields: dict, errors: list[str]):
         return None
     date = parse_date(value)
     if date is None:
-        errors.append(f"field release_date is {show(value)}; write a date as YYYY-MM-DD, e.g. \"2024-05-31\"")
+        errors.append(f'field release_date is {show(value)}; write a date as YYYY-MM-DD, e.g. "2024-05-31"')
     return date

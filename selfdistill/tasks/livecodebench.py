@@ -56,7 +56,7 @@ class _StrOnlyUnpickler(pickle.Unpickler):
 
 
 def decode_private_tests(value: str) -> list:
-    """LCB private tests: JSON text, or base64 -> zlib -> restricted pickle -> JSON text. ValueError if bad."""
+    """LCB private tests: JSON text, or base64 -> zlib -> restricted pickle -> JSON text; else ValueError."""
     try:
         return json.loads(value)
     except json.JSONDecodeError:
@@ -124,7 +124,9 @@ def parse_record(record: dict) -> tuple[Problem | None, list[str]]:
     qid, content, starter = (record[k] for k in ("question_id", "question_content", "starter_code"))
     for name, value in (("question_id", qid), ("question_content", content), ("starter_code", starter)):
         if not isinstance(value, str) or (name != "starter_code" and not value.strip()):
-            errors.append(f"field {name} must be a {'non-empty ' * (name != 'starter_code')}string, got {show(value)}")
+            errors.append(
+                f"field {name} must be a {'non-empty ' * (name != 'starter_code')}string, got {show(value)}"
+            )
     difficulty = _difficulty(record["difficulty"], errors)
     release_date = _contest_date(record["contest_date"], errors)
     tests = _tests(record, errors)
@@ -132,7 +134,12 @@ def parse_record(record: dict) -> tuple[Problem | None, list[str]]:
         return None, errors
     prompt = content if not starter.strip() else f"{content.rstrip()}\n\n```python\n{starter.rstrip()}\n```\n"
     problem = Problem(
-        task_id=qid, prompt=prompt, tests=tests, source=SOURCE, difficulty=difficulty, release_date=release_date
+        task_id=qid,
+        prompt=prompt,
+        tests=tests,
+        source=SOURCE,
+        difficulty=difficulty,
+        release_date=release_date,
     )
     return problem, []
 
@@ -149,7 +156,9 @@ def _contest_date(value: object, errors: list[str]) -> dt.date | None:
     try:
         return dt.datetime.fromisoformat(value).date()  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        errors.append(f"field contest_date is {show(value)}; expected an ISO date such as \"2023-08-21T00:00:00\"")
+        errors.append(
+            f'field contest_date is {show(value)}; expected an ISO date such as "2023-08-21T00:00:00"'
+        )
         return None
 
 
@@ -170,7 +179,9 @@ def _tests(record: dict, errors: list[str]) -> IOTests | CallTests | None:
     metadata = _json_field(record, "metadata", errors)
     if errors:
         return None
-    cases = _case_list(public, "public_test_cases", errors) + _case_list(private, "private_test_cases", errors)
+    cases = _case_list(public, "public_test_cases", errors) + _case_list(
+        private, "private_test_cases", errors
+    )
     if errors:
         return None
     if not cases:
@@ -193,8 +204,8 @@ def _case_list(value: object, name: str, errors: list[str]) -> list[dict]:
         ok = isinstance(case, dict) and all(isinstance(case.get(k), str) for k in ("input", "output"))
         if not ok or case.get("testtype") not in ("stdin", "functional"):
             errors.append(
-                f"field {name}[{i}] must be {{\"input\": str, \"output\": str, \"testtype\": "
-                f"\"stdin\"|\"functional\"}}, got {show(case)}"
+                f'field {name}[{i}] must be {{"input": str, "output": str, "testtype": '
+                f'"stdin"|"functional"}}, got {show(case)}'
             )
             return []
     return value
@@ -203,7 +214,9 @@ def _case_list(value: object, name: str, errors: list[str]) -> list[dict]:
 def _call_tests(cases: list[dict], metadata: object, errors: list[str]) -> CallTests | None:
     fn_name = metadata.get("func_name") if isinstance(metadata, dict) else None
     if not isinstance(fn_name, str) or not fn_name.isidentifier():
-        errors.append(f"field metadata must name the function for functional tests (func_name), got {show(metadata)}")
+        errors.append(
+            f"field metadata must name the function for functional tests (func_name), got {show(metadata)}"
+        )
         return None
     calls = []
     for i, case in enumerate(cases):

@@ -5,7 +5,8 @@
   anything else                     a path to a JSONL file (`.jsonl` or `.jsonl.gz`), whose format is
                                     read off the keys of its first record:
       question_id + question_content          LiveCodeBench release format
-      test (and not tests / io)               HumanEval format (task_id, prompt, test, entry_point, ...)
+      task_id, prompt, canonical_solution,    HumanEval format
+      test and entry_point
       otherwise                               the generic schema (docs/tasks.md)
 """
 
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from selfdistill.errors import DataError
 from selfdistill.tasks._io import first_record, require_file
+from selfdistill.tasks.humaneval import FIELDS as HUMANEVAL_FIELDS
 from selfdistill.tasks.humaneval import load_humaneval
 from selfdistill.tasks.jsonl import load_jsonl
 from selfdistill.tasks.livecodebench import load_livecodebench
@@ -35,20 +37,23 @@ def load_task(name_or_path: str | Path) -> list[Problem]:
     if key.lower() in NAMED:
         return NAMED[key.lower()]()
     path = Path(key).expanduser()
-    require_file(path, f"a task name ({' | '.join(sorted(NAMED))}) or a path to a JSONL task file "
-                 "(generic schema in docs/tasks.md, LiveCodeBench or HumanEval format)")
+    require_file(
+        path,
+        f"a task name ({' | '.join(sorted(NAMED))}) or a path to a JSONL task file "
+        "(generic schema in docs/tasks.md, LiveCodeBench or HumanEval format)",
+    )
     return _FORMATS[detect_format(path)](path)
 
 
 def detect_format(path: Path) -> str:
-    """"livecodebench", "humaneval" or "jsonl", from the keys of the file's first record."""
+    """ "livecodebench", "humaneval" or "jsonl", from the keys of the file's first record."""
     record = first_record(path)
     if record is None:
         raise DataError(f"{path}: holds no records; expected one JSON object per line (docs/tasks.md)")
     keys = set(record)
     if _LCB_KEYS <= keys:
         return "livecodebench"
-    if "test" in keys and not keys & {"tests", "io"}:
+    if set(HUMANEVAL_FIELDS) <= keys:
         return "humaneval"
     return "jsonl"
 
@@ -60,13 +65,16 @@ _FORMATS: dict[str, Callable[[Path], list[Problem]]] = {
 }
 
 
-def warn_if_small(heldout: Sequence[Problem], name: str = "held-out set", minimum: int = MIN_HELDOUT) -> str | None:
+def warn_if_small(
+    heldout: Sequence[Problem], name: str = "held-out set", minimum: int = MIN_HELDOUT
+) -> str | None:
     """Log and return a warning when a held-out set has fewer than `minimum` problems, else None."""
     if len(heldout) >= minimum:
         return None
     message = (
         f"{name} has {len(heldout)} problems (fewer than {minimum}): pass@k differences of a few points "
-        "will be within noise; use a larger held-out set or read the confidence intervals, not the point estimates"
+        "will be within noise; use a larger held-out set, or read the confidence intervals rather than "
+        "the point estimates"
     )
     log.warning(message)
     return message
