@@ -122,7 +122,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         bootstrap_resamples=args.resamples, seed=args.seed,
     )
     with views.ExecutionProgress() as progress:
-        metrics = score(heldout.problems, args.samples, out, cfg, heldout.provenance, progress.update)
+        metrics = score(heldout.problems, args.samples, out, cfg, heldout.provenance, progress)
     views.print_metrics(metrics)
     print(f"wrote {out / 'metrics.json'} and {out / 'outcomes.jsonl'}")
     return 0

@@ -15,9 +15,10 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from selfdistill import __version__
 from selfdistill.errors import DataError
@@ -43,6 +44,11 @@ class Sample:
     @property
     def program_sha256(self) -> str:
         return hashlib.sha256(self.program.encode()).hexdigest()
+
+
+class Progress(Protocol):
+    def start(self, total: int, done: int) -> None: ...
+    def advance(self, record: dict) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -145,7 +151,7 @@ def run_programs(
     problems: dict[str, Problem],
     cfg: ScoreConfig,
     stream: JsonlStream,
-    on_outcome: Callable[[dict], None] | None = None,
+    progress: Progress | None = None,
 ) -> dict:
     """Run the remaining programs in the sandbox, appending each outcome as it lands. Returns isolation."""
     from selfdistill.execute.pool import SandboxPool
@@ -155,8 +161,8 @@ def run_programs(
         for outcome in pool.run(jobs_for(todo, problems, cfg)):
             record = outcome_record(by_key[outcome.job_id], outcome)
             stream.append(record)
-            if on_outcome:
-                on_outcome(record)
+            if progress:
+                progress.advance(record)
         return dict(pool.isolation)
 
 
@@ -166,7 +172,7 @@ def score(
     out_dir: Path,
     cfg: ScoreConfig,
     provenance: dict | None = None,
-    on_outcome: Callable[[dict], None] | None = None,
+    progress: Progress | None = None,
 ) -> dict:
     """Score a samples file; write outcomes.jsonl and metrics.json into out_dir; return the metrics."""
     from selfdistill.metrics.summary import summarize
@@ -178,10 +184,12 @@ def score(
     out_dir.mkdir(parents=True, exist_ok=True)
     with JsonlStream(out_dir / "outcomes.jsonl") as stream:
         todo = resume_state(stream, samples, out_dir)
-        isolation = run_programs(todo, by_id, cfg, stream, on_outcome) if todo else {}
+        if progress:
+            progress.start(len(samples), len(samples) - len(todo))
+        isolation = run_programs(todo, by_id, cfg, stream, progress) if todo else {}
         records = list(stream.records)
-    scored = [p for p in problems if p.task_id in n_per_task]
-    metrics = summarize(records, scored, k=k, resamples=cfg.bootstrap_resamples, seed=cfg.seed)
+    difficulty = {p.task_id: p.difficulty for p in problems if p.task_id in n_per_task}
+    metrics = summarize(records, k, difficulty=difficulty, n_resamples=cfg.bootstrap_resamples, seed=cfg.seed)
     metrics["provenance"] = {
         "selfdistill_version": __version__,
         "samples_file": str(samples_path),

@@ -13,7 +13,7 @@ import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from selfdistill.decide.verdict import Rules, Verdict, VerdictKind, precondition_verdict
+from selfdistill.decide.verdict import DEFAULT_RULES, Rules, Verdict, VerdictKind, precondition_verdict
 from selfdistill.errors import DataError
 
 SCHEMA = "selfdistill.verdict/1"
@@ -49,12 +49,16 @@ def _pick_k(metrics: Mapping, k: int | None) -> int:
             raise DataError(f"metrics.json has ks={ks}; the precondition needs a k >= 2 (e.g. eval.k = [1, 16])")
         return max(ks)
     if k not in ks:
-        raise DataError(f"metrics.json has no pass@{k} (ks={ks}); re-run the metrics stage with k={k} or pick one of {ks}")
+        raise DataError(
+            f"metrics.json has no pass@{k} (ks={ks}); re-run the metrics stage with k={k} or pick one of {ks}"
+        )
     return k
 
 
 def _median_n(metrics: Mapping, slice_name: str | None) -> int | None:
-    rows = [p["n"] for p in metrics.get("per_problem", {}).values() if slice_name is None or p.get("slice") == slice_name]
+    rows = [
+        p["n"] for p in metrics.get("per_problem", {}).values() if slice_name is None or p.get("slice") == slice_name
+    ]
     return int(statistics.median(rows)) if rows else None
 
 
@@ -103,7 +107,9 @@ def _summary(overall: Verdict, slices: dict[str, Verdict], skipped: dict[str, st
     return text
 
 
-def precondition_from_metrics(metrics: Mapping, rules: Rules = Rules(), *, k: int | None = None) -> PreconditionReport:
+def precondition_from_metrics(
+    metrics: Mapping, rules: Rules = DEFAULT_RULES, *, k: int | None = None
+) -> PreconditionReport:
     """Overall and per-slice verdicts at pass@k (default: the largest k in the metrics)."""
     k = _pick_k(metrics, k)
     overall = _group_verdict(metrics, k, rules, _median_n(metrics, None))

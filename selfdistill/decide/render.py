@@ -66,20 +66,32 @@ def _status(metrics: Mapping) -> list[str]:
         "|" + "---|" * len(counts),
         "| " + " | ".join(str(v) for v in counts.values()) + " |",
         "",
-        f"{metrics.get('n_samples', sum(counts.values()))} samples. `infra` = harness faults: excluded from "
-        "pass@k, never scored as model failures.",
+        (
+            f"{metrics.get('n_samples', sum(counts.values()))} samples. `infra` = harness faults: excluded from "
+            "pass@k, never scored as model failures."
+        ),
     ]
 
 
 def _excluded(metrics: Mapping, errata: Mapping[str, str] | None) -> list[str]:
     lines: list[str] = []
     if errata:
-        lines += ["### Errata (known-bad benchmark problems, removed before scoring)", "", "| task | reason |", "|---|---|"]
+        lines += [
+            "### Errata (known-bad benchmark problems, removed before scoring)",
+            "",
+            "| task | reason |",
+            "|---|---|",
+        ]
         lines += [f"| {_cell(t)} | {_cell(r)} |" for t, r in sorted(errata.items())]
         lines.append("")
     rows = [(key, e) for key, entries in metrics.get("excluded", {}).items() for e in entries]
     if rows:
-        lines += ["### Too few samples after infra exclusion (n < k)", "", "| metric | task | n | infra |", "|---|---|---|---|"]
+        lines += [
+            "### Too few samples after infra exclusion (n < k)",
+            "",
+            "| metric | task | n | infra |",
+            "|---|---|---|---|",
+        ]
         lines += [f"| {key} | {_cell(e['task_id'])} | {e['n']} | {e['infra']} |" for key, e in rows]
     return lines or ["None."]
 

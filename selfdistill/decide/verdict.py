@@ -13,6 +13,7 @@ What this does not do: read files, compute statistics, or apply a verdict per sl
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from enum import Enum
 from typing import NamedTuple
@@ -52,7 +53,7 @@ class Estimate(NamedTuple):
     @classmethod
     def of(cls, x, name: str, lowest: float = 0.0) -> Estimate:
         """From a (value, ci_low, ci_high) triple or a metrics.json entry; validated."""
-        if isinstance(x, dict):
+        if isinstance(x, Mapping):
             x = (x.get("value"), x.get("ci_low"), x.get("ci_high"))
         try:
             est = cls(*(float(v) for v in x))
@@ -89,6 +90,9 @@ class Rules:
 
     def to_json(self) -> dict:
         return {**asdict(self), "failure_cost": self.failure_cost.value}
+
+
+DEFAULT_RULES = Rules()
 
 
 @dataclass(frozen=True)
@@ -135,8 +139,14 @@ def _decide(gap: Estimate, pass1: Estimate, passk: Estimate, rules: Rules) -> tu
 
 
 def precondition_verdict(
-    gap, pass1, passk, k: int, rules: Rules = Rules(), *,
-    n_problems: int | None = None, n_samples_per_problem: int | None = None,
+    gap,
+    pass1,
+    passk,
+    k: int,
+    rules: Rules = DEFAULT_RULES,
+    *,
+    n_problems: int | None = None,
+    n_samples_per_problem: int | None = None,
 ) -> Verdict:
     """The verdict from measured pass@k - pass@1 `gap`, `pass1`, `passk`, each (value, ci_low,
     ci_high) in 0..1. `n_problems` (problems behind the gap CI) lets an INCONCLUSIVE verdict say how
@@ -145,7 +155,11 @@ def precondition_verdict(
         raise DataError(f"k={k!r}: the precondition compares pass@k with pass@1, so k must be an int >= 2")
     if n_problems is not None and n_problems < 1:
         raise DataError(f"n_problems={n_problems!r} must be >= 1 when given")
-    gap, pass1, passk = Estimate.of(gap, "gap", lowest=-1.0), Estimate.of(pass1, "pass@1"), Estimate.of(passk, f"pass@{k}")
+    gap, pass1, passk = (
+        Estimate.of(gap, "gap", lowest=-1.0),
+        Estimate.of(pass1, "pass@1"),
+        Estimate.of(passk, f"pass@{k}"),
+    )
     rule_id, kind, other = _decide(gap, pass1, passk, rules)
     needed = None
     if kind is VerdictKind.INCONCLUSIVE and n_problems is not None:

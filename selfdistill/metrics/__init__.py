@@ -9,6 +9,15 @@ from selfdistill.metrics.slices import SliceSource, proxy_slice
 from selfdistill.metrics.summary import ProblemCounts, count_outcomes, summarize
 
 __all__ = [
-    "Interval", "PairedDiff", "ProblemCounts", "SliceSource", "bootstrap_gap", "bootstrap_mean",
-    "count_outcomes", "paired_diff", "pass_at_k", "proxy_slice", "summarize",
+    "Interval",
+    "PairedDiff",
+    "ProblemCounts",
+    "SliceSource",
+    "bootstrap_gap",
+    "bootstrap_mean",
+    "count_outcomes",
+    "paired_diff",
+    "pass_at_k",
+    "proxy_slice",
+    "summarize",
 ]

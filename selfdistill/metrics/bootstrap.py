@@ -121,7 +121,11 @@ def bootstrap_mean(
 
 
 def bootstrap_gap(
-    pass1, passk, *, n_resamples: int = N_RESAMPLES, seed: int | np.random.Generator = 0,
+    pass1,
+    passk,
+    *,
+    n_resamples: int = N_RESAMPLES,
+    seed: int | np.random.Generator = 0,
     confidence: float = CONFIDENCE,
 ) -> Interval:
     """pass@k - pass@1 within one arm, per-problem arrays aligned on the same problems. The same
@@ -133,8 +137,12 @@ def bootstrap_gap(
 
 
 def paired_diff(
-    baseline: Mapping[str, float], treatment: Mapping[str, float], *, n_resamples: int = N_RESAMPLES,
-    seed: int | np.random.Generator = 0, confidence: float = CONFIDENCE,
+    baseline: Mapping[str, float],
+    treatment: Mapping[str, float],
+    *,
+    n_resamples: int = N_RESAMPLES,
+    seed: int | np.random.Generator = 0,
+    confidence: float = CONFIDENCE,
 ) -> PairedDiff:
     """treatment - baseline, each a map task_id -> per-problem score (e.g. pass@1). Problems are
     intersected by task id; one resample of shared problem indices is applied to both arms."""

@@ -100,8 +100,9 @@ def assign_slices(
     if task_ids and n_labelled == len(task_ids):
         return SliceAssignment(SliceSource.LABELS, None, labels, "")
     partial = (
-        f"{len(task_ids) - n_labelled} of {len(task_ids)} problems lack a difficulty label, so labels are "
-        "not used. " if n_labelled else ""
+        f"{len(task_ids) - n_labelled} of {len(task_ids)} problems lack a difficulty label, so labels are not used. "
+        if n_labelled
+        else ""
     )
     if base_pass_rate is not None:
         by_task = {t: proxy_slice(_rate(t, base_pass_rate[t])) if t in base_pass_rate else None for t in task_ids}

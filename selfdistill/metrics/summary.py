@@ -80,7 +80,9 @@ def _empty() -> dict:
     return {"value": None, "ci_low": None, "ci_high": None, "n_problems": 0}
 
 
-def _group(counts: ProblemCounts, ks: Sequence[int], label: str, n_resamples: int, seed: int, confidence: float) -> dict:
+def _group(
+    counts: ProblemCounts, ks: Sequence[int], label: str, n_resamples: int, seed: int, confidence: float
+) -> dict:
     """metrics, gaps and exclusions for one group of problems (overall or one slice)."""
     out: dict = {"n_problems": len(counts.task_ids), "metrics": {}, "gaps": {}, "excluded": {}}
     opts = {"n_resamples": n_resamples, "confidence": confidence}
@@ -88,7 +90,8 @@ def _group(counts: ProblemCounts, ks: Sequence[int], label: str, n_resamples: in
         key, ok = f"pass@{k}", counts.n >= k
         out["excluded"][key] = [
             {"task_id": t, "n": int(n), "infra": int(f)}
-            for t, n, f, keep in zip(counts.task_ids, counts.n, counts.infra, ok) if not keep
+            for t, n, f, keep in zip(counts.task_ids, counts.n, counts.infra, ok)
+            if not keep
         ]
         if not ok.any():
             out["metrics"][key] = _empty()

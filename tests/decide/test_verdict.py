@@ -9,7 +9,12 @@ import pytest
 
 from selfdistill.decide.settle import problems_to_settle
 from selfdistill.decide.verdict import (
-    Estimate, FailureCost, OtherMove, Rules, VerdictKind, precondition_verdict,
+    Estimate,
+    FailureCost,
+    OtherMove,
+    Rules,
+    VerdictKind,
+    precondition_verdict,
 )
 from selfdistill.errors import DataError, SpecError
 from selfdistill.metrics.bootstrap import bootstrap_mean
@@ -22,9 +27,25 @@ VERIFIED_HIGH = {"verifier_available": True, "failure_cost": "high"}
 # row, gap, pass1, passk, rules, kind, other
 TABLE = [
     ("R1", (0.01, 0.00, 0.02), (0.01, 0.0, 0.02), (0.02, 0.0, 0.04), {}, VerdictKind.GO_OTHER, OtherMove.SFT_EXTERNAL),
-    ("R1", (0.03, 0.01, 0.06), (0.00, 0.0, 0.00), (0.03, 0.01, 0.049), VERIFIED_HIGH, VerdictKind.GO_OTHER, OtherMove.SFT_EXTERNAL),
+    (
+        "R1",
+        (0.03, 0.01, 0.06),
+        (0.00, 0.0, 0.00),
+        (0.03, 0.01, 0.049),
+        VERIFIED_HIGH,
+        VerdictKind.GO_OTHER,
+        OtherMove.SFT_EXTERNAL,
+    ),
     ("R2", (0.03, 0.01, 0.04), (0.97, 0.95, 0.99), (1.0, 1.0, 1.0), {}, VerdictKind.GO_OTHER, OtherMove.DO_NOTHING),
-    ("R2", (0.03, 0.01, 0.04), (0.97, 0.96, 0.99), (1.0, 1.0, 1.0), VERIFIED_HIGH, VerdictKind.GO_OTHER, OtherMove.DO_NOTHING),
+    (
+        "R2",
+        (0.03, 0.01, 0.04),
+        (0.97, 0.96, 0.99),
+        (1.0, 1.0, 1.0),
+        VERIFIED_HIGH,
+        VerdictKind.GO_OTHER,
+        OtherMove.DO_NOTHING,
+    ),
     ("R3", (0.20, 0.15, 0.25), MID, HIGH_K, {}, VerdictKind.GO_SSD, None),
     ("R3", (0.20, 0.05, 0.25), MID, HIGH_K, {}, VerdictKind.GO_SSD, None),  # ci_low == threshold
     ("R3", (0.20, 0.15, 0.25), MID, HIGH_K, {"verifier_available": True}, VerdictKind.GO_SSD, None),
@@ -38,14 +59,16 @@ TABLE = [
 ]
 
 
-@pytest.mark.parametrize("row,gap,pass1,passk,rules,kind,other", TABLE, ids=[f"{t[0]}-{i}" for i, t in enumerate(TABLE)])
+@pytest.mark.parametrize(
+    "row,gap,pass1,passk,rules,kind,other", TABLE, ids=[f"{t[0]}-{i}" for i, t in enumerate(TABLE)]
+)
 def test_rule_table_row(row, gap, pass1, passk, rules, kind, other):
     v = precondition_verdict(gap, pass1, passk, 16, Rules(**rules))
     assert (v.rule_id, v.kind, v.other) == (row, kind, other)
 
 
 def test_every_row_is_tested_and_documented():
-    doc_rows = re.findall(r"^\| (R\d) \| .*? \| (GO-[A-Z-]+|INCONCLUSIVE) \|", DOC.read_text(), flags=re.M)
+    doc_rows = re.findall(r"^\| (R\d) \| .*? \| (GO-[A-Z-]+|INCONCLUSIVE) \|", DOC.read_text(), flags=re.MULTILINE)
     tested = {(t[0], t[5].value) for t in TABLE}
     assert set(doc_rows) == tested
     assert {r for r, _ in doc_rows} == {f"R{i}" for i in range(1, 7)}
@@ -66,7 +89,12 @@ def test_justification_states_hypothesis_against_numbers_in_pp():
     v = precondition_verdict((0.2912, 0.2503, 0.3321), (0.412, 0.38, 0.445), (0.7032, 0.65, 0.75), 16, n_problems=164)
     text = v.justification
     assert text.startswith("SSD bets that the model's correct solutions are already among its samples")
-    for piece in ("pass@16 is 70.3% vs pass@1 41.2%", "gap of 29.1 pp [95% CI 25.0, 33.2]", "5.0 pp threshold", "164 problems"):
+    for piece in (
+        "pass@16 is 70.3% vs pass@1 41.2%",
+        "gap of 29.1 pp [95% CI 25.0, 33.2]",
+        "5.0 pp threshold",
+        "164 problems",
+    ):
         assert piece in text
 
 
@@ -147,15 +175,22 @@ def test_verdict_to_json_is_plain_and_round_trips():
 
 
 def test_accepts_metrics_json_entries():
-    entry = lambda v, lo, hi: {"value": v, "ci_low": lo, "ci_high": hi, "n_problems": 10}  # noqa: E731
+    def entry(v, lo, hi):
+        return {"value": v, "ci_low": lo, "ci_high": hi, "n_problems": 10}
+
     v = precondition_verdict(entry(0.2, 0.15, 0.25), entry(*MID), entry(*HIGH_K), 16)
     assert v.kind is VerdictKind.GO_SSD
 
 
 @pytest.mark.parametrize(
     "gap,pass1,k,match",
-    [((20.0, 15.0, 25.0), MID, 16, "not pp"), ((0.2, 0.25, 0.15), MID, 16, "ci_low"), ((0.2, 0.15, 0.25), MID, 1, "int >= 2"),
-     ((0.2, 0.15), MID, 16, "value, ci_low, ci_high"), ((0.2, 0.15, 0.25), (0.4, None, 0.5), 16, "numbers")],
+    [
+        ((20.0, 15.0, 25.0), MID, 16, "not pp"),
+        ((0.2, 0.25, 0.15), MID, 16, "ci_low"),
+        ((0.2, 0.15, 0.25), MID, 1, "int >= 2"),
+        ((0.2, 0.15), MID, 16, "value, ci_low, ci_high"),
+        ((0.2, 0.15, 0.25), (0.4, None, 0.5), 16, "numbers"),
+    ],
 )
 def test_bad_estimates_are_data_errors(gap, pass1, k, match):
     with pytest.raises(DataError, match=match):
@@ -164,8 +199,12 @@ def test_bad_estimates_are_data_errors(gap, pass1, k, match):
 
 @pytest.mark.parametrize(
     "kw,match",
-    [({"gap_threshold": 5}, "gap_threshold"), ({"floor": 0.0}, "floor"), ({"floor": 0.5, "ceiling": 0.4}, "below"),
-     ({"failure_cost": "extreme"}, "low | medium | high")],
+    [
+        ({"gap_threshold": 5}, "gap_threshold"),
+        ({"floor": 0.0}, "floor"),
+        ({"floor": 0.5, "ceiling": 0.4}, "below"),
+        ({"failure_cost": "extreme"}, "low | medium | high"),
+    ],
 )
 def test_bad_rules_are_spec_errors(kw, match):
     with pytest.raises(SpecError, match=match):
@@ -175,4 +214,10 @@ def test_bad_rules_are_spec_errors(kw, match):
 def test_rules_coerce_failure_cost_and_serialize():
     r = Rules(failure_cost="high", verifier_available=True)
     assert r.failure_cost is FailureCost.HIGH
-    assert r.to_json() == {"gap_threshold": 0.05, "floor": 0.05, "ceiling": 0.95, "verifier_available": True, "failure_cost": "high"}
+    assert r.to_json() == {
+        "gap_threshold": 0.05,
+        "floor": 0.05,
+        "ceiling": 0.95,
+        "verifier_available": True,
+        "failure_cost": "high",
+    }

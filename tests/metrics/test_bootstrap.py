@@ -102,8 +102,13 @@ def test_all_equal_scores_give_a_zero_width_interval():
 
 @pytest.mark.parametrize(
     "x,kw,match",
-    [([], {}, "empty"), ([0.1, np.nan], {}, "non-finite"), ([[0.1]], {}, "1-D"),
-     ([0.1], {"n_resamples": 0}, "n_resamples"), ([0.1], {"confidence": 95}, "confidence")],
+    [
+        ([], {}, "empty"),
+        ([0.1, np.nan], {}, "non-finite"),
+        ([[0.1]], {}, "1-D"),
+        ([0.1], {"n_resamples": 0}, "n_resamples"),
+        ([0.1], {"confidence": 95}, "confidence"),
+    ],
 )
 def test_bad_input_is_a_data_error(x, kw, match):
     with pytest.raises(DataError, match=match):

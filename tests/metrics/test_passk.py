@@ -13,7 +13,7 @@ def brute(n: int, c: int, k: int) -> float:
     return 1.0 - math.comb(n - c, k) / math.comb(n, k)  # comb(a, k) = 0 when a < k
 
 
-GRID = [(n, c, k) for n in range(1, 21) for c in range(0, n + 1) for k in range(1, n + 1)]
+GRID = [(n, c, k) for n in range(1, 21) for c in range(n + 1) for k in range(1, n + 1)]
 
 
 def test_matches_brute_force_on_full_grid():

@@ -70,8 +70,12 @@ def test_k_above_every_problem_n_is_a_user_error():
 
 @pytest.mark.parametrize(
     "recs,match",
-    [([{"task_id": "a", "status": "crashed"}], "status 'crashed'"), ([{"status": "passed"}], "task_id"),
-     (["passed"], "must be a dict"), ([], "no outcome records")],
+    [
+        ([{"task_id": "a", "status": "crashed"}], "status 'crashed'"),
+        ([{"status": "passed"}], "task_id"),
+        (["passed"], "must be a dict"),
+        ([], "no outcome records"),
+    ],
 )
 def test_malformed_records_are_data_errors(recs, match):
     with pytest.raises(DataError, match=match):

@@ -1,0 +1,84 @@
+"""Terminal views for cli.py: the pass@k table with CIs, status counts, the execution progress bar and
+the contamination report. Presentation only; numbers come from the metrics dict as written to disk.
+"""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from selfdistill.execute.outcome import Status
+
+console = Console(stderr=False, highlight=False)
+
+
+def pp(x: float | None) -> str:
+    return "—" if x is None else f"{100 * x:.1f}"
+
+
+def metrics_table(metrics: dict, title: str = "pass@k (95% CI, problem-level bootstrap)") -> Table:
+    table = Table(title=title)
+    table.add_column("group")
+    table.add_column("problems", justify="right")
+    for k in metrics["ks"]:
+        table.add_column(f"pass@{k} %", justify="right")
+    groups = [("overall", metrics)] + [(name, g) for name, g in metrics.get("slices", {}).items()]
+    for name, group in groups:
+        cells = []
+        for k in metrics["ks"]:
+            m = group["metrics"][f"pass@{k}"]
+            cells.append(f"{pp(m['value'])} [{pp(m['ci_low'])}, {pp(m['ci_high'])}]")
+        table.add_row(name, str(group["metrics"]["pass@1"]["n_problems"]), *cells)
+    return table
+
+
+def status_line(counts: dict) -> str:
+    return " · ".join(f"{s.value} {counts.get(s.value, 0)}" for s in Status)
+
+
+def print_metrics(metrics: dict) -> None:
+    console.print(metrics_table(metrics))
+    console.print(f"slices: {metrics['slice_source']}" + (f" ({metrics['slice_note']})" if metrics.get("slice_note") else ""))
+    console.print(f"samples {metrics['n_samples']}: {status_line(metrics['status_counts'])}")
+    if metrics["status_counts"].get(Status.INFRA.value):
+        console.print("[yellow]infra outcomes are harness faults: excluded from pass@k, not model failures[/]")
+
+
+class ExecutionProgress:
+    """`execute 1312/2624 · pass 41.2% · infra 0`, one bar for the stage."""
+
+    def __init__(self) -> None:
+        self._bar = Progress(
+            TextColumn("execute"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[line]}"),
+            TimeElapsedColumn(), console=Console(stderr=True), transient=False,
+        )
+        self._task = None
+        self._ran = self._passed = self._infra = 0
+
+    def __enter__(self) -> ExecutionProgress:
+        self._bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._bar.__exit__(*exc)
+
+    def start(self, total: int, done: int) -> None:
+        self._task = self._bar.add_task("execute", total=total, completed=done, line="")
+
+    def advance(self, record: dict) -> None:
+        self._ran += 1
+        self._passed += record["status"] == Status.PASSED.value
+        self._infra += record["status"] == Status.INFRA.value
+        line = f"· pass {100 * self._passed / self._ran:.1f}% · infra {self._infra}"
+        self._bar.update(self._task, advance=1, line=line)
+
+
+def print_contamination(report) -> None:
+    if report.is_clean:
+        console.print(f"clean: no overlap between {report.pool_size} pool and {report.heldout_size} held-out problems "
+                      f"(exact match, {report.n}-gram overlap" + (", release window)" if report.window_start or report.window_end else ")"))
+        return
+    console.print(f"[red]contaminated: {len(report.contaminated_ids)} held-out problems[/]")
+    for task_id in report.contaminated_ids:
+        console.print(f"  {task_id}: " + "; ".join(report.reasons(task_id)))
