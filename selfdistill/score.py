@@ -158,7 +158,7 @@ def run_programs(
 
     by_key = {s.key: s for s in todo}
     with SandboxPool(workers=cfg.workers) as pool:
-        for outcome in pool.run(jobs_for(todo, problems, cfg)):
+        for outcome in pool.imap(jobs_for(todo, problems, cfg)):
             record = outcome_record(by_key[outcome.job_id], outcome)
             stream.append(record)
             if progress:

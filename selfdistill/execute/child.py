@@ -1,0 +1,282 @@
+"""Code that runs INSIDE the forked, untrusted child: confinement, then the program and its tests.
+
+`Stage` is built once in the worker (whatever it builds costs a child nothing); `main` runs in the
+child and never returns: it confines the process (confine.py), reports `ready` (from here on the
+harness blames the program, never itself), runs the job, and ends in `os._exit`. Messages go to fd 3
+(the private result pipe) as `\\n<nonce> <json>\\n`, encoded by a C JSON encoder built in the
+worker. The worker reads nothing else to decide a verdict.
+
+What the runners defend against (each has a test in tests/execute/):
+- early exits (`os._exit(0)`, `sys.exit(0)` at import or in the entry point): no `passed` message;
+- fake success text on stdout/stderr: never read for assert/call tests;
+- patched builtins (`builtins.abs = ...`, `__builtins__['abs'] = ...`, `def abs` in the program):
+  the program gets a COPY of the builtins dict; before the tests run, guard.py puts back the real
+  builtins and the stdlib modules tests use, and the tests see a copy of the program's namespace in
+  which every builtin name is reset to the pristine object;
+- `__eq__` tricks in call tests: the return value is JSON-encoded here by the C encoder and compared
+  by the worker, outside this process; expected values never enter this process's object graph;
+- `os.fork()` in the program: only the original pid may report.
+
+What is NOT covered (documented, marked xfail in the tests): a program that inspects the harness from
+inside its own process (frames via `sys._getframe`, `gc.get_objects`, ctypes, /proc/self/mem) can find
+the nonce and forge `passed` for ASSERT tests; an assert test compares with the program's objects, so
+an object whose `__eq__` always returns True passes `assert candidate(x) == y`; patching C-level types
+(ctypes, `gc.get_referents(int.__dict__)`); see guard.py for what is put back and what is not; a
+thread the program leaves running during the tests (made unlikely, not impossible, by a very long GIL
+switch interval while the tests run); a completion that redefines a prompt helper the tests call
+(HumanEval/38's `encode_cyclic`) changes what the tests check.
+"""
+
+# ruff: noqa: BLE001, S102 - this module runs untrusted code: exec is its job, and the program may raise anything
+
+from __future__ import annotations
+
+import _json
+import atexit
+import errno
+import os
+import random
+import sys
+import threading
+import types
+
+from selfdistill.execute import confine, isolation
+from selfdistill.execute.confine import RESULT_FD
+from selfdistill.execute.guard import Snapshot
+
+SETUP_FAILED = 71  # exit status when confinement failed before the program ran (an INFRA fault)
+DETAIL_CHARS = 300
+
+
+def make_encoder():
+    """The C JSON encoder. Built in the worker: later changes to the json module do not reach it."""
+
+    def default(obj):
+        raise TypeError(f"{type(obj).__name__} is not JSON serializable")
+
+    return _json.make_encoder({}, default, _json.encode_basestring_ascii, None, ":", ",", False, False, True)
+
+
+ENCODER = make_encoder()
+
+
+class Stage:
+    """What every child of this worker starts from, built ONCE in the worker: the program's module
+    (registered in `sys.modules`, so dataclasses and pickle find it) with a private copy of the
+    builtins, the builtins the tests get, and the version tags `guard` compares against.
+
+    Sharing these objects across children is safe: the worker never runs program code, so each
+    child gets its own copy-on-write copy of pristine objects, and touching nothing costs nothing.
+    """
+
+    def __init__(self, snapshot: Snapshot):
+        self.namespaces = {}
+        for kind, name in (("assert", "solution"), ("call", "solution"), ("io", "__main__")):
+            if name not in self.namespaces:
+                module = types.ModuleType(name)
+                module.__dict__["__builtins__"] = dict(snapshot.builtins)  # the program's own copy
+                sys.modules[name] = module
+                self.namespaces[name] = module.__dict__
+            self.namespaces[kind] = self.namespaces[name]
+        self.tests_builtins = dict(snapshot.builtins)
+        self.versions = snapshot.versions()  # last: after everything above changed what it changes
+
+
+def main(spec: dict, sandbox: isolation.Sandbox, fds: tuple[int, int, int, int], report, secrets: list,
+         snapshot: Snapshot, stage: Stage) -> None:  # fmt: skip
+    """The child's whole life. Never returns."""
+    secrets.clear()  # expected outputs stay in the worker: drop the references we inherited
+    try:
+        confine.wire_fds(*fds)
+    except BaseException:
+        os._exit(SETUP_FAILED)
+    try:
+        confine.confine(spec, sandbox)
+    except BaseException as e:
+        _quiet(report, {"event": "infra", "detail": f"sandbox setup failed: {type(e).__name__}: {e}"})
+        os._exit(SETUP_FAILED)
+    report({"event": "ready"})
+    try:
+        RUNNERS[spec["kind"]](spec, report, snapshot, stage)
+    finally:
+        os._exit(1)
+
+
+def make_reporter(nonce: str):
+    """A `report(msg)` that survives the program patching json, os or builtins."""
+    encode, write, prefix = ENCODER, os.write, ("\n" + nonce + " ").encode()
+
+    def report(msg: dict) -> None:
+        data = prefix + "".join(encode(msg, 0)).encode() + b"\n"
+        while data:
+            data = data[write(RESULT_FD, data) :]
+
+    return report
+
+
+def _quiet(fn, *args) -> None:
+    """Best effort, for calls whose failure changes nothing (a last message, a flush)."""
+    try:
+        fn(*args)
+    except BaseException:  # noqa: S110
+        pass
+
+
+# --- runners: each ends in os._exit ------------------------------------------------------------
+
+
+def run_assert(spec: dict, report, snapshot: Snapshot, stage: Stage) -> None:
+    """Program, then test code, then `check(<entry_point>)`, with pristine builtins for the tests."""
+    _exit, getpid, me = os._exit, os.getpid, os.getpid()
+    restore, before, run_tests, describe_ = snapshot.restore, stage.versions, _run_tests, describe
+    ns, phase = stage.namespaces["assert"], "program"
+    try:
+        exec(compile(spec["program"], "<program>", "exec"), ns)
+        restore(before)
+        if getpid() != me:  # the program forked and this copy came back: only the original reports
+            _exit(0)
+        phase = "tests"
+        run_tests(spec, ns, stage.tests_builtins)
+    except BaseException as e:
+        restore(before)
+        if getpid() != me:
+            _exit(0)
+        report(describe_(e, phase, spec, assertion_fails=True))
+        _exit(1)
+    if getpid() != me:
+        _exit(0)
+    report({"event": "passed"})
+    _exit(0)
+
+
+def _run_tests(spec: dict, ns: dict, pristine: dict) -> None:
+    entry = spec.get("entry_point")
+    candidate = ns[entry] if entry else None  # KeyError -> error: the entry point is not defined
+    tests_ns = dict(ns)
+    for name in ns:
+        if name in pristine:  # `def abs(x): ...` in the program: the tests still get the real abs
+            tests_ns[name] = pristine[name]
+    tests_ns["__builtins__"] = pristine
+    random.seed(0)
+    sys.setswitchinterval(1e6)  # a thread the program left running hardly ever gets the GIL now
+    exec(compile(spec["code"], "<tests>", "exec"), tests_ns)
+    if entry and callable(tests_ns.get("check")):
+        tests_ns["check"](candidate)
+
+
+def run_call(spec: dict, report, snapshot: Snapshot, stage: Stage) -> None:
+    """`Solution().<fn>(*args)` (or top-level `fn`) per case; each result JSON-encoded here, judged outside."""
+    _exit, getpid, me, encode = os._exit, os.getpid, os.getpid(), ENCODER
+    restore, before, describe_ = snapshot.restore, stage.versions, describe
+    ns, where = stage.namespaces["call"], "program"
+    try:
+        exec(compile(spec["program"], "<program>", "exec"), ns)
+        restore(before)
+        target = _call_target(ns, spec["fn_name"])
+        for i, args in enumerate(spec["args"]):
+            where = f"case {i}"
+            value = target(*args)
+            if getpid() != me:
+                _exit(0)
+            report(_encoded_case(i, value, encode))
+    except BaseException as e:
+        restore(before)
+        if getpid() != me:
+            _exit(0)
+        report(describe_(e, where, spec, assertion_fails=False))
+        _exit(1)
+    report({"event": "done"})
+    _exit(0)
+
+
+def _call_target(ns: dict, fn_name: str):
+    solution = ns.get("Solution")
+    if isinstance(solution, type):
+        return getattr(solution(), fn_name)
+    if fn_name in ns:
+        return ns[fn_name]
+    raise NameError(f"the program defines neither class Solution nor function {fn_name!r}")
+
+
+def _encoded_case(index: int, value, encode) -> dict:
+    try:
+        return {"event": "case", "index": index, "json": "".join(encode(value, 0))}
+    except BaseException as e:  # whatever the object does, it is not a JSON value
+        return {"event": "case", "index": index, "json": None, "detail": f"return value is not JSON: {e}"[:200]}
+
+
+def run_io(spec: dict, report, snapshot: Snapshot, stage: Stage) -> None:
+    """One stdin/stdout case: the program as `__main__`, then the interpreter's exit sequence."""
+    _exit, out, ns = os._exit, sys.stdout, stage.namespaces["io"]
+    status = 0
+    try:
+        try:
+            exec(compile(spec["program"], "<program>", "exec"), ns)
+        except SystemExit as e:
+            status = _exit_status(e)
+        threading._shutdown()  # like interpreter exit: wait for non-daemon threads (CP stack-size trick)
+        atexit._run_exitfuncs()
+        _quiet(sys.stdout.flush)  # the program's own replacement, if any
+        out.flush()
+    except BaseException as e:
+        report(describe(e, "program", spec, assertion_fails=False))
+        _exit(1)
+    if status:
+        report({"event": "error", "detail": f"exited with SystemExit({status})"})
+        _exit(1)
+    report({"event": "done"})
+    _exit(0)
+
+
+def _exit_status(e: SystemExit) -> int:
+    if e.code is None or e.code == 0:
+        return 0
+    return e.code if isinstance(e.code, int) else 1
+
+
+RUNNERS = {"assert": run_assert, "call": run_call, "io": run_io}
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def describe(e: BaseException, where: str, spec: dict, assertion_fails: bool) -> dict:
+    """The message for an exception: its event (failed/memory/error) and a short detail."""
+    if isinstance(e, MemoryError) or (isinstance(e, OSError) and e.errno == errno.ENOMEM):
+        event = "memory"
+    elif assertion_fails and isinstance(e, AssertionError):
+        event = "failed"
+    else:
+        event = "error"
+    if isinstance(e, SystemExit):
+        text = f"SystemExit({e.code!r}) in {where}, before the tests finished"
+    elif isinstance(e, SyntaxError):
+        text = f"{type(e).__name__}: {e.msg} ({where}{_location(e, spec)})"
+    else:
+        text = f"{type(e).__name__}: {_safe_str(e)}".rstrip(": ") + f" ({where}{_location(e, spec)})"
+    return {"event": event, "detail": text[:DETAIL_CHARS]}
+
+
+def _safe_str(e: BaseException) -> str:
+    try:
+        return str(e)[:200]
+    except BaseException:  # the program's own __str__
+        return "<unprintable>"
+
+
+def _location(e: BaseException, spec: dict) -> str:
+    """`, <tests> line 7: assert f(1) == 2` for the deepest frame in the program or the tests."""
+    if isinstance(e, SyntaxError) and e.filename in ("<program>", "<tests>"):
+        filename, lineno = e.filename, e.lineno or 0
+    else:
+        filename, lineno, tb = None, 0, e.__traceback__
+        while tb is not None:
+            if tb.tb_frame.f_code.co_filename in ("<program>", "<tests>"):
+                filename, lineno = tb.tb_frame.f_code.co_filename, tb.tb_lineno
+            tb = tb.tb_next
+    if filename is None:
+        return ""
+    source = spec["program"] if filename == "<program>" else spec.get("code", "")
+    lines = source.splitlines()
+    text = lines[lineno - 1].strip() if 0 < lineno <= len(lines) else ""
+    return f", {filename} line {lineno}" + (f": {text}" if text else "")

