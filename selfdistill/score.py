@@ -5,7 +5,8 @@ format (`{"task_id", "completion"}`, any number per task; sample i of a task is 
 file); a record may carry `"program"` instead, a whole program used as it is. Outcomes are appended as
 each program finishes, keyed by (task_id, sample_idx) with the program's sha256, so a killed run
 resumes where it stopped: nothing lost, nothing run twice, and a changed samples file is refused
-rather than mixed in. `metrics.json` is written last; the stage is done when it exists.
+rather than mixed in. An INFRA outcome (harness fault) is retried by the rerun; the new record
+supersedes it and `provenance.infra_retried` counts how many were. `metrics.json` is written last; the stage is done when it exists.
 
 Not here: generating samples (generate/), the sandbox itself (execute/), the statistics (metrics/).
 """
@@ -129,9 +130,11 @@ def outcome_record(sample: Sample, outcome: Outcome) -> dict:
 
 
 def resume_state(stream: JsonlStream, samples: list[Sample], out_dir: Path) -> list[Sample]:
-    """The samples still to run; refuses outcomes that belong to a different samples file."""
+    """The samples still to run: those with no outcome yet, and those whose latest outcome is INFRA (a
+    harness fault is not a result; a rerun retries it and the new record supersedes). Refuses outcomes
+    that belong to a different samples file."""
     by_key = {s.key: s for s in samples}
-    done = set()
+    latest: dict[str, str] = {}
     for rec in stream.records:
         key = f"{rec.get('task_id')}#{rec.get('sample_idx')}"
         sample = by_key.get(key)
@@ -140,10 +143,17 @@ def resume_state(stream: JsonlStream, samples: list[Sample], out_dir: Path) -> l
                 f"error: {out_dir}/outcomes.jsonl holds an outcome for {key} that does not match these "
                 "samples (another samples file or task was scored here); use a new --out directory"
             )
-        done.add(key)
-    if done:
-        log.info("resuming: %d of %d programs already scored", len(done), len(samples))
-    return [s for s in samples if s.key not in done]
+        latest[key] = rec["status"]
+    retry = sum(status == Status.INFRA.value for status in latest.values())
+    if latest:
+        log.info("resuming: %d of %d programs already scored, %d infra retried", len(latest) - retry, len(samples), retry)
+    return [s for s in samples if latest.get(s.key, Status.INFRA.value) == Status.INFRA.value]
+
+
+def latest_records(records: list[dict]) -> list[dict]:
+    """One record per (task_id, sample_idx): the last one appended (a retried INFRA is superseded)."""
+    by_key = {(r["task_id"], r["sample_idx"]): r for r in records}
+    return list(by_key.values())
 
 
 def run_programs(
@@ -187,7 +197,8 @@ def score(
         if progress:
             progress.start(len(samples), len(samples) - len(todo))
         isolation = run_programs(todo, by_id, cfg, stream, progress) if todo else {}
-        records = list(stream.records)
+        all_records = list(stream.records)
+        records = latest_records(all_records)
     difficulty = {p.task_id: p.difficulty for p in problems if p.task_id in n_per_task}
     metrics = summarize(records, k, difficulty=difficulty, n_resamples=cfg.bootstrap_resamples, seed=cfg.seed)
     metrics["provenance"] = {
@@ -198,6 +209,7 @@ def score(
         "timeout_s": cfg.timeout_s,
         "memory_mb": cfg.memory_mb,
         "sandbox_isolation": isolation or "resumed: no program run in this invocation",
+        "infra_retried": len(all_records) - len(records),
         **(provenance or {}),
     }
     write_json_atomic(out_dir / "metrics.json", metrics)
