@@ -72,6 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     s.set_defaults(func=cmd_score)
 
+    e = sub.add_parser("eval", help="generate + score + metrics for one arm, resumable")
+    e.add_argument("spec", type=Path)
+    e.add_argument("--arm", default="base", help="arm name: a directory under the run directory (default: base)")
+    e.add_argument("--limit", type=int, default=None, help="a seeded subset of N problems (results stamped not comparable)")
+    e.add_argument("--run-dir", type=Path, default=None, help="run directory (default: runs/<spec file stem>)")
+    e.set_defaults(func=cmd_eval)
+
     d = sub.add_parser("decide", help="the Precondition Verdict (deliverable A) from metrics.json")
     d.add_argument("spec", type=Path, help="the complete spec: nothing is recommended from an incomplete one")
     d.add_argument("--metrics", required=True, type=Path, help="metrics.json written by score or eval")
@@ -125,6 +132,21 @@ def cmd_score(args: argparse.Namespace) -> int:
         metrics = score(heldout.problems, args.samples, out, cfg, heldout.provenance, progress)
     views.print_metrics(metrics)
     print(f"wrote {out / 'metrics.json'} and {out / 'outcomes.jsonl'}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from selfdistill import views
+    from selfdistill.checks import check_spec
+    from selfdistill.evaluate import evaluate
+
+    report = check_spec(args.spec)
+    run_dir = args.run_dir or Path("runs") / args.spec.stem
+    with views.EvalProgress() as progress:
+        metrics = evaluate(report.spec, report.heldout, run_dir, args.arm, args.limit, progress)
+    views.print_metrics(metrics)
+    views.print_generation(metrics)
+    print(f"wrote {run_dir / args.arm}/{{samples.jsonl, outcomes.jsonl, metrics.json}}")
     return 0
 
 

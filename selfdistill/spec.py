@@ -53,7 +53,9 @@ class FailureLevel(str, Enum):
 
 class ModelSpec(_Section):
     name: str = Field(min_length=1, description="the base model: a hub id or a local name")
-    path: str | None = Field(None, description="local weights (directory or GGUF file), if not the name")
+    path: str | None = Field(
+        None, description='local weights (directory or GGUF file), or "embedded-default" (the packaged GGUF)'
+    )
     parameters_b: float = Field(gt=0, description="parameter count in billions, e.g. 0.5 or 30")
     license: str = Field(min_length=1, description="the weights' license (it bounds what you may ship)")
     context_length: int = Field(gt=0, description="context length in tokens the model serves at")
@@ -169,6 +171,28 @@ class FailureCostSpec(_Section):
     rollback: str = Field(min_length=1, description="how a bad model is rolled back, and how fast")
 
 
+class Backend(str, Enum):
+    LLAMACPP = "llamacpp"
+    HF = "hf"
+    VLLM = "vllm"
+    OPENAI = "openai"
+
+
+class GenerationSpec(_Section):
+    """How samples are produced for evaluation (T_eval); the same for every arm, so arms compare."""
+
+    backend: Backend = Field(Backend.LLAMACPP, description="llamacpp | hf | vllm | openai")
+    chat: bool = Field(True, description="chat model (its own template, code extracted) or base continuation")
+    temperature: float = Field(0.8, ge=0, description="evaluation temperature T_eval (0 = greedy)")
+    top_p: float = Field(0.95, gt=0, le=1, description="nucleus truncation (1 = off)")
+    top_k: int = Field(20, ge=0, description="top-k truncation (0 = off)")
+    min_p: float = Field(0.0, ge=0, lt=1, description="min-p truncation (0 = off)")
+    max_new_tokens: int = Field(512, ge=1, description="completion length cap, tokens")
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="backend options, e.g. n_threads, parallel, base_url, batch_size"
+    )
+
+
 class PoolSpec(_Section):
     tests_available: bool = Field(
         False, description="the prompt pool carries tests, so a verifier-aware arm is possible"
@@ -184,6 +208,7 @@ class Spec(_Section):
     comparator: ComparatorSpec
     failure_cost: FailureCostSpec
     pool: PoolSpec = Field(default_factory=PoolSpec)
+    generation: GenerationSpec = Field(default_factory=GenerationSpec)
 
     @property
     def gpu_hours_total(self) -> float:
@@ -228,7 +253,12 @@ def _resolve_paths(spec: Spec, base: Path) -> Spec:
         updates["errata"] = str(base / h.errata)
     if updates:
         spec = spec.model_copy(update={"heldout": h.model_copy(update=updates)})
+    m = spec.model
+    if m.path and m.path != "embedded-default" and not Path(m.path).expanduser().is_absolute():
+        spec = spec.model_copy(update={"model": m.model_copy(update={"path": str(base / m.path)})})
     problems = []
+    if spec.model.path and spec.model.path != "embedded-default" and not Path(spec.model.path).expanduser().exists():
+        problems.append(f"  model.path = {m.path!r}: no such file or directory (looked at {spec.model.path})")
     if spec.heldout.task != "humaneval" and not Path(spec.heldout.task).is_file():
         problems.append(f"  heldout.task = {h.task!r}: no such file (looked at {spec.heldout.task})")
     if spec.heldout.errata and not Path(spec.heldout.errata).is_file():

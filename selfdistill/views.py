@@ -4,6 +4,8 @@ the contamination report. Presentation only; numbers come from the metrics dict 
 
 from __future__ import annotations
 
+import time
+
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -82,3 +84,56 @@ def print_contamination(report) -> None:
     console.print(f"[red]contaminated: {len(report.contaminated_ids)} held-out problems[/]")
     for task_id in report.contaminated_ids:
         console.print(f"  {task_id}: " + "; ".join(report.reasons(task_id)))
+
+
+class EvalProgress:
+    """`generate 37/160 · 24.8 tok/s · pass 41.2% (35 scored) · infra 0`, one bar for the stage."""
+
+    def __init__(self) -> None:
+        self._bar = Progress(
+            TextColumn("generate"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[line]}"),
+            TimeElapsedColumn(), console=Console(stderr=True),
+        )
+        self._task = None
+        self._tokens = self._scored = self._passed = self._infra = 0
+        self._t0 = time.monotonic()
+
+    def __enter__(self) -> EvalProgress:
+        self._bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._bar.__exit__(*exc)
+
+    def start(self, total: int, done: int) -> None:
+        self._task = self._bar.add_task("generate", total=total, completed=done, line="")
+        self._t0 = time.monotonic()
+
+    def generated(self, record: dict) -> None:
+        self._tokens += record["completion_tokens"]
+        self._bar.update(self._task, advance=1, line=self._line())
+
+    def scored(self, record: dict) -> None:
+        self._scored += 1
+        self._passed += record["status"] == Status.PASSED.value
+        self._infra += record["status"] == Status.INFRA.value
+        self._bar.update(self._task, line=self._line())
+
+    def _line(self) -> str:
+        rate = self._tokens / max(time.monotonic() - self._t0, 1e-9)
+        passed = f"pass {100 * self._passed / self._scored:.1f}% ({self._scored} scored)" if self._scored else "pass —"
+        return f"· {rate:.1f} tok/s · {passed} · infra {self._infra}"
+
+
+def print_generation(metrics: dict) -> None:
+    g = metrics.get("generation", {})
+    if not g:
+        return
+    console.print(
+        f"{g['n_samples']} samples from {g['backend']} ({g['model']}), T={g['sampling']['temperature']}, "
+        f"top_k={g['sampling']['top_k']}, top_p={g['sampling']['top_p']}: no extractable code "
+        f"{100 * g['no_code_share']:.1f}%, truncated {100 * g['truncated_share']:.1f}%, "
+        f"median {g['completion_tokens_median']} tokens"
+    )
+    if not g.get("comparable", True):
+        console.print(f"[yellow]--limit {g['limit']}: a subset of {g['limit']} problems; NOT comparable to a full run[/]")

@@ -1,0 +1,254 @@
+"""The eval stage: `selfdistill eval SPEC [--arm NAME] [--limit N]` = generate + score + metrics for one arm.
+
+    runs/<run>/manifest.json           resolved spec, versions, held-out provenance, per-arm generation
+    runs/<run>/<arm>/generation.json   the arm's sampling parameters, backend and model (resume guard)
+    runs/<run>/<arm>/samples.jsonl     append-only: raw text, extracted program, extraction method,
+                                       finish reason, token counts, seed — one line per sample
+    runs/<run>/<arm>/outcomes.jsonl    sandbox outcomes, scored while generation runs
+    runs/<run>/<arm>/metrics.json      written last: the arm is done when it exists
+
+Killed at any moment and run again, it resumes: samples already in samples.jsonl are not generated
+again (each sample has its own seed, derived from (run seed, task_id, sample_idx), so what remains is
+exactly what a full run would have produced), and outcomes already scored are not run again. An arm
+sampled with other parameters is refused rather than mixed. `--limit N` evaluates a seeded subset of N
+problems and stamps every result `comparable: false`.
+
+Not here: the engines (generate/), the sandbox (execute/), the statistics (metrics/).
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import queue
+import random
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from selfdistill import __version__
+from selfdistill.errors import DataError
+from selfdistill.execute.outcome import Job
+from selfdistill.generate.base import GenRequest, GenResult
+from selfdistill.generate.params import SamplingParams, sample_seed
+from selfdistill.heldout import HeldoutSet
+from selfdistill.rundir import JsonlStream, read_json, write_json_atomic
+from selfdistill.score import ScoreConfig, Sample, outcome_record, score
+from selfdistill.spec import Spec
+from selfdistill.tasks.problem import Problem
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EvalPlan:
+    arm: str
+    arm_dir: Path
+    problems: list[Problem]
+    params: SamplingParams
+    limit: int | None
+
+
+def sampling_params(spec: Spec) -> SamplingParams:
+    g, d = spec.generation, spec.diagnostics
+    return SamplingParams(
+        temperature=g.temperature, top_p=g.top_p, top_k=g.top_k, min_p=g.min_p,
+        max_new_tokens=g.max_new_tokens, n=d.n, seed=d.seed,
+    )
+
+
+def choose_problems(problems: list[Problem], limit: int | None, seed: int) -> list[Problem]:
+    """All problems, or a seeded subset of `limit` of them (kept in task order)."""
+    if limit is None or limit >= len(problems):
+        return problems
+    if limit < 1:
+        raise DataError(f"error: --limit {limit} must be >= 1")
+    keep = set(random.Random(seed).sample(range(len(problems)), limit))
+    return [p for i, p in enumerate(problems) if i in keep]
+
+
+def generation_record(spec: Spec, plan: EvalPlan, model: str) -> dict:
+    g = spec.generation
+    return {
+        "backend": g.backend.value,
+        "model": model,
+        "chat": g.chat,
+        "options": dict(g.options),
+        "sampling": plan.params.to_json(),
+        "sampling_order": "temperature -> top-k -> top-p -> min-p -> sample",
+        "seed_policy": "per sample: sha256(run seed, task_id, sample_idx) mod 2^31-1, +1",
+        "limit": plan.limit,
+        "problems": [p.task_id for p in plan.problems] if plan.limit else "all",
+        "comparable": plan.limit is None,
+    }
+
+
+def guard_resume(arm_dir: Path, record: dict) -> None:
+    """Write generation.json on first run; refuse to mix samples drawn with other settings."""
+    path = arm_dir / "generation.json"
+    if path.exists():
+        old = read_json(path, "generation record")
+        keys = ("backend", "model", "chat", "sampling", "limit", "problems")
+        changed = [k for k in keys if old.get(k) != record.get(k)]
+        if changed:
+            raise DataError(
+                f"error: {arm_dir} was sampled with other settings ({', '.join(changed)} differ); "
+                "its samples cannot be mixed with these: use another --arm name or run directory"
+            )
+        return
+    write_json_atomic(path, record)
+
+
+def pending_requests(plan: EvalPlan, prompts: dict[str, object], done: set[tuple[str, int]]) -> list[GenRequest]:
+    return [
+        GenRequest(p.task_id, i, prompts[p.task_id], sample_seed(plan.params.seed, p.task_id, i))
+        for p in plan.problems
+        for i in range(plan.params.n)
+        if (p.task_id, i) not in done
+    ]
+
+
+def sample_record(problem: Problem, result: GenResult, chat: bool) -> dict:
+    from selfdistill.generate.prompts import program_from_completion
+
+    extraction = program_from_completion(problem, result.text, chat)
+    return {
+        "task_id": result.task_id,
+        "sample_idx": result.sample_idx,
+        "seed": result.seed,
+        "raw": result.text,
+        "program": extraction.program,
+        "extraction": extraction.method,
+        "finish_reason": result.finish_reason,
+        "completion_tokens": result.completion_tokens,
+        "prompt_tokens": result.prompt_tokens,
+    }
+
+
+class Scorer:
+    """Scores samples in the sandbox while generation runs (a thread feeding the pool's workers)."""
+
+    def __init__(self, problems: dict[str, Problem], cfg: ScoreConfig, stream: JsonlStream, progress) -> None:
+        self._problems, self._cfg, self._stream, self._progress = problems, cfg, stream, progress
+        self._queue: queue.Queue[Sample | None] = queue.Queue()
+        self._samples: dict[str, Sample] = {}
+        self._thread = threading.Thread(target=self._run, name="scorer", daemon=True)
+        self.error: BaseException | None = None
+
+    def __enter__(self) -> Scorer:
+        self._thread.start()
+        return self
+
+    def submit(self, record: dict) -> None:
+        sample = Sample(record["task_id"], record["sample_idx"], record["program"])
+        self._samples[sample.key] = sample
+        self._queue.put(sample)
+
+    def __exit__(self, *exc: object) -> None:
+        self._queue.put(None)
+        self._thread.join()
+
+    def _jobs(self) -> Iterator[Job]:
+        while (sample := self._queue.get()) is not None:
+            p = self._problems[sample.task_id]
+            yield Job(sample.key, sample.program, p.tests, p.entry_point, self._cfg.timeout_s, self._cfg.memory_mb)
+
+    def _run(self) -> None:
+        from selfdistill.execute.pool import SandboxPool
+
+        try:
+            with SandboxPool(workers=self._cfg.workers) as pool:
+                for outcome in pool.imap(self._jobs()):
+                    record = outcome_record(self._samples[outcome.job_id], outcome)
+                    self._stream.append(record)
+                    self._progress.scored(record)
+        except BaseException as exc:  # surfaced by the caller after generation; score() finishes the rest
+            self.error = exc
+            for _ in iter(lambda: self._queue.get() is not None, False):
+                pass
+
+
+def evaluate(spec: Spec, heldout: HeldoutSet, run_dir: Path, arm: str, limit: int | None, progress) -> dict:
+    """Generate, score and summarise one arm; return its metrics."""
+    from selfdistill.generate.backends import load_backend
+    from selfdistill.generate.default_model import resolve_model
+    from selfdistill.generate.prompts import build_prompt
+
+    plan = EvalPlan(arm, run_dir / arm, choose_problems(heldout.problems, limit, spec.diagnostics.seed),
+                    sampling_params(spec), limit)
+    model = resolve_model(spec.model.path, spec.model.name)
+    plan.arm_dir.mkdir(parents=True, exist_ok=True)
+    guard_resume(plan.arm_dir, generation_record(spec, plan, model))
+    write_manifest(run_dir, spec, heldout)
+    cfg = ScoreConfig(k=tuple(k for k in spec.diagnostics.k if k <= plan.params.n), timeout_s=spec.diagnostics.timeout_s,
+                      memory_mb=spec.diagnostics.memory_mb, bootstrap_resamples=spec.diagnostics.bootstrap_resamples,
+                      seed=spec.diagnostics.seed)
+    by_id = {p.task_id: p for p in plan.problems}
+    with JsonlStream(plan.arm_dir / "samples.jsonl") as samples:
+        done = {(r["task_id"], r["sample_idx"]) for r in samples.records}
+        prompts = {p.task_id: build_prompt(p, spec.generation.chat) for p in plan.problems}
+        todo = pending_requests(plan, prompts, done)
+        progress.start(total=len(plan.problems) * plan.params.n, done=len(done))
+        if todo:
+            generate_into(spec, model, plan, todo, by_id, samples, cfg, progress, load_backend)
+    metrics = score(plan.problems, plan.arm_dir / "samples.jsonl", plan.arm_dir, cfg,
+                    heldout.provenance | {"arm": arm, "limit": limit, "comparable": limit is None})
+    metrics["generation"] = read_json(plan.arm_dir / "generation.json", "generation record") | summarize_samples(plan.arm_dir)
+    write_json_atomic(plan.arm_dir / "metrics.json", metrics)
+    return metrics
+
+
+def generate_into(spec, model, plan, todo, by_id, samples, cfg, progress, load_backend) -> None:
+    backend = load_backend(spec.generation.backend.value, model, chat=spec.generation.chat,
+                           options=spec.generation.options)
+    try:
+        record_backend(plan.arm_dir, backend.describe())
+        with JsonlStream(plan.arm_dir / "outcomes.jsonl") as outcomes, Scorer(by_id, cfg, outcomes, progress) as scorer:
+            for result in backend.generate(todo, plan.params):
+                record = sample_record(by_id[result.task_id], result, spec.generation.chat)
+                samples.append(record)
+                scorer.submit(record)
+                progress.generated(record)
+        if scorer.error:
+            log.warning("live scoring stopped (%s); scoring the rest after generation", scorer.error)
+    finally:
+        backend.close()
+
+
+def record_backend(arm_dir: Path, description: dict) -> None:
+    path = arm_dir / "generation.json"
+    data = read_json(path, "generation record")
+    data.setdefault("backend_runs", []).append(description | {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    write_json_atomic(path, data)
+
+
+def summarize_samples(arm_dir: Path) -> dict:
+    """Share of samples with no extractable code, truncation and token counts: reported, never hidden."""
+    from selfdistill.rundir import read_jsonl
+
+    records = [r for _, r in read_jsonl(arm_dir / "samples.jsonl", "samples file")]
+    n = len(records) or 1
+    tokens = sorted(r["completion_tokens"] for r in records)
+    return {
+        "n_samples": len(records),
+        "no_code_share": sum(r["extraction"] == "none" for r in records) / n,
+        "truncated_share": sum(r["finish_reason"] == "length" for r in records) / n,
+        "completion_tokens_total": sum(tokens),
+        "completion_tokens_median": tokens[len(tokens) // 2] if tokens else 0,
+        "extraction_methods": {m: sum(r["extraction"] == m for r in records) for m in {r["extraction"] for r in records}},
+    }
+
+
+def write_manifest(run_dir: Path, spec: Spec, heldout: HeldoutSet) -> None:
+    path = run_dir / "manifest.json"
+    manifest = read_json(path, "run manifest") if path.exists() else {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    manifest |= {
+        "selfdistill_version": __version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "spec": spec.model_dump(mode="json"),
+        "heldout": heldout.provenance,
+    }
+    write_json_atomic(path, manifest)

@@ -1,0 +1,49 @@
+"""The seam every backend implements: requests in (one per sample, with its own seed), results out.
+
+A request's prompt is either a list of chat messages (the backend applies the model's OWN chat template)
+or a plain string (base models: continuation). Backends yield results as they finish, in any order; the
+eval stage matches them by (task_id, sample_idx) and appends each one to samples.jsonl at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from selfdistill.generate.params import SamplingParams
+
+Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": ...}
+
+
+@dataclass(frozen=True)
+class GenRequest:
+    task_id: str
+    sample_idx: int
+    prompt: str | tuple[Message, ...]
+    seed: int
+
+
+@dataclass(frozen=True)
+class GenResult:
+    task_id: str
+    sample_idx: int
+    seed: int
+    text: str  # raw completion text, exactly as the model produced it (stop string removed)
+    finish_reason: str  # "stop" (end of generation or a stop string) | "length" (max_new_tokens)
+    completion_tokens: int
+    prompt_tokens: int
+
+
+class Backend(Protocol):
+    name: str
+
+    def generate(self, requests: Sequence[GenRequest], params: SamplingParams) -> Iterator[GenResult]:
+        """One result per request; `params.n` is ignored here (the eval stage expands n into requests)."""
+        ...
+
+    def describe(self) -> dict:
+        """What to record in the run manifest: model path or id, engine version, dtype, device, threads."""
+        ...
+
+    def close(self) -> None: ...
