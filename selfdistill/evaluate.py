@@ -52,10 +52,14 @@ class EvalPlan:
 
 
 def sampling_params(spec: Spec) -> SamplingParams:
+    """The spec's T_eval decode. Base models continue the prompt, so they stop where a HumanEval-style
+    function body ends (the same stops the program builder cuts at); chat models stop at end of turn."""
+    from selfdistill.generate.prompts import BASE_STOP
+
     g, d = spec.generation, spec.diagnostics
     return SamplingParams(
         temperature=g.temperature, top_p=g.top_p, top_k=g.top_k, min_p=g.min_p,
-        max_new_tokens=g.max_new_tokens, n=d.n, seed=d.seed,
+        max_new_tokens=g.max_new_tokens, n=d.n, seed=d.seed, stop=() if g.chat else BASE_STOP,
     )
 
 

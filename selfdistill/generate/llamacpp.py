@@ -82,11 +82,13 @@ def build_sampler(chain, *, temp: float, top_k: int, top_p: float, min_p: float,
 
 
 def sampler_chain_names(chain) -> list[str]:
-    """The stage names of a llama.cpp sampler chain, in order (e.g. ["temp", "top-k", "dist"])."""
+    """The stage names of a llama.cpp sampler chain, in order (e.g. ["temp", "top-k", "dist"]); llama.cpp's
+    "?" prefix, which marks a stage that is a no-op with its settings (temp 1.0), is dropped."""
     import llama_cpp
 
     n = llama_cpp.llama_sampler_chain_n(chain.sampler)
-    return [llama_cpp.llama_sampler_name(llama_cpp.llama_sampler_chain_get(chain.sampler, i)).decode() for i in range(n)]
+    names = (llama_cpp.llama_sampler_name(llama_cpp.llama_sampler_chain_get(chain.sampler, i)) for i in range(n))
+    return [name.decode().removeprefix("?") for name in names]
 
 
 def truncate_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:

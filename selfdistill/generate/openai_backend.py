@@ -194,13 +194,13 @@ def request_kwargs(model: str, params: SamplingParams, seed: int, extra_body: di
 
 def _messages(request: GenRequest) -> list[dict[str, str]]:
     if isinstance(request.prompt, str):
-        raise ValueError(f"{request.task_id}: a chat backend needs messages, got a plain prompt string")
+        raise TypeError(f"{request.task_id}: a chat backend needs messages, got a plain prompt string")
     return [dict(m) for m in request.prompt]
 
 
 def _text(request: GenRequest) -> str:
     if not isinstance(request.prompt, str):
-        raise ValueError(f"{request.task_id}: a base-model backend needs a prompt string, got messages")
+        raise TypeError(f"{request.task_id}: a base-model backend needs a prompt string, got messages")
     return request.prompt
 
 

@@ -31,7 +31,7 @@ import ast
 import warnings
 
 from selfdistill.generate.base import Message
-from selfdistill.generate.extract import ExtractMethod, Extraction, extract_code
+from selfdistill.generate.extract import Extraction, ExtractMethod, extract_code
 from selfdistill.tasks.problem import CallTests, IOTests, Problem
 
 SYSTEM_PROMPT = (

@@ -80,15 +80,35 @@ def test_infinite_loop_is_timeout(pool):
     assert outcome.duration_s < 3
 
 
-@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs 2 cores to burn CPU faster than wall time")
-def test_multithreaded_burner_hits_the_cpu_limit_before_the_wall_clock(pool):
-    """hashlib releases the GIL: 4 threads burn ~2 CPU-seconds per second, so RLIMIT_CPU fires first."""
+def test_multithreaded_burner_is_stopped_and_scored_timeout(pool):
+    """hashlib releases the GIL: 4 threads burn up to 2 CPU-seconds per second; whichever limit fires
+    first (CPU seconds on idle cores, wall clock on busy ones), the job is a timeout."""
     burner = (
         "import hashlib, threading\ndata = b'x' * (1 << 24)\n"
         "def burn():\n    while True:\n        hashlib.sha256(data).digest()\n"
         "for _ in range(4):\n    threading.Thread(target=burn, daemon=True).start()\nburn()\n"
     )
     outcome = pool.run_one(assert_job(burner, timeout_s=4))
+    assert outcome.status is Status.TIMEOUT
+
+
+def test_child_runs_under_a_cpu_seconds_limit_from_its_budget(pool):
+    """RLIMIT_CPU = ceil(remaining budget) + 1 s, set before the program runs."""
+    program = (
+        "import resource\nsoft, hard = resource.getrlimit(resource.RLIMIT_CPU)\nassert (soft, hard) == (4, 5), soft\n"
+        "def add(a, b):\n    return a + b\n"
+    )
+    assert pool.run_one(assert_job(program, timeout_s=3)).status is Status.PASSED
+
+
+def test_cpu_limit_is_classified_as_timeout_not_error(pool):
+    """A program that exhausts its CPU seconds (SIGXCPU) is a timeout; one core for 1 s suffices, far
+    below the 20 s wall clock, so machine load cannot turn this into a wall-clock timeout."""
+    program = (
+        "import resource\nresource.setrlimit(resource.RLIMIT_CPU, (1, resource.getrlimit(resource.RLIMIT_CPU)[1]))\n"
+        "while True:\n    pass\n"
+    )
+    outcome = pool.run_one(assert_job(program, timeout_s=20))
     assert outcome.status is Status.TIMEOUT
     assert "CPU-time limit" in outcome.detail
 

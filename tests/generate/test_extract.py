@@ -4,7 +4,12 @@ import json
 
 import pytest
 
-from selfdistill.generate.extract import ExtractMethod, Extraction, defines, extract_code
+from selfdistill.generate.extract import (
+    Extraction,
+    ExtractMethod,
+    defines,
+    extract_code,
+)
 
 QWEN_STYLE = """Here's a Python function that solves the problem:
 

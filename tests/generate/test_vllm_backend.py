@@ -1,0 +1,194 @@
+"""VLLMBackend without vLLM: pure argument builders, a fake `vllm` module in sys.modules, and the
+missing-extra error. vLLM itself is never installed here (it pulls CUDA)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import types
+from typing import ClassVar
+
+import pytest
+
+from selfdistill.errors import BackendUnavailable, SpecError
+from selfdistill.generate.base import GenRequest
+from selfdistill.generate.params import SamplingParams
+from selfdistill.generate.vllm_backend import (
+    VLLMBackend,
+    llm_kwargs,
+    sampling_kwargs,
+    shard_of,
+    to_result,
+)
+
+PARAMS = SamplingParams(temperature=0.6, top_p=0.9, top_k=50, min_p=0.02, max_new_tokens=256, stop=("\nEND",))
+
+
+def test_llm_kwargs_defaults_never_inherit_generation_config():
+    assert llm_kwargs("org/model") == {
+        "model": "org/model", "tensor_parallel_size": 1, "dtype": "auto", "gpu_memory_utilization": 0.9,
+        "enable_prefix_caching": True, "seed": 0, "generation_config": "vllm",
+    }
+
+
+def test_llm_kwargs_passes_max_model_len_and_external_launcher_for_data_parallel():
+    kw = llm_kwargs("m", tensor_parallel_size=2, data_parallel_size=4, dtype="bfloat16",
+                    gpu_memory_utilization=0.8, max_model_len=8192, enable_prefix_caching=False, seed=3)
+    assert kw["max_model_len"] == 8192 and kw["tensor_parallel_size"] == 2
+    assert kw["data_parallel_size"] == 4 and kw["distributed_executor_backend"] == "external_launcher"
+    rest = (kw["dtype"], kw["gpu_memory_utilization"], kw["enable_prefix_caching"], kw["seed"])
+    assert rest == ("bfloat16", 0.8, False, 3)
+    assert "distributed_executor_backend" not in llm_kwargs("m", data_parallel_size=1)
+
+
+def test_sampling_kwargs_state_every_field_with_the_sample_seed():
+    assert sampling_kwargs(PARAMS, seed=12345) == {
+        "n": 1, "temperature": 0.6, "top_p": 0.9, "top_k": 50, "min_p": 0.02, "max_tokens": 256,
+        "seed": 12345, "stop": ["\nEND"], "repetition_penalty": 1.0,
+    }
+
+
+def test_sampling_kwargs_off_values():
+    kw = sampling_kwargs(SamplingParams(temperature=0.0), seed=1)
+    assert (kw["top_k"], kw["top_p"], kw["min_p"], kw["stop"], kw["temperature"]) == (-1, 1.0, 0.0, None, 0.0)
+
+
+def test_shards_are_stable_and_cover_every_rank():
+    keys = [(f"t/{i}", j) for i in range(50) for j in range(4)]
+    shards = [shard_of(t, j, 4) for t, j in keys]
+    assert shards == [shard_of(t, j, 4) for t, j in keys]
+    assert set(shards) == {0, 1, 2, 3}
+    assert all(shard_of(t, j, 1) == 0 for t, j in keys)
+
+
+# --- a fake vllm module --------------------------------------------------------------------------
+
+
+class FakeSamplingParams:
+    def __init__(self, **kwargs):
+        self.kwargs = kwargs
+
+
+class FakeLLM:
+    instances: ClassVar[list[FakeLLM]] = []
+    dp_rank = 0
+
+    def __init__(self, **kwargs):
+        self.kwargs = kwargs
+        self.calls: list[tuple[str, list, list]] = []
+        parallel = types.SimpleNamespace(data_parallel_rank=FakeLLM.dp_rank)
+        self.llm_engine = types.SimpleNamespace(vllm_config=types.SimpleNamespace(parallel_config=parallel))
+        FakeLLM.instances.append(self)
+
+    def generate(self, prompts, sampling_params=None, use_tqdm=True):
+        self.calls.append(("generate", list(prompts), list(sampling_params)))
+        return [_output(p, sp, len(p)) for p, sp in zip(prompts, sampling_params)]
+
+    def chat(self, messages, sampling_params=None, use_tqdm=True):
+        self.calls.append(("chat", list(messages), list(sampling_params)))
+        return [_output(m[-1]["content"], sp, 10 * len(m)) for m, sp in zip(messages, sampling_params)]
+
+
+def _output(prompt_text, sp, n_prompt_tokens):
+    seed = sp.kwargs["seed"]
+    finish = "length" if sp.kwargs["max_tokens"] < 8 else "stop"
+    completion = types.SimpleNamespace(text=f"{prompt_text}|seed={seed}", token_ids=list(range(seed % 7 + 1)),
+                                       finish_reason=finish)
+    return types.SimpleNamespace(outputs=[completion], prompt_token_ids=list(range(n_prompt_tokens)))
+
+
+@pytest.fixture
+def fake_vllm(monkeypatch):
+    module = types.ModuleType("vllm")
+    module.LLM, module.SamplingParams, module.__version__ = FakeLLM, FakeSamplingParams, "0.0-fake"
+    monkeypatch.setitem(sys.modules, "vllm", module)
+    FakeLLM.instances, FakeLLM.dp_rank = [], 0
+    return module
+
+
+def chat_request(i: int) -> GenRequest:
+    return GenRequest(f"t/{i}", i, ({"role": "system", "content": "s"}, {"role": "user", "content": f"p{i}"}), 100 + i)
+
+
+def test_chat_backend_builds_the_engine_once_and_calls_chat_with_per_request_params(fake_vllm):
+    backend = VLLMBackend("org/model", chat=True, tensor_parallel_size=2, max_model_len=4096)
+    [llm] = FakeLLM.instances
+    assert llm.kwargs == llm_kwargs("org/model", tensor_parallel_size=2, max_model_len=4096)
+    results = list(backend.generate([chat_request(i) for i in range(3)], PARAMS))
+    [(method, conversations, params)] = llm.calls
+    assert method == "chat"
+    assert conversations[0] == [{"role": "system", "content": "s"}, {"role": "user", "content": "p0"}]
+    assert [p.kwargs for p in params] == [sampling_kwargs(PARAMS, 100 + i) for i in range(3)]
+    assert [(r.task_id, r.sample_idx, r.seed) for r in results] == [(f"t/{i}", i, 100 + i) for i in range(3)]
+    assert results[1].text == "p1|seed=101"
+    assert (results[1].prompt_tokens, results[1].completion_tokens) == (20, 101 % 7 + 1)
+    assert {r.finish_reason for r in results} == {"stop"}
+
+
+def test_base_backend_calls_generate_with_prompt_strings(fake_vllm):
+    backend = VLLMBackend("m", chat=False)
+    short = SamplingParams(temperature=1.0, max_new_tokens=4)
+    [result] = backend.generate([GenRequest("he/0", 0, "def f():\n", 5)], short)
+    [(method, prompts, params)] = FakeLLM.instances[0].calls
+    assert (method, prompts, params[0].kwargs["seed"]) == ("generate", ["def f():\n"], 5)
+    assert (result.finish_reason, result.prompt_tokens, result.completion_tokens) == ("length", 9, 6)
+
+
+def test_requests_are_sent_in_chunks(fake_vllm, monkeypatch):
+    from selfdistill.generate import vllm_backend
+
+    monkeypatch.setattr(vllm_backend, "CHUNK_REQUESTS", 2)
+    backend = VLLMBackend("m", chat=True)
+    results = list(backend.generate([chat_request(i) for i in range(5)], PARAMS))
+    assert [len(c[1]) for c in FakeLLM.instances[0].calls] == [2, 2, 1]
+    assert [r.sample_idx for r in results] == [0, 1, 2, 3, 4]
+
+
+def test_data_parallel_rank_generates_only_its_shard(fake_vllm):
+    FakeLLM.dp_rank = 1
+    backend = VLLMBackend("m", chat=True, data_parallel_size=2)
+    assert FakeLLM.instances[0].kwargs["distributed_executor_backend"] == "external_launcher"
+    requests = [chat_request(i) for i in range(20)]
+    got = {r.sample_idx for r in backend.generate(requests, PARAMS)}
+    assert got == {r.sample_idx for r in requests if shard_of(r.task_id, r.sample_idx, 2) == 1}
+    assert 0 < len(got) < 20 and backend.describe()["dp_rank"] == 1
+
+
+def test_an_aborted_request_is_an_error_not_a_sample():
+    completion = types.SimpleNamespace(text="", token_ids=[], finish_reason="abort")
+    output = types.SimpleNamespace(outputs=[completion], prompt_token_ids=[1, 2])
+    with pytest.raises(RuntimeError, match="finish_reason='abort'"):
+        to_result(chat_request(0), output)
+
+
+def test_describe_records_version_and_engine_arguments(fake_vllm):
+    info = VLLMBackend("m", chat=True, dtype="bfloat16").describe()
+    assert info["vllm"] == "0.0-fake" and info["llm_kwargs"]["dtype"] == "bfloat16"
+    assert info["llm_kwargs"]["generation_config"] == "vllm"
+
+
+def test_unknown_and_invalid_options_raise_spec_error_before_loading(fake_vllm):
+    with pytest.raises(SpecError, match="unknown option.*n_ctx.*takes tensor_parallel_size"):
+        VLLMBackend("m", chat=True, n_ctx=4096)
+    with pytest.raises(SpecError, match="gpu_memory_utilization=1.5"):
+        VLLMBackend("m", chat=True, gpu_memory_utilization=1.5)
+    with pytest.raises(SpecError, match="tensor_parallel_size=0"):
+        VLLMBackend("m", chat=True, tensor_parallel_size=0)
+    assert FakeLLM.instances == []
+
+
+def test_module_imports_without_vllm_or_torch():
+    import subprocess
+
+    code = ("import sys, selfdistill.generate.vllm_backend, selfdistill.generate.openai_backend, "
+            "selfdistill.generate.prompts\nassert 'vllm' not in sys.modules and 'torch' not in sys.modules, "
+            "[m for m in ('vllm', 'torch') if m in sys.modules]")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vllm is installed here")
+def test_load_backend_without_vllm_names_the_extra():
+    from selfdistill.generate.backends import load_backend
+
+    with pytest.raises(BackendUnavailable, match=r"selfdistill\[vllm\]"):
+        load_backend("vllm", "org/model", chat=True)
