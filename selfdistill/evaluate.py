@@ -51,15 +51,16 @@ class EvalPlan:
     limit: int | None
 
 
-def sampling_params(spec: Spec) -> SamplingParams:
-    """The spec's T_eval decode. Base models continue the prompt, so they stop where a HumanEval-style
-    function body ends (the same stops the program builder cuts at); chat models stop at end of turn."""
+def sampling_params(spec: Spec, problems: list[Problem]) -> SamplingParams:
+    """The spec's T_eval decode. A base model continuing HumanEval-style prompts (every problem has a
+    prefix) stops where the function body ends (the stops the program builder cuts at); chat models, and
+    base models writing whole programs, stop at end of turn / end of text."""
     from selfdistill.generate.prompts import BASE_STOP
 
     g, d = spec.generation, spec.diagnostics
     return SamplingParams(
         temperature=g.temperature, top_p=g.top_p, top_k=g.top_k, min_p=g.min_p,
-        max_new_tokens=g.max_new_tokens, n=d.n, seed=d.seed, stop=() if g.chat else BASE_STOP,
+        max_new_tokens=g.max_new_tokens, n=d.n, seed=d.seed, stop=BASE_STOP if not g.chat and all(p.prefix for p in problems) else (),
     )
 
 
@@ -180,8 +181,8 @@ def evaluate(spec: Spec, heldout: HeldoutSet, run_dir: Path, arm: str, limit: in
     from selfdistill.generate.default_model import resolve_model
     from selfdistill.generate.prompts import build_prompt
 
-    plan = EvalPlan(arm, run_dir / arm, choose_problems(heldout.problems, limit, spec.diagnostics.seed),
-                    sampling_params(spec), limit)
+    problems = choose_problems(heldout.problems, limit, spec.diagnostics.seed)
+    plan = EvalPlan(arm, run_dir / arm, problems, sampling_params(spec, problems), limit)
     model = resolve_model(spec.model.path, spec.model.name)
     plan.arm_dir.mkdir(parents=True, exist_ok=True)
     guard_resume(plan.arm_dir, generation_record(spec, plan, model))
