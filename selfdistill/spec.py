@@ -21,6 +21,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from selfdistill.decide.verdict import FailureCost
 from selfdistill.errors import SpecError
 
 FULL_K = (4, 8, 16)
@@ -45,10 +46,7 @@ class ComparatorKind(str, Enum):
     GRPO = "grpo"
 
 
-class FailureLevel(str, Enum):
-    LOW = "low"
-    MEDIUM = "medium"
-    HIGH = "high"
+FailureLevel = FailureCost  # one enum for the spec and the verdict rule
 
 
 class ModelSpec(_Section):
