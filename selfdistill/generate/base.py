@@ -24,6 +24,26 @@ class GenRequest:
     seed: int
 
 
+def chat_messages(request: GenRequest) -> list[Message]:
+    """The request's chat messages (for backends that take messages); a plain string is a caller bug."""
+    if isinstance(request.prompt, str):
+        raise TypeError(f"{request.task_id}: a chat backend needs messages, got a plain prompt string")
+    return [dict(m) for m in request.prompt]
+
+
+def prompt_text(request: GenRequest) -> str:
+    """The request's prompt string (for base-model continuation); messages here are a caller bug."""
+    if not isinstance(request.prompt, str):
+        raise TypeError(f"{request.task_id}: a base-model backend needs a prompt string, got messages")
+    return request.prompt
+
+
+def truncate_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
+    """Cut `text` before the earliest occurrence of any stop string; True when one was found."""
+    hits = [i for i in (text.find(s) for s in stop if s) if i >= 0]
+    return (text[: min(hits)], True) if hits else (text, False)
+
+
 @dataclass(frozen=True)
 class GenResult:
     task_id: str

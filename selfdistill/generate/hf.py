@@ -28,7 +28,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from selfdistill.errors import DataError, SpecError
-from selfdistill.generate.base import GenRequest, GenResult, Message
+from selfdistill.generate.base import GenRequest, GenResult, Message, truncate_at_stop
 from selfdistill.generate.params import SamplingParams
 
 log = logging.getLogger(__name__)
@@ -36,11 +36,19 @@ log = logging.getLogger(__name__)
 OPTIONS = ("device", "dtype", "batch_size", "trust_remote_code")
 DEVICES = ("cpu", "cuda", "auto")
 DTYPES = ("float32", "bfloat16", "float16", "auto")
+# generation_config fields that do not change what is sampled (left out of describe()'s "ignored" record)
+NOT_SAMPLING = {"eos_token_id", "pad_token_id", "bos_token_id", "transformers_version", "use_cache",
+                "output_attentions", "output_hidden_states", "return_dict_in_generate"}
 
 
 def ordered_warpers(params: SamplingParams) -> list:
     """transformers warpers in the paper's order: temperature -> top-k -> top-p -> min-p (active ones only)."""
-    from transformers import MinPLogitsWarper, TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
+    from transformers import (
+        MinPLogitsWarper,
+        TemperatureLogitsWarper,
+        TopKLogitsWarper,
+        TopPLogitsWarper,
+    )
 
     warpers = [TemperatureLogitsWarper(params.temperature)]
     if params.top_k > 0:
@@ -50,12 +58,6 @@ def ordered_warpers(params: SamplingParams) -> list:
     if params.min_p > 0.0:
         warpers.append(MinPLogitsWarper(min_p=params.min_p))
     return warpers
-
-
-def truncate_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
-    """Cut `text` before the earliest occurrence of any stop string."""
-    hits = [i for i in (text.find(s) for s in stop if s) if i >= 0]
-    return (text[: min(hits)], True) if hits else (text, False)
 
 
 def _seeded_sampler(warpers: list, seeds: Sequence[int], device):
@@ -98,7 +100,8 @@ def _stop_criteria(tokenizer, stop: Sequence[str], prompt_len: int):
             done = []
             for i, row in enumerate(input_ids):
                 if i not in self.stopped_at:
-                    tail = tokenizer.decode(row[max(prompt_len, input_ids.shape[1] - window):], skip_special_tokens=True)
+                    start = max(prompt_len, input_ids.shape[1] - window)
+                    tail = tokenizer.decode(row[start:], skip_special_tokens=True)
                     if any(s in tail for s in stop):
                         self.stopped_at[i] = n_new
                 done.append(i in self.stopped_at)
@@ -128,7 +131,9 @@ class HFBackend:
         self.source, self.gguf_file = _resolve_source(model)
         self.device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
         if self.device == "cuda" and not torch.cuda.is_available():
-            raise SpecError("error: hf option device = 'cuda' but torch sees no CUDA device; use device = 'cpu' or 'auto'")
+            raise SpecError(
+                "error: hf option device = 'cuda' but torch sees no CUDA device; use device = 'cpu' or 'auto'"
+            )
         self.tokenizer, self.model = self._load(dtype, trust_remote_code)
         self.chat_template = getattr(self.tokenizer, "chat_template", None)
         if chat and not self.chat_template:
@@ -162,8 +167,7 @@ class HFBackend:
         eos = saved.eos_token_id if saved.eos_token_id is not None else self.tokenizer.eos_token_id
         eos_ids = sorted({*(eos if isinstance(eos, list) else [eos]), self.tokenizer.eos_token_id} - {None})
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else eos_ids[0]
-        dropped = {k: v for k, v in saved.to_diff_dict().items()
-                   if k not in ("eos_token_id", "pad_token_id", "bos_token_id", "transformers_version")}
+        dropped = {k: v for k, v in saved.to_diff_dict().items() if k not in NOT_SAMPLING and not k.startswith("_")}
         self.model.generation_config = GenerationConfig(eos_token_id=eos_ids, pad_token_id=pad)
         return eos_ids, pad, dropped
 
@@ -198,9 +202,15 @@ class HFBackend:
             chunk = encoded[start : start + self.batch_size]
             yield from self._batch([r for r, _ in chunk], [ids for _, ids in chunk], params)
 
-    def _batch(self, requests: list[GenRequest], prompts: list[list[int]], params: SamplingParams) -> Iterator[GenResult]:
+    def _batch(
+        self, requests: list[GenRequest], prompts: list[list[int]], params: SamplingParams
+    ) -> Iterator[GenResult]:
         import torch
-        from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
+        from transformers import (
+            GenerationConfig,
+            LogitsProcessorList,
+            StoppingCriteriaList,
+        )
 
         width = max(len(p) for p in prompts)
         input_ids = torch.tensor([[self.pad_id] * (width - len(p)) + p for p in prompts], device=self.device)
@@ -287,14 +297,17 @@ def _resolve_source(model: str) -> tuple[str, str | None]:
     if path.is_dir():
         return str(path.resolve()), None
     if model.startswith(("/", "./", "../", "~")) or path.exists():
-        raise DataError(f"error: model directory {str(path)!r} does not exist (give a model directory, a hub id or a .gguf file)")
+        raise DataError(
+            f"error: model directory {str(path)!r} does not exist (give a model directory, a hub id or a .gguf file)"
+        )
     return model, None  # a hub id
 
 
 def _check_options(unknown: dict, device: str, dtype: str, batch_size: int) -> None:
     problems = []
     if unknown:
-        problems.append(f"backend 'hf' has no option(s) {', '.join(sorted(unknown))}; its options are {', '.join(OPTIONS)}")
+        names = ", ".join(sorted(unknown))
+        problems.append(f"backend 'hf' has no option(s) {names}; its options are {', '.join(OPTIONS)}")
     if device not in DEVICES:
         problems.append(f"hf option device={device!r} must be one of {', '.join(DEVICES)}")
     if dtype not in DTYPES:

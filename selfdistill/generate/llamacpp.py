@@ -14,11 +14,15 @@ What it does:
   it); BOS is prepended when the GGUF asks for it and the rendered text does not already start with it.
 - `parallel=P` loads P independent model instances and runs them in P Python threads, each with
   n_threads = cores // P. llama-cpp-python calls llama.cpp through ctypes.CDLL, which releases the GIL
-  for the whole native call, so the threads decode concurrently (processes measured no faster).
-  Measured on a 2-core AMD EPYC VM with Qwen2.5-Coder-0.5B Q-GGUF: 1 instance x 2 threads 43 tok/s;
-  2 instances x 1 thread 50 tok/s aggregate in threads, 55 in two processes.
-- Warm-up: a short greedy generation per instance on load, so the first timed request does not pay
-  for page-faulting the mmapped weights and spinning up llama.cpp's thread pool.
+  for the whole native call, so the threads decode concurrently. Weights are mmapped, so instances share
+  them in the page cache; each has its own KV cache (n_ctx). Measured, greedy decode on a 2-core AMD EPYC
+  VM, Qwen2.5-Coder-0.5B Q4_K_M: 1 instance x 2 threads 43 tok/s; 2 instances x 1 thread 51 tok/s
+  aggregate as threads, 55 as two processes (within the noise of a shared VM, so threads, which need no
+  pickling or per-process start-up). With 16+ cores, expect most from parallel = cores // 4 or so.
+- Warm-up: a short greedy generation per instance on load (8 tokens), so the first timed request does not
+  pay for faulting in the mmapped weights and starting llama.cpp's thread pool; VMs have been seen to run
+  threaded math far slower in a process's first seconds. On the 2-core VM above, the first 16 tokens of a
+  fresh process already ran at 37 tok/s against 43 steady, so the warm-up costs ~0.5 s and little else.
 
 What it does not: batch several sequences in one llama.cpp context (llama-cpp-python has no such API),
 return logprobs, or hash the model file (describe() records size and mtime; the caller records sha256).
@@ -26,6 +30,7 @@ return logprobs, or hash the model file (describe() records size and mtime; the 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import queue
@@ -35,7 +40,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 
 from selfdistill.errors import DataError, SpecError
-from selfdistill.generate.base import GenRequest, GenResult, Message
+from selfdistill.generate.base import GenRequest, GenResult, Message, truncate_at_stop
 from selfdistill.generate.params import SamplingParams
 
 log = logging.getLogger(__name__)
@@ -91,12 +96,6 @@ def sampler_chain_names(chain) -> list[str]:
     return [name.decode().removeprefix("?") for name in names]
 
 
-def truncate_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
-    """Cut `text` before the earliest occurrence of any stop string."""
-    hits = [i for i in (text.find(s) for s in stop if s) if i >= 0]
-    return (text[: min(hits)], True) if hits else (text, False)
-
-
 class LlamaCppBackend:
     name = "llamacpp"
 
@@ -131,11 +130,12 @@ class LlamaCppBackend:
         self._llms = [self._load() for _ in range(parallel)]
         self.chat_template = self._llms[0].metadata.get("tokenizer.chat_template")
         if chat and not self.chat_template:
+            self.close()
             raise SpecError(
                 f"error: chat = true but {self.path.name} has no tokenizer.chat_template in its GGUF metadata; "
                 "use a GGUF with a chat template or set chat = false (plain continuation)"
             )
-        self._formatter = None
+        self._formatter = self._chat_formatter() if self.chat_template else None
         self._warm_up()
 
     def _load(self):
@@ -145,7 +145,9 @@ class LlamaCppBackend:
                 n_threads_batch=self.n_threads, verbose=self.verbose,
             )
         except ValueError as exc:  # llama.cpp's "Failed to load model from file"
-            raise DataError(f"error: llama.cpp cannot load {str(self.path)!r} ({exc}); is it a valid GGUF file?") from None
+            raise DataError(
+                f"error: llama.cpp cannot load {str(self.path)!r} ({exc}); is it a valid GGUF file?"
+            ) from None
 
     def _warm_up(self) -> None:
         start = time.perf_counter()
@@ -166,18 +168,20 @@ class LlamaCppBackend:
                 f"error: a request has chat messages but {self.path.name} has no chat template; "
                 "give plain string prompts or use a GGUF with tokenizer.chat_template"
             )
-        if self._formatter is None:
-            from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
-            llm = self._llms[0]
-            self._formatter = Jinja2ChatFormatter(
-                template=self.chat_template, eos_token=_token_text(llm, llm.token_eos()),
-                bos_token=_token_text(llm, llm.token_bos()), add_generation_prompt=True,
-            )
         return self._formatter(messages=[dict(m) for m in prompt]).prompt
 
-    def prompt_tokens(self, prompt: str | Sequence[Message]) -> list[int]:
+    def _chat_formatter(self):
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
         llm = self._llms[0]
+        return Jinja2ChatFormatter(
+            template=self.chat_template, eos_token=_token_text(llm, llm.token_eos()),
+            bos_token=_token_text(llm, llm.token_bos()), add_generation_prompt=True,
+        )
+
+    def prompt_tokens(self, prompt: str | Sequence[Message], llm=None) -> list[int]:
+        """The prompt's token ids (what `prompt_tokens` in a result counts); `llm`: the instance to use."""
+        llm = llm or self._llms[0]
         tokens = llm.tokenize(self.render_prompt(prompt).encode("utf-8"), add_bos=False, special=True)
         bos = llm.token_bos()
         if llm._model.add_bos_token() and bos >= 0 and tokens[:1] != [bos]:
@@ -187,7 +191,7 @@ class LlamaCppBackend:
     # generation ------------------------------------------------------------------------------------
 
     def _one(self, llm, request: GenRequest, params: SamplingParams) -> GenResult:
-        tokens = self.prompt_tokens(request.prompt)
+        tokens = self.prompt_tokens(request.prompt, llm)
         if len(tokens) >= self.n_ctx:
             raise SpecError(
                 f"error: the prompt of {request.task_id} is {len(tokens)} tokens, over llamacpp n_ctx={self.n_ctx}; "
@@ -241,6 +245,7 @@ class LlamaCppBackend:
 
     def describe(self) -> dict:
         stat = self.path.stat()
+        template = self.chat_template or ""
         return {
             "backend": self.name,
             "model": str(self.path.resolve()),
@@ -249,7 +254,7 @@ class LlamaCppBackend:
             "engine": "llama-cpp-python",
             "engine_version": self.engine_version,
             "chat": self.chat,
-            "chat_template_present": bool(self.chat_template),
+            "chat_template_sha256": hashlib.sha256(template.encode()).hexdigest() if template else None,
             "n_threads": self.n_threads,
             "parallel": self.parallel,
             "n_ctx": self.n_ctx,

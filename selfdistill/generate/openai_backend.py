@@ -33,7 +33,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from selfdistill.errors import SelfdistillError, SpecError
-from selfdistill.generate.base import GenRequest, GenResult
+from selfdistill.generate.base import GenRequest, GenResult, chat_messages, prompt_text
 from selfdistill.generate.params import SamplingParams
 
 log = logging.getLogger(__name__)
@@ -140,9 +140,9 @@ class OpenAIBackend:
         kwargs = request_kwargs(self.model, params, request.seed, self.extra_body)
         try:
             if self.chat:
-                response = self._client.chat.completions.create(messages=_messages(request), **kwargs)
+                response = self._client.chat.completions.create(messages=chat_messages(request), **kwargs)
             else:
-                response = self._client.completions.create(prompt=_text(request), **kwargs)
+                response = self._client.completions.create(prompt=prompt_text(request), **kwargs)
         except openai.APIConnectionError as exc:  # also APITimeoutError
             raise _Retryable(f"{type(exc).__name__}: {exc}") from None
         except openai.APIStatusError as exc:
@@ -190,18 +190,6 @@ def request_kwargs(model: str, params: SamplingParams, seed: int, extra_body: di
     if params.stop:
         kwargs["stop"] = list(params.stop)
     return kwargs
-
-
-def _messages(request: GenRequest) -> list[dict[str, str]]:
-    if isinstance(request.prompt, str):
-        raise TypeError(f"{request.task_id}: a chat backend needs messages, got a plain prompt string")
-    return [dict(m) for m in request.prompt]
-
-
-def _text(request: GenRequest) -> str:
-    if not isinstance(request.prompt, str):
-        raise TypeError(f"{request.task_id}: a base-model backend needs a prompt string, got messages")
-    return request.prompt
 
 
 def _backoff_s(attempt: int, retry_after_s: float | None) -> float:

@@ -38,7 +38,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from selfdistill.errors import SpecError
-from selfdistill.generate.base import GenRequest, GenResult
+from selfdistill.generate.base import GenRequest, GenResult, chat_messages, prompt_text
 from selfdistill.generate.params import SamplingParams
 
 log = logging.getLogger(__name__)
@@ -154,9 +154,9 @@ class VLLMBackend:
 
     def _run(self, chunk: list[GenRequest], per_request: list[Any]) -> list[Any]:
         if self.chat:
-            conversations = [_messages(r) for r in chunk]
+            conversations = [chat_messages(r) for r in chunk]
             return self._llm.chat(conversations, sampling_params=per_request, use_tqdm=False)
-        prompts = [_text(r) for r in chunk]
+        prompts = [prompt_text(r) for r in chunk]
         return self._llm.generate(prompts, sampling_params=per_request, use_tqdm=False)
 
 
@@ -178,18 +178,6 @@ def to_result(request: GenRequest, output: Any) -> GenResult:
 
 def _dp_rank(llm: Any) -> int:
     return int(llm.llm_engine.vllm_config.parallel_config.data_parallel_rank)
-
-
-def _messages(request: GenRequest) -> list[dict[str, str]]:
-    if isinstance(request.prompt, str):
-        raise TypeError(f"{request.task_id}: a chat backend needs messages, got a plain prompt string")
-    return [dict(m) for m in request.prompt]
-
-
-def _text(request: GenRequest) -> str:
-    if not isinstance(request.prompt, str):
-        raise TypeError(f"{request.task_id}: a base-model backend needs a prompt string, got messages")
-    return request.prompt
 
 
 def _check_options(unknown: dict, tp: Any, dp: Any, gpu_memory_utilization: Any, max_model_len: Any) -> None:

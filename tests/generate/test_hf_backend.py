@@ -8,7 +8,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from transformers import (  # noqa: E402
+from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
     MinPLogitsWarper,
@@ -17,11 +17,11 @@ from transformers import (  # noqa: E402
     TopPLogitsWarper,
 )
 
-from selfdistill.errors import DataError, SpecError  # noqa: E402
-from selfdistill.generate.backends import load_backend  # noqa: E402
-from selfdistill.generate.base import GenRequest  # noqa: E402
-from selfdistill.generate.hf import HFBackend, ordered_warpers  # noqa: E402
-from selfdistill.generate.params import SamplingParams  # noqa: E402
+from selfdistill.errors import DataError, SpecError
+from selfdistill.generate.backends import load_backend
+from selfdistill.generate.base import GenRequest
+from selfdistill.generate.hf import HFBackend, ordered_warpers
+from selfdistill.generate.params import SamplingParams
 
 PROMPT = "def f(x):"
 CHAT = ({"role": "system", "content": "be brief"}, {"role": "user", "content": "add one"})

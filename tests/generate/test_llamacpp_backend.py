@@ -7,14 +7,18 @@ import pytest
 
 pytest.importorskip("llama_cpp")
 
-import llama_cpp  # noqa: E402
-from llama_cpp._internals import LlamaSampler  # noqa: E402
+import llama_cpp
+from llama_cpp._internals import LlamaSampler
 
-from selfdistill.errors import DataError, SpecError  # noqa: E402
-from selfdistill.generate.backends import load_backend  # noqa: E402
-from selfdistill.generate.base import GenRequest  # noqa: E402
-from selfdistill.generate.llamacpp import LlamaCppBackend, build_sampler, sampler_chain_names  # noqa: E402
-from selfdistill.generate.params import SamplingParams  # noqa: E402
+from selfdistill.errors import DataError, SpecError
+from selfdistill.generate.backends import load_backend
+from selfdistill.generate.base import GenRequest
+from selfdistill.generate.llamacpp import (
+    LlamaCppBackend,
+    build_sampler,
+    sampler_chain_names,
+)
+from selfdistill.generate.params import SamplingParams
 
 PROMPT = "def f(x):"
 CHAT = ({"role": "system", "content": "be brief"}, {"role": "user", "content": "add one"})
