@@ -42,7 +42,16 @@ def decide(spec: Spec, metrics_path: Path, out: Path) -> str:
     report = precondition_from_metrics(metrics, rules_from_spec(spec), k=k)
     errata = {e["task_id"]: e["reason"] for e in metrics.get("provenance", {}).get("excluded", [])}
     markdown = render_precondition(metrics, report, errata=errata or None)
+    comparable = metrics.get("provenance", {}).get("comparable", True)
+    if not comparable:
+        limit = metrics["provenance"].get("limit")
+        markdown = (
+            f"> **Not comparable**: computed on a seeded subset of {limit} problems (`--limit {limit}`), "
+            "not the whole held-out set. A smoke test of the pipeline, not a basis for a training decision.\n\n"
+            + markdown
+        )
     verdict = report.to_json() | {
+        "comparable": comparable,
         "metrics_file": str(metrics_path),
         "metrics_sha256": hashlib.sha256(metrics_path.read_bytes()).hexdigest(),
         "spec": spec.model_dump(mode="json"),
