@@ -197,7 +197,7 @@ class LlamaCppBackend:
                 f"error: the prompt of {request.task_id} is {len(tokens)} tokens, over llamacpp n_ctx={self.n_ctx}; "
                 "raise generation.options.n_ctx"
             )
-        llm.reset()  # no prefix reuse: the sample must not depend on what this instance did before
+        self._prime(llm, tokens)
         out = llm.create_completion(
             tokens, max_tokens=params.max_new_tokens, temperature=params.temperature, top_k=params.top_k,
             top_p=params.top_p, min_p=params.min_p, seed=request.seed, stop=list(params.stop),
@@ -210,6 +210,18 @@ class LlamaCppBackend:
             finish_reason="stop" if stopped else choice["finish_reason"],
             completion_tokens=out["usage"]["completion_tokens"], prompt_tokens=out["usage"]["prompt_tokens"],
         )
+
+    @staticmethod
+    def _prime(llm, tokens: list[int]) -> None:
+        """Put exactly `tokens[:-1]` in the KV cache, computed from a reset context, unless this instance
+        already holds that prefix (an earlier sample of the same prompt). create_completion then reuses it
+        and evaluates the last prompt token alone. Every sample of a prompt takes this same path, whether
+        first or sixteenth, so its text depends only on (prompt, seed), while the prompt is evaluated once
+        per instance instead of once per sample (n = 16 samples share one prompt evaluation)."""
+        prefix = tokens[:-1]
+        if llm.n_tokens < len(prefix) or llm._input_ids[: len(prefix)].tolist() != prefix:
+            llm.reset()
+            llm.eval(prefix)
 
     def generate(self, requests: Sequence[GenRequest], params: SamplingParams) -> Iterator[GenResult]:
         if params.max_new_tokens >= self.n_ctx:

@@ -75,6 +75,21 @@ def test_sample_does_not_depend_on_what_the_instance_did_before(tiny_gguf, backe
     assert one(backend, params, seed=5) == before
 
 
+def test_prompt_prefix_is_evaluated_once_per_prompt_not_once_per_sample(backend, monkeypatch):
+    llm = backend._llms[0]
+    evaluated = []
+    real_eval = llm.eval
+    monkeypatch.setattr(llm, "eval", lambda tokens: (evaluated.append(len(tokens)), real_eval(tokens))[1])
+    params = SamplingParams(temperature=0.9, max_new_tokens=8)
+    one(backend, params, seed=1, prompt=CHAT)  # another prompt first
+    evaluated.clear()
+    for seed in (11, 12, 13):
+        one(backend, params, seed=seed)
+    prefix = len(backend.prompt_tokens(PROMPT)) - 1
+    assert evaluated.count(prefix) == 1  # primed once for three samples
+    assert sum(evaluated) < prefix + 3 * (1 + 8)  # then only the last prompt token and the new tokens
+
+
 def test_greedy_is_argmax_decoding(backend, plain_llama):
     result = one(backend, SamplingParams(temperature=0.0, max_new_tokens=20))
     prompt = backend.prompt_tokens(PROMPT)
