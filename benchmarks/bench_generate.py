@@ -4,7 +4,8 @@
    dequantized to fp32 by transformers, batched), with the same chat prompts and sampling parameters;
 2. the time selfdistill adds over the bare engine call (goal: under 5%), for each engine, as seconds
    per generated token: backend.generate vs the engine called directly on the same loaded model, the
-   same rendered prompts and parameters.
+   same rendered prompts and parameters, measured in alternating rounds (medians), because the speed
+   of these shared VMs drifts by up to 4x within minutes.
 
 Each engine is warmed up before timing (threaded math runs slowly for the first seconds of a process
 on these VMs). Output lengths differ between runs (sampling), so rates are per generated token.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import time
 
 from selfdistill.generate.base import GenRequest
@@ -76,13 +78,23 @@ def bare_hf(backend, requests, params) -> int:
     return tokens
 
 
-def report(name: str, backend_run: tuple[float, int], bare_run: tuple[float, int] | None) -> None:
-    s, n = backend_run
-    line = f"{name:<24} {n:6d} tokens {s:7.1f} s  {n / s:7.1f} tok/s"
-    if bare_run:
-        bs, bn = bare_run
-        overhead = (s / n) / (bs / bn) - 1
-        line += f"   bare engine {bn / bs:7.1f} tok/s   selfdistill overhead {100 * overhead:+.1f}%"
+def alternate(rounds: int, ours, bare) -> tuple[list[float], list[float]]:
+    """Seconds per token of `ours` and `bare`, measured in alternation (ours, bare, ours, bare, ...), so
+    that drift in machine speed (these VMs share hosts) hits both sides alike; compare medians."""
+    ours_spt, bare_spt = [], []
+    for _ in range(rounds):
+        for fn, out in ((ours, ours_spt), (bare, bare_spt)):
+            s, n = timed(fn)
+            out.append(s / n)
+    return ours_spt, bare_spt
+
+
+def report(name: str, ours_spt: list[float], bare_spt: list[float] | None = None) -> None:
+    ours = statistics.median(ours_spt)
+    line = f"{name:<24} {1 / ours:7.1f} tok/s (median of {len(ours_spt)}: {', '.join(f'{1 / x:.1f}' for x in ours_spt)})"
+    if bare_spt:
+        bare = statistics.median(bare_spt)
+        line += f"   bare engine {1 / bare:7.1f} tok/s   selfdistill overhead {100 * (ours / bare - 1):+.1f}%"
     print(line, flush=True)
 
 
@@ -91,6 +103,7 @@ def main() -> None:
     ap.add_argument("--prompts", type=int, default=4)
     ap.add_argument("--per-prompt", type=int, default=2)
     ap.add_argument("--max-new-tokens", type=int, default=128)
+    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds per comparison (medians reported)")
     ap.add_argument("--skip-hf", action="store_true", help="skip the hf backend (its GGUF load takes ~1 min)")
     args = ap.parse_args()
 
@@ -104,24 +117,25 @@ def main() -> None:
     print(f"{len(requests)} requests ({args.prompts} HumanEval chat prompts x {args.per_prompt}), "
           f"T={params.temperature} top_k={params.top_k} top_p={params.top_p} max_new_tokens={params.max_new_tokens}")
 
-    for parallel in (1, 2):
-        backend = load_backend("llamacpp", model, chat=True, options={"parallel": parallel})
-        via_backend(backend, warm, params)
-        run = timed(lambda: via_backend(backend, requests, params))
-        bare = None
-        if parallel == 1:
-            bare_llamacpp(backend, warm, params)
-            bare = timed(lambda: bare_llamacpp(backend, requests, params))
-        report(f"llamacpp parallel={parallel}", run, bare)
-        backend.close()
+    backend = load_backend("llamacpp", model, chat=True, options={"parallel": 1})
+    via_backend(backend, warm, params), bare_llamacpp(backend, warm, params)
+    ours, bare = alternate(args.rounds, lambda: via_backend(backend, requests, params),
+                           lambda: bare_llamacpp(backend, requests, params))
+    report("llamacpp parallel=1", ours, bare)
+    backend.close()
+
+    backend = load_backend("llamacpp", model, chat=True, options={"parallel": 2})
+    via_backend(backend, warm, params)
+    report("llamacpp parallel=2", [(lambda s, n: s / n)(*timed(lambda: via_backend(backend, requests, params)))
+                                   for _ in range(args.rounds)])
+    backend.close()
 
     if not args.skip_hf:
         backend = load_backend("hf", model, chat=True, options={"batch_size": len(requests)})
-        via_backend(backend, warm, params)
-        run = timed(lambda: via_backend(backend, requests, params))
-        bare_hf(backend, warm, params)
-        bare = timed(lambda: bare_hf(backend, requests, params))
-        report(f"hf fp32 batch={len(requests)}", run, bare)
+        via_backend(backend, warm, params), bare_hf(backend, warm, params)
+        ours, bare = alternate(args.rounds, lambda: via_backend(backend, requests, params),
+                               lambda: bare_hf(backend, requests, params))
+        report(f"hf fp32 batch={len(requests)}", ours, bare)
         backend.close()
 
 
