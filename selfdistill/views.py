@@ -47,26 +47,37 @@ def print_metrics(metrics: dict) -> None:
         console.print("[yellow]infra outcomes are harness faults: excluded from pass@k, not model failures[/]")
 
 
-class ExecutionProgress:
-    """`execute 1312/2624 · pass 41.2% · infra 0`, one bar for the stage."""
+class _Bar:
+    """One rich progress bar for a stage, on stderr, with a running figure after the count."""
 
-    def __init__(self) -> None:
+    def __init__(self, label: str) -> None:
+        self._label = label
         self._bar = Progress(
-            TextColumn("execute"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[line]}"),
-            TimeElapsedColumn(), console=Console(stderr=True), transient=False,
+            TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[line]}"),
+            TimeElapsedColumn(), console=Console(stderr=True),
         )
         self._task = None
-        self._ran = self._passed = self._infra = 0
 
-    def __enter__(self) -> ExecutionProgress:
+    def __enter__(self):
         self._bar.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._bar.__exit__(*exc)
 
+    def _add(self, total: int, done: int) -> None:
+        self._task = self._bar.add_task(self._label, total=total, completed=done, line="")
+
+
+class ExecutionProgress(_Bar):
+    """`execute 1312/2624 · pass 41.2% · infra 0`, one bar for the stage."""
+
+    def __init__(self) -> None:
+        super().__init__("execute")
+        self._ran = self._passed = self._infra = 0
+
     def start(self, total: int, done: int) -> None:
-        self._task = self._bar.add_task("execute", total=total, completed=done, line="")
+        self._add(total, done)
 
     def advance(self, record: dict) -> None:
         self._ran += 1
@@ -86,27 +97,16 @@ def print_contamination(report) -> None:
         console.print(f"  {task_id}: " + "; ".join(report.reasons(task_id)))
 
 
-class EvalProgress:
+class EvalProgress(_Bar):
     """`generate 37/160 · 24.8 tok/s · pass 41.2% (35 scored) · infra 0`, one bar for the stage."""
 
     def __init__(self) -> None:
-        self._bar = Progress(
-            TextColumn("generate"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[line]}"),
-            TimeElapsedColumn(), console=Console(stderr=True),
-        )
-        self._task = None
+        super().__init__("generate")
         self._tokens = self._scored = self._passed = self._infra = 0
         self._t0 = time.monotonic()
 
-    def __enter__(self) -> EvalProgress:
-        self._bar.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._bar.__exit__(*exc)
-
     def start(self, total: int, done: int) -> None:
-        self._task = self._bar.add_task("generate", total=total, completed=done, line="")
+        self._add(total, done)
         self._t0 = time.monotonic()
 
     def generated(self, record: dict) -> None:

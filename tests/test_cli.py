@@ -167,3 +167,41 @@ def test_contamination_command(tmp_path, problems):
     assert r.returncode == 1
     assert problems[0].task_id in r.stdout
     assert problems[0].task_id in json.loads((tmp_path / "c.json").read_text())["contaminated_ids"]
+
+
+def test_eval_then_decide_end_to_end_on_a_tiny_gguf(tmp_path):
+    """The real llamacpp backend on a tiny model built here: eval writes every artifact, resumes as a
+    no-op, and decide reads its metrics. The tiny model writes no code: every sample fails, honestly."""
+    from tests.generate.tiny_models import write_tiny_gguf
+
+    model = write_tiny_gguf(tmp_path / "tiny.gguf")
+    text = QUICKSTART.read_text().replace('path = "embedded-default"', f'path = "{model}"')
+    text = text.replace("max_new_tokens = 512", "max_new_tokens = 16").replace("options = { parallel = 2 }", "options = { n_ctx = 2048 }")
+    spec = tmp_path / "spec.toml"
+    spec.write_text(text)
+    run = tmp_path / "run"
+    r = cli("eval", str(spec), "--limit", "2", "--run-dir", str(run))
+    assert r.returncode == 0, r.stderr
+    arm = run / "base"
+    samples = [json.loads(x) for x in (arm / "samples.jsonl").read_text().splitlines()]
+    assert len(samples) == 32 and len({(s["task_id"], s["sample_idx"]) for s in samples}) == 32
+    metrics = json.loads((arm / "metrics.json").read_text())
+    assert metrics["generation"]["backend"] == "llamacpp" and metrics["generation"]["comparable"] is False
+    assert metrics["status_counts"]["passed"] == 0 and sum(metrics["status_counts"].values()) == 32
+    assert "NOT comparable" in r.stdout and (run / "manifest.json").exists()
+
+    again = cli("eval", str(spec), "--limit", "2", "--run-dir", str(run))
+    assert again.returncode == 0, again.stderr
+    assert (arm / "samples.jsonl").read_text().count("\n") == 32
+
+    d = cli("decide", str(spec), "--metrics", str(arm / "metrics.json"))
+    assert d.returncode == 0, d.stderr
+    assert "Not comparable" in d.stdout
+    assert json.loads((arm / "verdict.json").read_text())["comparable"] is False
+
+
+def test_eval_with_a_missing_backend_option_value_is_exit_2(tmp_path):
+    text = QUICKSTART.read_text().replace('path = "embedded-default"', f'path = "{tmp_path / "absent.gguf"}"')
+    (tmp_path / "spec.toml").write_text(text)
+    r = cli("eval", str(tmp_path / "spec.toml"), "--limit", "1", "--run-dir", str(tmp_path / "run"))
+    assert r.returncode == 2 and "model.path" in r.stderr and "Traceback" not in r.stderr

@@ -11,10 +11,11 @@ import difflib
 import gzip
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from selfdistill.errors import DataError
+from selfdistill.tasks.problem import Problem
 
 MAX_LISTED_ERRORS = 20
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -68,6 +69,30 @@ def first_record(path: Path) -> dict | None:
     for _, record in iter_jsonl(path):
         return record
     return None
+
+
+def load_records(
+    path: Path, parse: Callable[[dict], tuple[Problem | None, list[str]]], id_key: str, hint: str, empty: str
+) -> list[Problem]:
+    """Problems from a JSONL task file: each record parsed by `parse`; an id (`record[id_key]`) seen twice
+    names both lines; every bad line is collected and reported at once; a file with none is refused."""
+    problems: list[Problem] = []
+    errors: list[str] = []
+    first_line: dict[str, int] = {}
+    for lineno, record in iter_jsonl(path):
+        problem, bad = parse(record)
+        key = record.get(id_key)
+        if isinstance(key, str) and key in first_line:
+            bad.append(f"{id_key} {show(key)} duplicates line {first_line[key]}; {id_key}s must be unique")
+        elif isinstance(key, str):
+            first_line[key] = lineno
+        errors += [f"line {lineno}: {b}" for b in bad]
+        if problem is not None and not bad:
+            problems.append(problem)
+    raise_collected(path, errors, hint)
+    if not problems:
+        raise DataError(f"{path}: holds no problems; {empty}")
+    return problems
 
 
 def raise_collected(path: Path, errors: list[str], hint: str) -> None:

@@ -14,8 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from selfdistill.errors import DataError
-from selfdistill.tasks._io import iter_jsonl, parse_date, raise_collected, require_file, show, suggest
+from selfdistill.tasks._io import load_records, parse_date, require_file, show, suggest
 from selfdistill.tasks.problem import AssertTests, Difficulty, IOCase, IOTests, Problem
 
 REQUIRED = frozenset({"task_id", "prompt"})
@@ -32,25 +31,10 @@ def load_jsonl(path: str | Path) -> list[Problem]:
     path = Path(path)
     require_file(path, "a JSONL task file (schema: docs/tasks.md)")
     source = _stem(path)
-    problems: list[Problem] = []
-    errors: list[str] = []
-    first_line: dict[str, int] = {}
-    for lineno, record in iter_jsonl(path):
-        problem, bad = parse_record(record, default_source=source)
-        task_id = record.get("task_id")
-        if isinstance(task_id, str) and task_id in first_line:
-            bad.append(
-                f"task_id {show(task_id)} duplicates line {first_line[task_id]}; task_ids must be unique"
-            )
-        elif isinstance(task_id, str):
-            first_line[task_id] = lineno
-        errors += [f"line {lineno}: {b}" for b in bad]
-        if problem is not None and not bad:
-            problems.append(problem)
-    raise_collected(path, errors, _HINT)
-    if not problems:
-        raise DataError(f"{path}: holds no problems; expected one JSON object per line ({_HINT})")
-    return problems
+    return load_records(
+        path, lambda record: parse_record(record, default_source=source), "task_id", _HINT,
+        f"expected one JSON object per line ({_HINT})",
+    )
 
 
 def _stem(path: Path) -> str:

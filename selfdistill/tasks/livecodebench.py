@@ -31,8 +31,7 @@ import pickle
 import zlib
 from pathlib import Path
 
-from selfdistill.errors import DataError
-from selfdistill.tasks._io import iter_jsonl, raise_collected, require_file, show
+from selfdistill.tasks._io import load_records, require_file, show
 from selfdistill.tasks.problem import CallCase, CallTests, Difficulty, IOCase, IOTests, Problem
 
 SOURCE = "livecodebench"
@@ -96,23 +95,7 @@ def load_livecodebench(path: str | Path) -> list[Problem]:
     """Problems from a LiveCodeBench release JSONL file (`.jsonl` or `.jsonl.gz`), in file order."""
     path = Path(path)
     require_file(path, "a LiveCodeBench release JSONL file (code_generation_lite test*.jsonl)")
-    problems: list[Problem] = []
-    errors: list[str] = []
-    first_line: dict[str, int] = {}
-    for lineno, record in iter_jsonl(path):
-        problem, bad = parse_record(record)
-        qid = record.get("question_id")
-        if isinstance(qid, str) and qid in first_line:
-            bad.append(f"question_id {show(qid)} duplicates line {first_line[qid]}")
-        elif isinstance(qid, str):
-            first_line[qid] = lineno
-        errors += [f"line {lineno}: {b}" for b in bad]
-        if problem is not None and not bad:
-            problems.append(problem)
-    raise_collected(path, errors, _HINT)
-    if not problems:
-        raise DataError(f"{path}: holds no problems; {_HINT}")
-    return problems
+    return load_records(path, parse_record, "question_id", _HINT, _HINT)
 
 
 def parse_record(record: dict) -> tuple[Problem | None, list[str]]:
