@@ -2,9 +2,10 @@
 
 In order: wire fds 0-3 and close every other fd (the pool's pipes among them), start a new session,
 set rlimits (CPU seconds, address space, file size, processes, core dumps, open files), enter the job
-dir, point HOME/TMPDIR at it, drop capabilities (user-namespace mode), drop to the slot uid/gid with no
-supplementary groups, install fresh stdio objects. RLIMIT_AS covers the interpreter inherited from the
-worker (~27 MB of address space), so `memory_mb` is the whole process, as a fresh `python` would be.
+dir (HOME/TMPDIR already name it: the worker sets them before forking, `point_environment`), drop
+capabilities (user-namespace mode), drop to the slot uid/gid with no supplementary groups, install
+fresh stdio objects. RLIMIT_AS covers the interpreter inherited from the worker (~27 MB of address
+space), so `memory_mb` is the whole process, as a fresh `python` would be.
 
 Not covered: seccomp filtering of syscalls; cgroups. RLIMIT_AS is per process, so a job's processes
 together may hold up to NPROC x memory_mb (xfail test), and nothing caps a job's CPU share: up to NPROC
@@ -56,7 +57,6 @@ def confine(spec: dict, sandbox: isolation.Sandbox) -> None:
     _set_limits(spec["cpu_s"], spec["memory_mb"], nproc=sandbox.uid is not None or sandbox.mode == "userns")
     os.chdir(spec["jobdir"])
     os.umask(0o077)
-    _scrub_environment(spec["jobdir"])
     if sandbox.mode == "userns":
         _drop_capabilities()
     if sandbox.uid is not None:
@@ -80,8 +80,10 @@ def _set_limits(cpu_s: int, memory_mb: int, nproc: bool) -> None:
         resource.setrlimit(which, value)
 
 
-def _scrub_environment(jobdir: str) -> None:
-    """The worker's environment is already minimal (see `scrub_worker_environment`); point it here."""
+def point_environment(jobdir: str) -> None:
+    """Called in the WORKER before it forks a job's children (the worker's environment is already
+    minimal, see `scrub_worker_environment`): HOME and TMPDIR name the job dir. Done there rather than
+    in each child, the child inherits it without writing (copying) the pages these objects live on."""
     os.environ["HOME"] = os.environ["TMPDIR"] = jobdir
     tempfile = sys.modules.get("tempfile")
     if tempfile is not None:

@@ -2,9 +2,10 @@
 
 Started by `SandboxPool`, one per slot. It isolates itself once (isolation.py), pre-imports the stdlib
 modules programs use so forks start warm, snapshots pristine builtins (guard.py), then loops: read a
-job frame on stdin, create a job dir, launch one child per program run (one per case for stdin/stdout
-tests) and watch it until it exits or the job's wall deadline passes (launch.py), judge (judge.py),
-remove the job dir, answer one frame on stdout.
+job frame on stdin (assert tests are compiled here, once per distinct test code, since every sample of a
+task shares them), create a job dir and point HOME/TMPDIR at it, launch one child per program run (one
+per case for stdin/stdout tests) and watch it until it exits or the job's wall deadline passes
+(launch.py), judge (judge.py), remove the job dir, answer one frame on stdout.
 
 Keep imports minimal: no numpy, no pydantic, nothing from selfdistill.tasks. The worker never runs
 program code itself; it only forks. Expected outputs never reach a child's object graph (`secrets`).
@@ -138,8 +139,22 @@ def _str(value) -> str:
 
 
 def _parse_assert(tests: dict, job: dict) -> list:
-    job["code"] = _str(tests["code"])
+    job["code"] = code = _str(tests["code"])
+    job["tests_code"] = _compiled_tests(code)
     return []
+
+
+_tests_cache: dict[str, object] = {}
+TESTS_CACHE_SIZE = 512
+
+
+def _compiled_tests(code: str):
+    """Every sample of a task has the same tests: compile them once per worker, not once per child."""
+    if code not in _tests_cache:
+        if len(_tests_cache) >= TESTS_CACHE_SIZE:
+            _tests_cache.clear()
+        _tests_cache[code] = child.compile_tests(code)
+    return _tests_cache[code]
 
 
 def _parse_io(tests: dict, job: dict) -> list:
@@ -173,6 +188,7 @@ def _run_in_jobdir(job: dict, secrets: list, ctx: Context) -> judge.Verdict:
     except OSError as e:
         return judge.INFRA, judge.short(f"could not create the job dir: {e}")
     job["jobdir"] = jobdir
+    confine.point_environment(jobdir)
     try:
         return _run_kind(job, secrets, ctx)
     finally:

@@ -39,6 +39,22 @@ def test_syntax_error_is_error(pool):
     assert "SyntaxError" in outcome.detail
 
 
+def test_tests_that_do_not_compile_are_error_naming_the_tests(pool):
+    """The worker compiles each task's tests once and caches them; tests that do not compile are
+    still compiled (and reported) by the child, as before."""
+    outcome = pool.run_one(assert_job(GOOD_ADD, tests="def check(candidate):\n    assert candidate(1, 2) ==\n"))
+    assert outcome.status is Status.ERROR
+    assert "SyntaxError" in outcome.detail and "<tests>" in outcome.detail
+
+
+def test_cached_tests_judge_each_program_on_its_own(pool):
+    """Same tests for every sample of a task (compiled once per worker): no verdict carries over."""
+    verdicts = [pool.run_one(assert_job(p)).status for p in (GOOD_ADD, WRONG_ADD, GOOD_ADD, WRONG_ADD)]
+    assert verdicts == [Status.PASSED, Status.FAILED, Status.PASSED, Status.FAILED]
+    patched = "import builtins\nbuiltins.abs = lambda x: 0\n" + WRONG_ADD  # makes `abs(...) < 1e-9` true
+    assert pool.run_one(assert_job(patched)).status is Status.FAILED
+
+
 def test_exception_is_error_with_its_type(pool):
     outcome = pool.run_one(assert_job("def add(a, b):\n    raise ValueError('nope')\n"))
     assert outcome.status is Status.ERROR
