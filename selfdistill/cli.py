@@ -21,6 +21,7 @@ from selfdistill import __version__
 from selfdistill.errors import SelfdistillError
 
 EXIT_USER_ERROR = 2
+EXIT_REFUSED = 3  # the precondition verdict refused the round (not an input error)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,6 +92,15 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--ngram", type=int, default=13, help="word n-gram length for overlap (default 13)")
     t.add_argument("--out", type=Path, default=None, help="write the report as JSON here")
     t.set_defaults(func=cmd_contamination)
+
+    r = sub.add_parser("ssd", help="one SSD round: precondition, T_train sampling, fine-tune, evaluate at T_eval")
+    r.add_argument("spec", type=Path)
+    r.add_argument("--run-dir", type=Path, default=None, help="run directory (default: runs/<spec file stem>)")
+    r.add_argument("--limit", type=int, default=None,
+                   help="evaluate a seeded subset of N held-out problems (results stamped not comparable)")
+    r.add_argument("--force", action="store_true",
+                   help="run even when the precondition verdict is GO-OTHER (stamped on every result)")
+    r.set_defaults(func=cmd_ssd)
 
     m = sub.add_parser("demo", help="the embedded default: score canonical, wrong and mixed sets, then decide")
     m.add_argument("--out", type=Path, default=Path("runs/demo"))
@@ -175,6 +185,24 @@ def cmd_contamination(args: argparse.Namespace) -> int:
         write_json_atomic(args.out, report.to_json())
         print(f"wrote {args.out}")
     return 0 if report.is_clean else 1
+
+
+def cmd_ssd(args: argparse.Namespace) -> int:
+    from selfdistill import views
+    from selfdistill.checks import check_spec
+    from selfdistill.ssd.round import RoundRefused, run_round
+
+    report = check_spec(args.spec)
+    run_dir = args.run_dir or Path("runs") / args.spec.stem
+    try:
+        summary = run_round(report.spec, report.heldout, run_dir, limit=args.limit, force=args.force,
+                            progress_factory=views.EvalProgress, say=views.console.print)
+    except RoundRefused as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_REFUSED
+    views.print_round(summary)
+    print(f"wrote {run_dir / 'round1' / 'round.json'}")
+    return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -192,9 +192,118 @@ class GenerationSpec(_Section):
 
 
 class PoolSpec(_Section):
+    """The SSD prompt pool: what is sampled at T_train and trained on; never the held-out set."""
+
     tests_available: bool = Field(
         False, description="the prompt pool carries tests, so a verifier-aware arm is possible"
     )
+    source: str = Field(
+        "mbpp",
+        min_length=1,
+        description='"mbpp" (the embedded default, 397 problems with tests), a JSONL or LiveCodeBench path, '
+        '"split:<task>" (a seeded disjoint split of a task) or "codebase:<dir>" (prompts mined from Python code)',
+    )
+    split_fraction: float = Field(0.5, gt=0, lt=1, description='share of the task that "split:<task>" puts in the pool')
+    limit: int | None = Field(None, ge=1, description="a seeded subset of this many pool prompts (default: all)")
+    seed: int = Field(0, description="seed of the split and of the subset")
+    ngram: int = Field(13, ge=4, description="word n-gram length of the pool vs held-out contamination check")
+
+
+class VerifierArm(str, Enum):
+    AUTO = "auto"
+    ON = "on"
+    OFF = "off"
+
+
+class SSDSpec(_Section):
+    """The round's sampling (T_train, from the frozen base model) and its evaluation temperatures."""
+
+    t_train: float = Field(1.6, gt=0, description="sampling temperature T_train for the training samples")
+    top_k: int = Field(20, ge=0, description="top-k truncation at T_train (0 = off)")
+    top_p: float = Field(0.8, gt=0, le=1, description="top-p truncation at T_train (1 = off)")
+    min_p: float = Field(0.0, ge=0, lt=1, description="min-p truncation at T_train (0 = off)")
+    n_per_prompt: int = Field(1, ge=1, description="samples per pool prompt (the paper: 1)")
+    max_new_tokens: int | None = Field(None, ge=1, description="completion cap at T_train (default: generation's)")
+    seed: int = Field(0, description="run seed of the T_train samples (per-sample seeds derive from it)")
+    t_eval: float = Field(1.1, gt=0, description="evaluation temperature T_eval of every round arm")
+    t_eval_sweep: list[Annotated[float, Field(ge=0)]] = Field(
+        default_factory=list, description="more T_eval values: base and distilled both evaluated at each (T_eff plot)"
+    )
+    verifier_arm: VerifierArm = Field(
+        VerifierArm.AUTO, description="auto (when the verdict is GO-VERIFIER-AWARE-SSD) | on | off"
+    )
+
+    @field_validator("t_eval_sweep")
+    @classmethod
+    def _sweep_unique(cls, sweep: list[float]) -> list[float]:
+        return sorted(set(sweep))
+
+    @property
+    def temperatures(self) -> list[float]:
+        """Every T_eval evaluated: the headline t_eval first, then the sweep."""
+        return [self.t_eval] + [t for t in self.t_eval_sweep if t != self.t_eval]
+
+
+class TrainMethod(str, Enum):
+    LORA = "lora"
+    FULL = "full"
+
+
+LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+class TrainSpec(_Section):
+    """Fine-tuning on the raw samples: plain cross-entropy on the completion (TRL SFTTrainer)."""
+
+    method: TrainMethod = Field(TrainMethod.LORA, description="lora | full")
+    lora_r: int = Field(32, ge=1, description="LoRA rank")
+    lora_alpha: float = Field(64.0, gt=0, description="LoRA alpha (scale = alpha / r)")
+    lora_dropout: float = Field(0.05, ge=0, lt=1, description="LoRA dropout")
+    target_modules: list[str] = Field(
+        default_factory=lambda: list(LORA_TARGETS), min_length=1, description="LoRA target module names"
+    )
+    learning_rate: float | None = Field(
+        None, gt=0, description="peak learning rate (default: 1e-4 for lora, 1e-5 for full)"
+    )
+    epochs: float = Field(1.0, gt=0, description="epochs over the training samples")
+    warmup_ratio: float = Field(0.03, ge=0, lt=1, description="share of steps with linear warm-up")
+    scheduler: str = Field("cosine", min_length=1, description="learning-rate schedule (transformers' names)")
+    batch_size: int = Field(8, ge=1, description="examples per optimizer step (per device x accumulation)")
+    per_device_batch_size: int = Field(1, ge=1, description="examples per forward pass")
+    max_length: int = Field(2048, ge=16, description="tokens per example (prompt + completion), longer cut")
+    seed: int = Field(0, description="training seed (data order, dropout, LoRA init)")
+    save_steps: int = Field(20, ge=1, description="checkpoint every this many optimizer steps (resume point)")
+    anchor_data: str | None = Field(
+        None, description="JSONL of {prompt, completion} anchor examples mixed in against format drift"
+    )
+    anchor_ratio: float = Field(0.0, ge=0, lt=1, description="share of training examples drawn from anchor_data")
+    device: str = Field("auto", description="auto | cpu | cuda (accelerate launch sets multi-GPU)")
+    precision: str = Field("auto", description="auto (bf16 on GPUs that have it, else fp32) | float32 | bfloat16")
+    launcher: list[str] = Field(
+        default_factory=list,
+        description='command that runs the training module, e.g. ["accelerate", "launch", "--config_file", '
+        '"examples/accelerate/zero3.yaml"] (default: this Python)',
+    )
+
+    @model_validator(mode="after")
+    def _anchor(self) -> TrainSpec:
+        if self.anchor_ratio > 0 and not self.anchor_data:
+            raise ValueError(f"anchor_ratio = {self.anchor_ratio} but no anchor_data file is named")
+        if self.batch_size % self.per_device_batch_size:
+            raise ValueError(
+                f"batch_size {self.batch_size} is not a multiple of per_device_batch_size {self.per_device_batch_size}"
+            )
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"device {self.device!r}: expected auto | cpu | cuda")
+        if self.precision not in ("auto", "float32", "bfloat16"):
+            raise ValueError(f"precision {self.precision!r}: expected auto | float32 | bfloat16")
+        return self
+
+    @property
+    def lr(self) -> float:
+        if self.learning_rate is not None:
+            return self.learning_rate
+        return 1e-4 if self.method is TrainMethod.LORA else 1e-5
 
 
 class Spec(_Section):
@@ -207,6 +316,8 @@ class Spec(_Section):
     failure_cost: FailureCostSpec
     pool: PoolSpec = Field(default_factory=PoolSpec)
     generation: GenerationSpec = Field(default_factory=GenerationSpec)
+    ssd: SSDSpec = Field(default_factory=SSDSpec)
+    train: TrainSpec = Field(default_factory=TrainSpec)
 
     @property
     def gpu_hours_total(self) -> float:
@@ -254,6 +365,7 @@ def _resolve_paths(spec: Spec, base: Path) -> Spec:
     m = spec.model
     if m.path and m.path != "embedded-default" and not Path(m.path).expanduser().is_absolute():
         spec = spec.model_copy(update={"model": m.model_copy(update={"path": str(base / m.path)})})
+    spec = _resolve_round_paths(spec, base)
     problems = []
     if spec.model.path and spec.model.path != "embedded-default" and not Path(spec.model.path).expanduser().exists():
         problems.append(f"  model.path = {m.path!r}: no such file or directory (looked at {spec.model.path})")
@@ -261,8 +373,26 @@ def _resolve_paths(spec: Spec, base: Path) -> Spec:
         problems.append(f"  heldout.task = {h.task!r}: no such file (looked at {spec.heldout.task})")
     if spec.heldout.errata and not Path(spec.heldout.errata).is_file():
         problems.append(f"  heldout.errata = {h.errata!r}: no such file (looked at {spec.heldout.errata})")
+    if spec.train.anchor_data and not Path(spec.train.anchor_data).is_file():
+        problems.append(f"  train.anchor_data: no such file (looked at {spec.train.anchor_data})")
     if problems:
         raise SpecError("error: the spec names files that do not exist:\n" + "\n".join(problems))
+    return spec
+
+
+def _resolve_round_paths(spec: Spec, base: Path) -> Spec:
+    """Pool sources and anchor data named by relative path are relative to the spec file too."""
+    src = spec.pool.source
+    for prefix in ("codebase:", "split:", ""):
+        if src.startswith(prefix):
+            rest = src[len(prefix):]
+            if rest not in ("mbpp", "humaneval") and rest and not Path(rest).expanduser().is_absolute():
+                src = prefix + str(base / rest)
+            break
+    spec = spec.model_copy(update={"pool": spec.pool.model_copy(update={"source": src})})
+    anchor = spec.train.anchor_data
+    if anchor and not Path(anchor).expanduser().is_absolute():
+        spec = spec.model_copy(update={"train": spec.train.model_copy(update={"anchor_data": str(base / anchor)})})
     return spec
 
 

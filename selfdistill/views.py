@@ -137,3 +137,44 @@ def print_generation(metrics: dict) -> None:
     )
     if not g.get("comparable", True):
         console.print(f"[yellow]--limit {g['limit']}: a subset of {g['limit']} problems; NOT comparable to a full run[/]")
+
+
+def _ci(m: dict) -> str:
+    return f"{pp(m['value'])} [{pp(m['ci_low'])}, {pp(m['ci_high'])}]"
+
+
+def print_round(summary: dict) -> None:
+    """The sweep (pass@1 against T_eff per arm) and the paired deltas with their CIs and slices."""
+    arms = ["base", *summary["arms"]]
+    table = Table(title=f"pass@1 % by T_eval (T_eff = T_train {summary['sampling']['t_train']:g} x T_eval), 95% CI")
+    table.add_column("T_eval", justify="right")
+    table.add_column("T_eff", justify="right")
+    for arm in arms:
+        table.add_column(arm, justify="right")
+    for row in summary["sweep"]:
+        table.add_row(f"{row['t_eval']:g}", f"{row['t_eff']:.3g}", *(_ci(row["arms"][a]["pass@1"]) for a in arms))
+    console.print(table)
+    deltas = Table(title=f"paired pass@1 deltas, pp, at T_eval {summary['t_eval']:g} (problem-level paired bootstrap)")
+    deltas.add_column("comparison")
+    deltas.add_column("overall", justify="right")
+    for level in ("easy", "medium", "hard"):
+        deltas.add_column(level, justify="right")
+    for name, d in summary["deltas"].items():
+        cells = [_ci(d["slices"][lv]) + f" (n={d['slices'][lv]['n_problems']})" if lv in d["slices"] else "—"
+                 for lv in ("easy", "medium", "hard")]
+        deltas.add_row(name, _ci(d["overall"]) + f" (n={d['overall']['n_problems']})", *cells)
+    console.print(deltas)
+    s = summary["sampling"]
+    line = (f"samples: {s['n_samples']} at T_train {s['t_train']:g}, kept {s['kept_minimal']} "
+            f"(no extractable code {100 * s['no_code_share']:.1f}%)")
+    if "acceptance_rate" in s:
+        line += f"; verifier acceptance {100 * s['acceptance_rate']:.1f}% ({s['kept_verifier']} kept)"
+    console.print(line)
+    console.print("slices: " + next(iter(summary["deltas"].values()))["slice_source"])
+    for stage, row in summary["costs"]["totals"]["stages"].items():
+        console.print(f"cost {stage}: {row['wall_s'] / 60:.1f} min wall, {row['device_hours']:.3f} device-h, "
+                      f"{row['gpu_hours']:.3f} GPU-h")
+    if summary.get("forced"):
+        console.print("[yellow]forced past a GO-OTHER precondition verdict: every result is stamped forced[/]")
+    if not summary.get("comparable", True):
+        console.print(f"[yellow]--limit {summary['limit']}: a subset; NOT comparable to a full run[/]")

@@ -1,0 +1,92 @@
+"""Training examples for one arm: the prompt exactly as it was sampled, the raw completion as the target.
+
+- minimal SSD: every sample that survived the degeneracy filter, unverified (the paper's recipe);
+- verifier-aware: the same samples, only those whose program passed the pool's tests.
+
+Chat models train on the chat messages the sample was drawn from (TRL applies the model's own chat
+template) with the raw reply as the assistant turn: code fences, prose and all, since that is what the
+model produced. Base models train on prompt string + raw continuation.
+
+Anchor data (optional, declared in the spec): a JSONL of {prompt, completion} examples mixed in at a
+declared share of the final set, against format drift. Drawn without replacement with the training
+seed; a file too small for the share is an error, not a silent shortfall.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+from selfdistill.errors import DataError
+from selfdistill.tasks.problem import Problem
+
+
+def example(problem: Problem, sample: dict, chat: bool) -> dict:
+    from selfdistill.generate.prompts import build_prompt
+
+    prompt = build_prompt(problem, chat)
+    if chat:
+        return {
+            "prompt": [dict(m) for m in prompt],
+            "completion": [{"role": "assistant", "content": sample["raw"]}],
+            "task_id": sample["task_id"],
+            "sample_idx": sample["sample_idx"],
+            "origin": "sample",
+        }
+    return {"prompt": prompt, "completion": sample["raw"], "task_id": sample["task_id"],
+            "sample_idx": sample["sample_idx"], "origin": "sample"}
+
+
+def select(samples: list[dict], passed: set[tuple[str, int]] | None) -> list[dict]:
+    """Kept samples in file order: non-degenerate, and (verifier arm) passing."""
+    kept = [s for s in samples if not s.get("degenerate")]
+    if passed is None:
+        return kept
+    return [s for s in kept if (s["task_id"], s["sample_idx"]) in passed]
+
+
+def read_anchor(path: Path, chat: bool) -> list[dict]:
+    rows = []
+    with path.open(encoding="utf-8") as f:
+        for i, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"error: {path}:{i}: not JSON ({exc.msg}); anchor data is one object per line") from None
+            prompt, completion = (row.get("prompt"), row.get("completion")) if isinstance(row, dict) else (None, None)
+            if not isinstance(prompt, str) or not isinstance(completion, str):
+                raise DataError(f'error: {path}:{i}: anchor examples need "prompt" and "completion" strings')
+            if chat:
+                rows.append({"prompt": [{"role": "user", "content": prompt}],
+                             "completion": [{"role": "assistant", "content": completion}]})
+            else:
+                rows.append({"prompt": prompt, "completion": completion})
+    return rows
+
+
+def mix_anchor(examples: list[dict], anchor: list[dict], ratio: float, seed: int, path: str) -> tuple[list[dict], dict]:
+    """Add anchor examples so they make up `ratio` of the result; return the examples and a record."""
+    if ratio <= 0:
+        return examples, {"anchor_ratio": 0.0, "n_anchor": 0}
+    want = round(ratio / (1 - ratio) * len(examples))
+    if want > len(anchor):
+        raise DataError(
+            f"error: train.anchor_ratio = {ratio} needs {want} anchor examples for {len(examples)} samples, "
+            f"but {path} has {len(anchor)}; add anchor examples or lower the ratio"
+        )
+    rng = random.Random(seed)
+    chosen = [a | {"origin": "anchor"} for a in rng.sample(anchor, want)]
+    mixed = examples + chosen
+    rng.shuffle(mixed)
+    return mixed, {"anchor_ratio": ratio, "n_anchor": want, "anchor_data": path,
+                   "realized_ratio": want / len(mixed) if mixed else 0.0}
+
+
+def write_examples(path: Path, examples: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in examples), encoding="utf-8")
+    tmp.replace(path)

@@ -1,0 +1,80 @@
+"""The cost ledger: wall time and devices per stage, appended to `<run>/ledger.jsonl` as each stage ends.
+
+One record per stage invocation: {stage, arm, wall_s, device ("cpu" | "cuda"), device_count,
+device_hours = wall_s x device_count / 3600, gpu_hours (device_hours on GPUs, else 0), started,
+finished}. A stage killed and resumed appends one record per invocation that did work, so totals are
+what the round really cost, retries included; a stage skipped because it was done appends nothing.
+
+`totals` sums per stage (sampling, training, evaluation) and overall; `accuracy_per_hour` divides a
+pass@1 by the hours that produced it (device-hours, and GPU-hours where there were any).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from contextlib import contextmanager
+from pathlib import Path
+
+from selfdistill.rundir import JsonlStream, read_jsonl
+
+STAGES = ("precondition", "sampling", "verification", "training", "export", "evaluation")
+
+
+def ledger_path(run_dir: Path) -> Path:
+    return run_dir / "ledger.jsonl"
+
+
+@contextmanager
+def timed(run_dir: Path, stage: str, arm: str, device: str = "cpu", device_count: int = 1):
+    """Time the block and append its record when it ends normally. `note` may be set on the yielded dict."""
+    extra: dict = {}
+    started = time.time()
+    yield extra
+    wall = time.time() - started
+    hours = wall * device_count / 3600
+    record = {
+        "stage": stage,
+        "arm": arm,
+        "wall_s": round(wall, 3),
+        "device": extra.pop("device", device),
+        "device_count": extra.pop("device_count", device_count),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **extra,
+    }
+    record["device_hours"] = record["wall_s"] * record["device_count"] / 3600 if record["device_count"] else hours
+    record["gpu_hours"] = record["device_hours"] if record["device"] == "cuda" else 0.0
+    with JsonlStream(ledger_path(run_dir)) as stream:
+        stream.append(record)
+
+
+def read_ledger(run_dir: Path) -> list[dict]:
+    path = ledger_path(run_dir)
+    return [r for _, r in read_jsonl(path, "cost ledger")] if path.exists() else []
+
+
+def totals(records: list[dict]) -> dict:
+    """Per stage and overall: wall seconds, device-hours, GPU-hours."""
+    by_stage: dict[str, dict] = defaultdict(lambda: {"wall_s": 0.0, "device_hours": 0.0, "gpu_hours": 0.0, "runs": 0})
+    for r in records:
+        row = by_stage[r["stage"]]
+        row["wall_s"] += r["wall_s"]
+        row["device_hours"] += r["device_hours"]
+        row["gpu_hours"] += r["gpu_hours"]
+        row["runs"] += 1
+    overall = {k: sum(v[k] for v in by_stage.values()) for k in ("wall_s", "device_hours", "gpu_hours", "runs")}
+    return {"stages": {s: by_stage[s] for s in STAGES if s in by_stage}, "overall": overall}
+
+
+def arm_hours(records: list[dict], arms: set[str]) -> dict:
+    """Hours spent on records whose arm is in `arms` (e.g. one training arm plus the shared sampling)."""
+    rows = [r for r in records if r["arm"] in arms]
+    return {k: sum(r[k] for r in rows) for k in ("wall_s", "device_hours", "gpu_hours")}
+
+
+def accuracy_per_hour(pass_at_1: float, hours: dict) -> dict:
+    return {
+        "per_device_hour": pass_at_1 / hours["device_hours"] if hours["device_hours"] > 0 else None,
+        "per_gpu_hour": pass_at_1 / hours["gpu_hours"] if hours["gpu_hours"] > 0 else None,
+    }

@@ -1,0 +1,234 @@
+"""Fine-tune the base model on its own raw samples: TRL's SFTTrainer, plain cross-entropy on the completion.
+
+One training job = one JSON file (`job.json`, written by the round) naming the base model, the examples
+file, the TrainSpec and the output directory. It runs in its own process:
+
+    python -m selfdistill.train.finetune JOB.json                      # CPU, or one GPU
+    accelerate launch --config_file examples/accelerate/zero3.yaml \\
+        -m selfdistill.train.finetune JOB.json                         # multi-GPU / multi-node
+
+so the process that holds the model is never the one that forks sandboxed programs, its memory is given
+back when it ends, and multi-GPU runs go through accelerate (DeepSpeed ZeRO-3 or FSDP configs in
+examples/accelerate/) with no hand-written distributed code.
+
+What it does:
+- Examples are prompt-completion pairs: chat prompts as message lists (TRL applies the model's own chat
+  template; the completion is the assistant turn) or plain strings for base models. TRL masks the prompt:
+  the loss is on the completion only (`completion_only_loss=True`), unweighted cross-entropy.
+- LoRA (PEFT `LoraConfig`: rank, alpha, dropout, target modules) or full fine-tuning; learning rate,
+  epochs, warm-up share, schedule, seed, batch (per device x gradient accumulation), max length.
+- Checkpoints every `save_steps` optimizer steps (the last two kept); a killed job run again resumes
+  from the last checkpoint (`resume_from_checkpoint`), and a finished one (train.json exists) is not run
+  again.
+- Writes `adapter/` (LoRA: PEFT adapter), `merged/` (LoRA merged into the weights, or the fully
+  fine-tuned model: a transformers directory any backend loads) and `train.json` (loss curve, steps,
+  tokens, wall time, device) into the output directory.
+- A GGUF base is loaded through transformers' `gguf_file=` and dequantized to float32, the same weights
+  llama.cpp runs, so an adapter trained here applies to the GGUF the base was evaluated with.
+
+Not here: which samples are trained on (selfdistill/ssd), the GGUF export (train/export.py).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+from selfdistill.errors import BackendUnavailable, DataError
+from selfdistill.spec import TrainMethod, TrainSpec
+
+DONE = "train.json"
+
+
+def job_record(model: str, examples: Path, cfg: TrainSpec, out_dir: Path, *, chat: bool) -> dict:
+    return {
+        "model": model,
+        "examples": str(examples),
+        "train": cfg.model_dump(mode="json"),
+        "out_dir": str(out_dir),
+        "chat": chat,
+    }
+
+
+def load_examples(path: Path) -> list[dict]:
+    rows = []
+    with path.open(encoding="utf-8") as f:
+        for i, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"error: {path}:{i}: not JSON ({exc.msg}); the examples file is damaged") from None
+            if not isinstance(row, dict) or "prompt" not in row or "completion" not in row:
+                raise DataError(f"error: {path}:{i}: an example needs 'prompt' and 'completion'")
+            rows.append({"prompt": row["prompt"], "completion": row["completion"]})
+    if not rows:
+        raise DataError(f"error: {path} holds no training examples; nothing to fine-tune on")
+    return rows
+
+
+def load_model_and_tokenizer(model: str, dtype):
+    """A local transformers directory, a hub id already in the local cache, or a .gguf file (dequantized)."""
+    try:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+    except ImportError as exc:
+        raise BackendUnavailable(
+            f"error: fine-tuning needs transformers, peft and trl ({exc.name} is missing); "
+            "`pip install 'selfdistill[train]'` (or scripts/install.sh)"
+        ) from None
+    path = Path(model).expanduser()
+    if path.suffix == ".gguf":
+        kwargs = {"gguf_file": path.name}
+        where = str(path.parent)
+    else:
+        kwargs, where = {}, model
+    tokenizer = AutoTokenizer.from_pretrained(where, **kwargs)
+    net = AutoModelForCausalLM.from_pretrained(where, dtype=dtype, **kwargs)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return net, tokenizer
+
+
+def _device_and_dtype(cfg: TrainSpec):
+    import torch
+
+    cuda = torch.cuda.is_available() and cfg.device != "cpu"
+    if cfg.device == "cuda" and not torch.cuda.is_available():
+        raise DataError("error: train.device = 'cuda' but no CUDA device is visible; use 'auto' or 'cpu'")
+    if cfg.precision == "bfloat16" or (cfg.precision == "auto" and cuda and torch.cuda.is_bf16_supported()):
+        return cuda, torch.bfloat16
+    return cuda, torch.float32
+
+
+def build_trainer(job: dict, examples: list[dict]):
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    cfg = TrainSpec.model_validate(job["train"])
+    out = Path(job["out_dir"])
+    cuda, dtype = _device_and_dtype(cfg)
+    import torch
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    accumulation = max(1, cfg.batch_size // (cfg.per_device_batch_size * world))
+    args = SFTConfig(
+        output_dir=str(out / "checkpoints"),
+        num_train_epochs=cfg.epochs,
+        learning_rate=cfg.lr,
+        lr_scheduler_type=cfg.scheduler,
+        warmup_steps=cfg.warmup_ratio,  # a float below 1 is a share of the total steps
+        per_device_train_batch_size=cfg.per_device_batch_size,
+        gradient_accumulation_steps=accumulation,
+        max_length=cfg.max_length,
+        completion_only_loss=True,
+        packing=False,
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        save_strategy="steps",
+        save_steps=cfg.save_steps,
+        save_total_limit=2,
+        logging_steps=1,
+        report_to="none",
+        use_cpu=not cuda,
+        bf16=dtype == torch.bfloat16,
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+    )
+    net, tokenizer = load_model_and_tokenizer(job["model"], dtype)
+    peft_config = None
+    if cfg.method is TrainMethod.LORA:
+        from peft import LoraConfig
+
+        peft_config = LoraConfig(
+            r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+            target_modules=list(cfg.target_modules), task_type="CAUSAL_LM", bias="none",
+        )
+    return SFTTrainer(
+        model=net, args=args, train_dataset=Dataset.from_list(examples),
+        processing_class=tokenizer, peft_config=peft_config,
+    ), cfg, tokenizer
+
+
+def run_job(job: dict) -> dict:
+    """Train (resuming from the last checkpoint), save, and write train.json; return its record."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    out = Path(job["out_dir"])
+    if (out / DONE).exists():
+        return json.loads((out / DONE).read_text(encoding="utf-8"))
+    examples = load_examples(Path(job["examples"]))
+    started = time.time()
+    trainer, cfg, tokenizer = build_trainer(job, examples)
+    ckpt_dir = out / "checkpoints"
+    last = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
+    result = trainer.train(resume_from_checkpoint=last)
+    wall = time.time() - started
+    if not trainer.is_world_process_zero():
+        return {}
+    record = save_outputs(trainer, tokenizer, cfg, out)
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    record |= {
+        "method": cfg.method.value,
+        "resumed_from": last,
+        "n_examples": len(examples),
+        "optimizer_steps": trainer.state.global_step,
+        "epochs": cfg.epochs,
+        "train_loss": result.training_loss,
+        "loss_first": losses[0] if losses else None,
+        "loss_last": losses[-1] if losses else None,
+        "loss_curve": losses,
+        "wall_s": wall,
+        "device": trainer.args.device.type,
+        "device_count": max(1, trainer.args.world_size),
+        "finite": all(math.isfinite(x) for x in losses),
+        "job": job,
+    }
+    if not record["finite"]:
+        raise DataError(f"error: training diverged (loss {losses[-5:]}); lower train.learning_rate")
+    tmp = out / (DONE + ".tmp")
+    tmp.write_text(json.dumps(record, indent=2), encoding="utf-8")
+    tmp.replace(out / DONE)
+    return record
+
+
+def save_outputs(trainer, tokenizer, cfg: TrainSpec, out: Path) -> dict:
+    """LoRA: the adapter and the merged model; full: the model. Both directories load with from_pretrained."""
+    model = trainer.model
+    record: dict = {}
+    if cfg.method is TrainMethod.LORA:
+        model.save_pretrained(out / "adapter")
+        tokenizer.save_pretrained(out / "adapter")
+        record["adapter"] = str(out / "adapter")
+        model = model.merge_and_unload()
+    model.save_pretrained(out / "merged")
+    tokenizer.save_pretrained(out / "merged")
+    record["merged"] = str(out / "merged")
+    return record
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print("usage: python -m selfdistill.train.finetune JOB.json", file=sys.stderr)
+        return 2
+    from selfdistill.errors import SelfdistillError
+
+    try:
+        job = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
+        run_job(job)
+    except SelfdistillError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    except (OSError, json.JSONDecodeError) as exc:
+        print(f"error: cannot read the training job {argv[0]}: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
