@@ -1,0 +1,189 @@
+"""A whole SSD round on a tiny Qwen2 model built here, on CPU: precondition, T_train sampling, the
+degeneracy filter, pool verification, LoRA fine-tuning of both arms (own directories), evaluation at
+T_eval with a sweep, paired deltas, the cost ledger, resume, --force and the GO-OTHER refusal.
+
+The tiny model writes no working code, so every held-out sample fails and the verdict is GO-OTHER (R1);
+two pool problems have tests that pass whatever the program is (`assert True`), so the verifier arm has
+examples to train on. Numbers are honest zeros; the test is about the pipeline.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("trl")
+
+from tests.generate.tiny_models import write_tiny_hf  # noqa: E402
+
+HELDOUT = [
+    {"task_id": f"h/{name}", "prompt": f"def {name}(x):\n    \"\"\"Return {doc}.\"\"\"\n",
+     "prefix": f"def {name}(x):\n    \"\"\"Return {doc}.\"\"\"\n", "entry_point": name,
+     "tests": f"def check(candidate):\n    assert candidate(3) == {val}\n", "difficulty": diff}
+    for name, doc, val, diff in [("double", "twice x", 6, "easy"), ("square", "x squared", 9, "medium"),
+                                 ("cube", "x cubed", 27, "hard")]
+]
+POOL = [
+    {"task_id": f"p/{i}", "prompt": f"Write a function number_{i}() that returns {i} plus one, then explain it.",
+     "tests": "assert True\n" if i < 2 else f"assert number_{i}() == {i + 1}\n"}
+    for i in range(5)
+]
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def make_spec(tmp_path: Path, model: Path, *, method: str = "lora", extra: str = "") -> Path:
+    write_jsonl(tmp_path / "heldout.jsonl", HELDOUT)
+    write_jsonl(tmp_path / "pool.jsonl", POOL)
+    text = f"""
+[model]
+name = "tiny"
+path = "{model}"
+parameters_b = 0.001
+license = "Apache-2.0"
+context_length = 512
+
+[task]
+languages = ["python"]
+distribution = "algorithmic"
+product_surface = "test"
+
+[heldout]
+task = "heldout.jsonl"
+
+[diagnostics]
+n = 4
+k = [1, 4]
+lower_k_reason = "a unit test"
+bootstrap_resamples = 200
+timeout_s = 5
+
+[budget]
+gpu_hours_sampling = 1
+gpu_hours_training = 1
+gpu_hours_eval = 1
+team_size = 1
+latency_to_first_signal_hours = 1
+
+[comparator]
+kind = "rejection-sampling-sft"
+
+[failure_cost]
+level = "medium"
+checkpoint_discipline = "kept"
+heldout_blocker = true
+rollback = "flip"
+
+[generation]
+backend = "hf"
+chat = true
+temperature = 0.8
+max_new_tokens = 24
+options = {{ batch_size = 8 }}
+
+[pool]
+source = "pool.jsonl"
+tests_available = true
+
+[ssd]
+t_train = 1.6
+t_eval = 1.1
+t_eval_sweep = [0.8]
+max_new_tokens = 32
+verifier_arm = "on"
+
+[train]
+method = "{method}"
+lora_r = 4
+lora_alpha = 8
+batch_size = 2
+save_steps = 1
+learning_rate = 0.001
+{extra}
+"""
+    path = tmp_path / "spec.toml"
+    path.write_text(text)
+    return path
+
+
+def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "selfdistill", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=600)
+
+
+def favour_newlines(model_dir: Path) -> Path:
+    """Point the newline token's output row along the mean printable row, 20x: about half the positions
+    then predict a newline, so samples are multi-line text (the degeneracy filter keeps most of them)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from tests.generate.tiny_models import _printable
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    with torch.no_grad():
+        rows = [b for b in range(256) if _printable(b) and b != 10]
+        model.lm_head.weight[10] = model.lm_head.weight[rows].mean(0) * 20
+    model.save_pretrained(model_dir)
+    return model_dir
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    return favour_newlines(write_tiny_hf(tmp_path_factory.mktemp("tiny") / "model"))
+
+
+def test_go_other_refuses_the_round_and_force_runs_it_with_every_arm_separate(tiny, tmp_path):
+    spec = make_spec(tmp_path, tiny)
+    refused = cli("ssd", str(spec), "--run-dir", "run", cwd=tmp_path)
+    assert refused.returncode == 3, refused.stderr
+    assert "GO-OTHER" in refused.stderr and "--force" in refused.stderr
+    run = tmp_path / "run"
+    assert (run / "base" / "verdict.json").exists() and not (run / "round1" / "samples").exists()
+
+    done = cli("ssd", str(spec), "--run-dir", "run", "--force", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr + done.stdout
+    summary = json.loads((run / "round1" / "round.json").read_text())
+    assert summary["forced"] is True and summary["arms"] == ["ssd", "verifier"]
+    # sampling: one sample per pool prompt at T_train, seeds recorded, filter counts reported
+    samples = [json.loads(line) for line in (run / "round1" / "samples" / "samples.jsonl").read_text().splitlines()]
+    assert len(samples) == 5 and all(s["seed"] for s in samples)
+    gen = json.loads((run / "round1" / "samples" / "generation.json").read_text())
+    assert gen["sampling"]["temperature"] == 1.6 and gen["sampling"]["top_k"] == 20 and gen["sampling"]["top_p"] == 0.8
+    s = summary["sampling"]
+    assert s["n_samples"] == 5 and s["kept_minimal"] + s["dropped_empty"] + s["dropped_single_line"] == 5
+    assert 0 <= s["no_code_share"] <= 1 and "acceptance_rate" in s
+    # two arms, two directories, two training sets: the verifier's is the passing subset of the minimal one
+    minimal = (run / "round1" / "train-ssd" / "examples.jsonl").read_text().splitlines()
+    verified = (run / "round1" / "train-verifier" / "examples.jsonl").read_text().splitlines()
+    assert len(minimal) == s["kept_minimal"] and len(verified) == s["kept_verifier"]
+    assert {json.loads(v)["task_id"] for v in verified} <= {"p/0", "p/1"}
+    assert set(verified) <= set(minimal)
+    for arm in ("ssd", "verifier"):
+        train = json.loads((run / "round1" / f"train-{arm}" / "train.json").read_text())
+        assert train["method"] == "lora" and train["finite"]
+    # evaluation at T_eval and the sweep, every arm on the same problems
+    for name in ("base", "base-T1.1", "ssd-T1.1", "ssd-T0.8", "verifier-T1.1", "verifier-T0.8"):
+        metrics = json.loads((run / name / "metrics.json").read_text())
+        assert metrics["n_samples"] == 12, name
+    assert json.loads((run / "ssd-T1.1" / "metrics.json").read_text())["forced"] is True
+    assert [row["t_eval"] for row in summary["sweep"]] == [1.1, 0.8]
+    assert summary["sweep"][0]["t_eff"] == pytest.approx(1.76)
+    assert set(summary["deltas"]) == {"ssd_vs_base", "ssd_vs_best_base_decode", "verifier_vs_base", "verifier_vs_ssd"}
+    d = summary["deltas"]["ssd_vs_base"]
+    assert d["overall"]["n_problems"] == 3 and set(d["slices"]) == {"easy", "medium", "hard"}
+    assert d["slice_source"] == "labels"
+    # the cost ledger has every stage, once
+    stages = [json.loads(line)["stage"] for line in (run / "ledger.jsonl").read_text().splitlines()]
+    assert stages.count("sampling") == 1 and stages.count("training") == 2 and stages.count("evaluation") == 5
+    assert set(summary["costs"]["totals"]["stages"]) >= {"precondition", "sampling", "training", "evaluation"}
+    assert "paired pass@1 deltas" in done.stdout
+
+    again = cli("ssd", str(spec), "--run-dir", "run", "--force", cwd=tmp_path)  # resume of a finished round
+    assert again.returncode == 0, again.stderr
+    stages_after = [json.loads(line)["stage"] for line in (run / "ledger.jsonl").read_text().splitlines()]
+    assert stages_after == stages  # nothing re-ran
