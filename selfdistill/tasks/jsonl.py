@@ -4,6 +4,8 @@ Required: `task_id`, `prompt`, and exactly one of `tests` (assert-style Python c
 `entry_point` when it defines `check(candidate)`) or `io` (a list of {"input", "output"} stdin/stdout
 pairs). Optional: `difficulty` (easy|medium|hard), `release_date` (YYYY-MM-DD), `prefix`,
 `canonical_solution`, `source` (default: the file's name without extensions). `null` means absent.
+A prompt pool (`selfdistill.pool`) reads the same schema with `tests_required=False`: there a record
+may carry neither tests nor io (its prompt is only sampled, never scored); a held-out set needs one.
 
 Unknown keys are errors (a typo such as "test" must not silently drop the tests), and so are
 duplicate task_ids. Every problem in the file is reported at once, each as `line N: field ...`.
@@ -26,14 +28,15 @@ _DIFFICULTIES = tuple(d.value for d in Difficulty)
 _HINT = "the generic task schema is documented in docs/tasks.md"
 
 
-def load_jsonl(path: str | Path) -> list[Problem]:
-    """Problems from a generic-schema JSONL file (`.jsonl` or `.jsonl.gz`), in file order."""
+def load_jsonl(path: str | Path, *, tests_required: bool = True) -> list[Problem]:
+    """Problems from a generic-schema JSONL file (`.jsonl` or `.jsonl.gz`), in file order.
+    `tests_required=False` (prompt pools only) also accepts records with neither `tests` nor `io`."""
     path = Path(path)
     require_file(path, "a JSONL task file (schema: docs/tasks.md)")
     source = _stem(path)
     return load_records(
-        path, lambda record: parse_record(record, default_source=source), "task_id", _HINT,
-        f"expected one JSON object per line ({_HINT})",
+        path, lambda record: parse_record(record, default_source=source, tests_required=tests_required),
+        "task_id", _HINT, f"expected one JSON object per line ({_HINT})",
     )
 
 
@@ -44,7 +47,9 @@ def _stem(path: Path) -> str:
     return name or "jsonl"
 
 
-def parse_record(record: dict, default_source: str) -> tuple[Problem | None, list[str]]:
+def parse_record(
+    record: dict, default_source: str, *, tests_required: bool = True
+) -> tuple[Problem | None, list[str]]:
     """(Problem, []) for a valid record, (None, [what is wrong, one per field]) otherwise."""
     errors = _key_errors(record)
     fields = {k: v for k, v in record.items() if v is not None}
@@ -52,7 +57,7 @@ def parse_record(record: dict, default_source: str) -> tuple[Problem | None, lis
         _need_str(fields, name, errors, required=True)
     for name in ("entry_point", "prefix", "canonical_solution", "source"):
         _need_str(fields, name, errors, required=False, nonempty=name in ("entry_point", "source"))
-    tests = _tests(fields, errors)
+    tests = _tests(fields, errors, tests_required)
     difficulty = _difficulty(fields, errors)
     release_date = _release_date(fields, errors)
     if errors:
@@ -90,8 +95,11 @@ def _need_str(fields: dict, name: str, errors: list[str], *, required: bool, non
         errors.append(f"field {name} must be a {'non-empty ' if nonempty else ''}string, got {show(value)}")
 
 
-def _tests(fields: dict, errors: list[str]) -> AssertTests | IOTests | None:
+def _tests(fields: dict, errors: list[str], required: bool = True) -> AssertTests | IOTests | None:
     has_tests, has_io = "tests" in fields, "io" in fields
+    if not (has_tests or has_io or required):
+        _check_entry_point(fields, errors)
+        return None
     if has_tests == has_io:
         which = "both" if has_tests else "neither"
         errors.append(
@@ -100,9 +108,7 @@ def _tests(fields: dict, errors: list[str]) -> AssertTests | IOTests | None:
         )
         return None
     if has_tests:
-        entry = fields.get("entry_point")
-        if isinstance(entry, str) and entry.strip() and not entry.isidentifier():
-            errors.append(f"field entry_point must be a Python function name, got {show(entry)}")
+        _check_entry_point(fields, errors)
         code = fields["tests"]
         if not isinstance(code, str) or not code.strip():
             errors.append(f"field tests must be a non-empty string of Python code, got {show(code)}")
@@ -111,6 +117,12 @@ def _tests(fields: dict, errors: list[str]) -> AssertTests | IOTests | None:
     if "entry_point" in fields:
         errors.append("field entry_point applies only to tests (check(candidate)); drop it for io problems")
     return _io_tests(fields["io"], errors)
+
+
+def _check_entry_point(fields: dict, errors: list[str]) -> None:
+    entry = fields.get("entry_point")
+    if isinstance(entry, str) and entry.strip() and not entry.isidentifier():
+        errors.append(f"field entry_point must be a Python function name, got {show(entry)}")
 
 
 def _io_tests(value: object, errors: list[str]) -> IOTests | None:

@@ -66,9 +66,12 @@ Tests = AssertTests | IOTests | CallTests
 
 @dataclass(frozen=True)
 class Problem:
+    """One problem. `tests` is None only for prompt-pool entries mined without tests (e.g. from a
+    codebase, `selfdistill.pool`); every held-out loader sets it, since a held-out problem is scored."""
+
     task_id: str
     prompt: str
-    tests: Tests
+    tests: Tests | None
     source: str
     entry_point: str | None = None
     difficulty: Difficulty | None = None

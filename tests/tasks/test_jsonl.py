@@ -83,6 +83,15 @@ def test_neither_tests_nor_io(write_jsonl):
     assert "line 1: has neither of tests and io" in msg
 
 
+def test_prompt_pools_may_leave_out_tests_but_nothing_else_relaxes(write_jsonl):
+    path = write_jsonl([{"task_id": "a", "prompt": "p", "entry_point": "f"}, {**IO_RECORD, "tests": "assert True"}])
+    with pytest.raises(DataError) as e:
+        load_jsonl(path, tests_required=False)
+    assert "line 2: has both of tests and io" in str(e.value) and "line 1" not in str(e.value)
+    (p,) = load_jsonl(write_jsonl([{"task_id": "a", "prompt": "p", "entry_point": "f"}]), tests_required=False)
+    assert p.tests is None and p.entry_point == "f"
+
+
 def test_unknown_key_is_named_with_a_suggestion(write_jsonl):
     record = {**{k: v for k, v in ASSERT_RECORD.items() if k != "tests"}, "test": "assert True"}
     msg = _error(write_jsonl, [record])
