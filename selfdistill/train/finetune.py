@@ -89,9 +89,25 @@ def load_model_and_tokenizer(model: str, dtype):
         kwargs, where = {}, model
     tokenizer = AutoTokenizer.from_pretrained(where, **kwargs)
     net = AutoModelForCausalLM.from_pretrained(where, dtype=dtype, **kwargs)
+    if kwargs:
+        drop_gguf_label(net)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return net, tokenizer
+
+
+def drop_gguf_label(net) -> None:
+    """transformers dequantizes GGUF weights into plain float tensors on load, yet labels the model
+    GGUF-quantized, and the Trainer refuses to train a model with that label. The tensors in memory are
+    ordinary float weights, so the label (and its config entry, lest a saved model claim it) is dropped."""
+    import torch
+
+    if any(p.dtype not in (torch.float32, torch.bfloat16, torch.float16) for p in net.parameters()):
+        raise DataError("error: the GGUF base did not load as float weights; convert it to a transformers directory")
+    net.hf_quantizer = None
+    net.is_quantized = False
+    if hasattr(net.config, "quantization_config"):
+        del net.config.quantization_config
 
 
 def _device_and_dtype(cfg: TrainSpec):
