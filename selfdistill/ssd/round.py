@@ -336,7 +336,9 @@ def run_round(spec: Spec, heldout: HeldoutSet, run_dir: Path, *, limit: int | No
     write_pool_record(r.dir, pool)
     _stamp_manifest(r)
 
-    say(f"precondition: base model on {len(heldout.problems)} held-out problems at T={spec.generation.temperature}")
+    n_eval = min(limit, len(heldout.problems)) if limit else len(heldout.problems)
+    say(f"precondition: base model on {n_eval} held-out problems at T={spec.generation.temperature}"
+        + (f" (a seeded subset of {len(heldout.problems)}: not comparable)" if limit else ""))
     pre = precondition(r, progress_factory)
     say(f"precondition verdict: {pre['kind']}" + (" (forced past it)" if force and pre["kind"] == "GO-OTHER" else ""))
     arms = planned_arms(spec, pre["kind"], pool)

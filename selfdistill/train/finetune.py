@@ -184,9 +184,9 @@ def run_job(job: dict) -> dict:
     last = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
     result = trainer.train(resume_from_checkpoint=last)
     wall = time.time() - started
+    record = save_outputs(trainer, tokenizer, cfg, out, job["model"])
     if not trainer.is_world_process_zero():
         return {}
-    record = save_outputs(trainer, tokenizer, cfg, out)
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     record |= {
         "method": cfg.method.value,
@@ -212,19 +212,31 @@ def run_job(job: dict) -> dict:
     return record
 
 
-def save_outputs(trainer, tokenizer, cfg: TrainSpec, out: Path) -> dict:
-    """LoRA: the adapter and the merged model; full: the model. Both directories load with from_pretrained."""
-    model = trainer.model
-    record: dict = {}
-    if cfg.method is TrainMethod.LORA:
-        model.save_pretrained(out / "adapter")
-        tokenizer.save_pretrained(out / "adapter")
-        record["adapter"] = str(out / "adapter")
-        model = model.merge_and_unload()
-    model.save_pretrained(out / "merged")
+def save_outputs(trainer, tokenizer, cfg: TrainSpec, out: Path, base_model: str) -> dict:
+    """LoRA: the adapter and the merged model; full: the model. Both directories load with from_pretrained.
+
+    Every rank calls `trainer.save_model` (under ZeRO-3 / FSDP it gathers the sharded weights); the
+    merge then happens on the main process: in memory for a single process, else from the saved adapter
+    and a fresh copy of the base (sharded LoRA weights cannot be merged in place)."""
+    if cfg.method is TrainMethod.FULL:
+        trainer.save_model(str(out / "merged"))
+        if trainer.is_world_process_zero():
+            tokenizer.save_pretrained(out / "merged")
+        return {"merged": str(out / "merged")}
+    trainer.save_model(str(out / "adapter"))
+    if not trainer.is_world_process_zero():
+        return {}
+    tokenizer.save_pretrained(out / "adapter")
+    if trainer.args.world_size == 1:
+        merged = trainer.model.merge_and_unload()
+    else:
+        from peft import PeftModel
+
+        base, _ = load_model_and_tokenizer(base_model, trainer.model.dtype)
+        merged = PeftModel.from_pretrained(base, out / "adapter").merge_and_unload()
+    merged.save_pretrained(out / "merged")
     tokenizer.save_pretrained(out / "merged")
-    record["merged"] = str(out / "merged")
-    return record
+    return {"adapter": str(out / "adapter"), "merged": str(out / "merged")}
 
 
 def main(argv: list[str] | None = None) -> int:
