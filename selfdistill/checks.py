@@ -1,7 +1,8 @@
 """`selfdistill check SPEC`: the spec validated whole, then what depends on data: the held-out set
 loads, its errata and exclusions apply, its dated problems sit inside the declared window, and it is
 large enough (a warning below 200 problems). Every stage that recommends anything calls this first,
-so no recommendation can come from an incomplete or inconsistent spec.
+so no recommendation can come from an incomplete or inconsistent spec. A spec that contains one of
+the strategy's anti-patterns (selfdistill/antipatterns.py) is refused the same way, naming each.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from selfdistill.antipatterns import find_antipatterns
+from selfdistill.errors import SpecError
 from selfdistill.heldout import HeldoutSet, load_heldout
 from selfdistill.spec import Spec, load_spec
 
@@ -33,11 +36,21 @@ class CheckReport:
         )
 
 
-def check_spec(path: str | Path) -> CheckReport:
+def check_spec(path: str | Path, run_dir: Path | None = None) -> CheckReport:
     spec = load_spec(path)
+    refuse_antipatterns(spec, Path(path), run_dir)
     h = spec.heldout
     heldout = load_heldout(
         h.task, errata=h.errata, exclude=h.exclude,
         window_start=h.release_window_start, window_end=h.release_window_end,
     )
     return CheckReport(spec, heldout)
+
+
+def refuse_antipatterns(spec: Spec, path: Path, run_dir: Path | None) -> None:
+    found = find_antipatterns(spec, run_dir)
+    if found:
+        raise SpecError(
+            f"error: {path} contains {len(found)} anti-pattern{'s' if len(found) != 1 else ''} the SSD strategy "
+            "refuses:\n" + "\n".join(a.line() for a in found)
+        )

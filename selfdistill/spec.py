@@ -232,6 +232,11 @@ class SSDSpec(_Section):
     verifier_arm: VerifierArm = Field(
         VerifierArm.AUTO, description="auto (when the verdict is GO-VERIFIER-AWARE-SSD) | on | off"
     )
+    minimal_filter: list[str] = Field(
+        default_factory=lambda: ["degeneracy"],
+        description='filters of the minimal arm; the recipe has only "degeneracy" (anything more is flagged)',
+    )
+    round: int = Field(1, ge=1, description="which self-distillation round this spec runs (2+ needs the gate)")
 
     @field_validator("t_eval_sweep")
     @classmethod
@@ -279,6 +284,9 @@ class TrainSpec(_Section):
     anchor_ratio: float = Field(0.0, ge=0, lt=1, description="share of training examples drawn from anchor_data")
     device: str = Field("auto", description="auto | cpu | cuda (accelerate launch sets multi-GPU)")
     precision: str = Field("auto", description="auto (bf16 on GPUs that have it, else fp32) | float32 | bfloat16")
+    pilot: str | None = Field(
+        None, description="the declared full-fine-tune or higher-rank pilot that justifies a LoRA rank below 16"
+    )
     launcher: list[str] = Field(
         default_factory=list,
         description='command that runs the training module, e.g. ["accelerate", "launch", "--config_file", '
@@ -329,9 +337,24 @@ class BatterySpec(_Section):
 class GateSpec(_Section):
     """Round-2 entry: every condition must hold, or the gate says stop and why."""
 
+    enabled: bool = Field(True, description="the round-2 gate (switching it off with ssd.round > 1 is flagged)")
+
     min_lift_pp: float = Field(3.0, gt=0, description="round 1 must lift pass@1 by at least this many pp, CIs not overlapping")
     round2_pool: str | None = Field(None, description="the round-2 prompt pool (same forms as pool.source); disjoint from round 1's")
     round2_heldout: str | None = Field(None, description="a fresh evaluation slice for round 2 (a task name or file)")
+
+
+class PromotionSpec(_Section):
+    """Deliverable E: how a distilled checkpoint reaches production and how it is taken back."""
+
+    candidate_round: int = Field(1, ge=1, description="the round whose checkpoint is named for promotion")
+    canary_share: float | None = Field(
+        None, gt=0, le=0.5, description="shadow-canary traffic share (default by failure cost: 10% / 5% / 1%)"
+    )
+    canary_days: int | None = Field(None, ge=1, description="canary duration in days (default by failure cost)")
+    retention_days: int | None = Field(
+        None, ge=1, description="how long the base checkpoint stays ready for rollback (default by failure cost)"
+    )
 
 
 class Spec(_Section):
@@ -348,6 +371,7 @@ class Spec(_Section):
     train: TrainSpec = Field(default_factory=TrainSpec)
     battery: BatterySpec = Field(default_factory=BatterySpec)
     gate: GateSpec = Field(default_factory=GateSpec)
+    promotion: PromotionSpec = Field(default_factory=PromotionSpec)
 
     @property
     def gpu_hours_total(self) -> float:

@@ -104,6 +104,7 @@ lora_alpha = 8
 batch_size = 2
 save_steps = 1
 learning_rate = 0.001
+pilot = "a unit test: rank 4 keeps it fast"
 {extra}
 """
     path = tmp_path / "spec.toml"

@@ -1,0 +1,127 @@
+"""The promotion plan (deliverable E), generated from the spec and the round's results.
+
+- candidate: the distilled arm with the highest pass@1 at T_eval, named by its checkpoint id (the sha256
+  of the exported adapter or model file, or of the merged directory's weights); none when nothing beat
+  the base. Promotion is BLOCKED, with reasons, when: the delta's CI does not exclude a regression and a
+  held-out regression blocks promotion (failure_cost.heldout_blocker); the battery alerted or did not
+  run; the round was forced or evaluated on a --limit subset; or the spec names a round-2 checkpoint
+  whose gate did not pass.
+- held-out results: pass@1 per arm with CIs and the paired delta with its CI, per slice.
+- shadow canary: traffic share and duration by failure cost (low 10% / 7 days, medium 5% / 7 days,
+  high 1% / 14 days) unless the spec sets them; the metrics compared between canary and base.
+- rollback: a single config flip back to the base checkpoint, kept for a retention window (low 14,
+  medium 30, high 90 days unless set), with the spec's own rollback statement.
+- telemetry: the fields every request logs so the canary can be compared and rolled back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from selfdistill.rundir import read_json, write_json_atomic
+
+SCHEMA = "selfdistill.promotion/1"
+CANARY = {"low": (0.10, 7), "medium": (0.05, 7), "high": (0.01, 14)}
+RETENTION = {"low": 14, "medium": 30, "high": 90}
+TELEMETRY = ["model_variant", "checkpoint_id", "request_id", "timestamp", "prompt_sha256", "completion_tokens",
+             "latency_ms", "outcome (accepted | edited | rejected | tests passed/failed)", "refusal", "unsafe_pattern"]
+METRICS_COMPARED = ["acceptance / tests-pass rate of generated code", "edit distance of accepted completions",
+                    "completion length median and p95", "refusal rate", "unsafe-pattern rate (static, battery rules)",
+                    "latency p50 / p95", "error rate"]
+
+
+def checkpoint_id(export: dict) -> str:
+    """sha256 of what is served: the exported adapter/model file, else the merged weights' files."""
+    detail = export.get("detail") or {}
+    if detail.get("sha256"):
+        return "sha256:" + detail["sha256"]
+    target = Path(export.get("options", {}).get("lora_path") or export["model"])
+    h = hashlib.sha256()
+    files = sorted(target.glob("*.safetensors")) if target.is_dir() else [target] if target.is_file() else []
+    for f in files:
+        with f.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    return "sha256:" + h.hexdigest() if files else f"path:{target}"
+
+
+def plan_promotion(spec, summary: dict, battery: dict | None, gate: dict | None) -> dict:
+    level = spec.failure_cost.level.value
+    share, days = CANARY[level]
+    p = spec.promotion
+    t = summary["t_eval"]
+    rows = []
+    best = None
+    for arm in summary["arms"]:
+        d = summary["deltas"][f"{arm}_vs_base"]
+        rows.append({"arm": arm, "title": summary["arm_titles"][arm], "pass_at_1": d["treatment_pass_at_1"],
+                     "base_pass_at_1": d["baseline_pass_at_1"], "delta_vs_base": d["overall"],
+                     "slices": d["slices"], "battery_green": (battery or {}).get("arms", {}).get(arm, {}).get("green")})
+        if d["overall"]["value"] is not None and d["overall"]["value"] > 0 and (
+                best is None or d["overall"]["value"] > best[1]["overall"]["value"]):
+            best = (arm, d)
+    blocked = []
+    candidate = None
+    if best is None:
+        blocked.append("no distilled arm beat the base on held-out pass@1 at T_eval: keep the base")
+    else:
+        arm, d = best
+        candidate = {"arm": arm, "title": summary["arm_titles"][arm],
+                     "checkpoint": checkpoint_id(summary["export"][arm]), "round": 1,
+                     "pass_at_1": d["treatment_pass_at_1"], "delta_vs_base": d["overall"], "t_eval": t}
+        if d["overall"]["ci_low"] is not None and d["overall"]["ci_low"] <= 0 and spec.failure_cost.heldout_blocker:
+            blocked.append(
+                f"the {arm} delta's CI [{100 * d['overall']['ci_low']:+.1f}, {100 * d['overall']['ci_high']:+.1f}] pp "
+                "does not exclude a held-out regression, and failure_cost.heldout_blocker = true"
+            )
+        arm_battery = (battery or {}).get("arms", {}).get(arm)
+        if arm_battery is None:
+            blocked.append("the anti-collapse battery has not been run for the candidate (`selfdistill probe`)")
+        elif not arm_battery["green"] or arm_battery.get("safety_skipped"):
+            alerts = [x["name"] for x in arm_battery["probes"] if x["status"] == "alert"]
+            blocked.append("the battery is not green: " + (", ".join(alerts) or "the safety probe was skipped"))
+    if summary.get("forced"):
+        blocked.append("round 1 was forced past a GO-OTHER precondition verdict")
+    if not summary.get("comparable", True):
+        blocked.append(f"round 1 was evaluated on a --limit {summary.get('limit')} subset, not the whole held-out set")
+    if p.candidate_round > 1 and (gate is None or gate.get("decision") != "ENTER"):
+        blocked.append(f"promotion.candidate_round = {p.candidate_round}, but the round-2 gate has not passed")
+    return {
+        "schema": SCHEMA,
+        "candidate": candidate,
+        "blocked": bool(blocked),
+        "blocked_reasons": blocked,
+        "heldout_results": rows,
+        "canary": {
+            "traffic_share": p.canary_share or share,
+            "duration": f"{p.canary_days or days} days",
+            "mode": "shadow: the candidate answers a copy of the traffic share; users see the base's answer",
+            "metrics_compared": METRICS_COMPARED,
+            "promote_if": "no compared metric worse than the base beyond the battery's declared tolerances, "
+                          "acceptance rate not lower (paired by prompt, 95% CI), over the whole duration",
+            "abort_if": "any unsafe-pattern or refusal-rate regression, error rate up, or a held-out re-run "
+                        "regression: flip back at once",
+        },
+        "rollback": {
+            "mechanism": "a single config flip: model_variant = base",
+            "flag": "selfdistill.model_variant",
+            "target": f"base checkpoint {spec.model.name}" + (f" ({spec.model.path})" if spec.model.path else ""),
+            "retention_days": p.retention_days or RETENTION[level],
+            "declared": spec.failure_cost.rollback,
+            "checkpoint_discipline": spec.failure_cost.checkpoint_discipline,
+        },
+        "telemetry_fields": TELEMETRY,
+    }
+
+
+def promotion_for_run(spec, run_dir: Path) -> dict:
+    from selfdistill.ssd.round import ROUND, load_round
+
+    summary = load_round(run_dir)
+    rd = run_dir / ROUND
+    battery = read_json(rd / "battery.json", "battery result") if (rd / "battery.json").exists() else None
+    gate = read_json(rd / "gate.json", "gate result") if (rd / "gate.json").exists() else None
+    plan = plan_promotion(spec, summary, battery, gate)
+    write_json_atomic(rd / "promotion.json", plan)
+    return plan
