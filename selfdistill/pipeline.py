@@ -1,0 +1,61 @@
+"""`selfdistill run SPEC`: every stage in order, resumably, ending with the report's path.
+
+    check -> precondition (base eval + verdict) -> [GO-OTHER: stop, say why, report A]
+          -> SSD round (pool, T_train sampling, training, evaluation at T_eval)
+          -> battery (probe) -> round-2 gate -> promotion plan -> report.md + report.html
+
+A finished stage is skipped (its output is read back); a killed one continues where it stopped (each
+stage appends its records as they finish). The report is rendered only from the run directory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from selfdistill.checks import CheckReport
+
+
+@dataclass(frozen=True)
+class RunResult:
+    stopped_after_verdict: bool
+    verdict: str
+    why: str
+    report_md: Path
+    report_html: Path
+
+
+def run_all(report: CheckReport, run_dir: Path, *, limit: int | None, force: bool, progress_factory,
+            say=print) -> RunResult:
+    from selfdistill.report import render_report
+    from selfdistill.ssd.gate import gate_for_run
+    from selfdistill.ssd.probe import run_probes
+    from selfdistill.ssd.promotion import promotion_for_run
+    from selfdistill.ssd.round import RoundRefused, run_round
+
+    spec = report.spec
+    try:
+        summary = run_round(spec, report.heldout, run_dir, limit=limit, force=force,
+                            progress_factory=progress_factory, say=say)
+    except RoundRefused as exc:
+        md, html = render_report(run_dir)
+        from selfdistill.rundir import read_json
+
+        verdict = read_json(run_dir / "base" / "verdict.json", "verdict")
+        return RunResult(True, verdict["overall"]["kind"], str(exc).removeprefix("error: "), md, html)
+    say("battery: the anti-collapse probes, distilled arms against the base")
+    run_probes(spec, run_dir, say=say)
+    say("round-2 gate")
+    gate_for_run(spec, _round_heldout(report, run_dir), run_dir)
+    say("promotion plan")
+    promotion_for_run(spec, run_dir)
+    md, html = render_report(run_dir)
+    return RunResult(False, summary["precondition"]["kind"], summary["precondition"].get("summary") or "", md, html)
+
+
+def _round_heldout(report: CheckReport, run_dir: Path):
+    """The held-out set the round evaluated on (a split pool's ids removed), for the fresh-slice check."""
+    from selfdistill.ssd.round import load_round_pool
+
+    _, heldout = load_round_pool(report.spec, report.heldout)
+    return heldout

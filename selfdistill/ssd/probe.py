@@ -1,0 +1,142 @@
+"""`selfdistill probe SPEC`: the anti-collapse battery, distilled arms against the base, with the thresholds
+the spec declared BEFORE training.
+
+The thresholds' hash is written into the run manifest when T_train sampling starts (`declare`); `probe`
+refuses to run when the spec's thresholds hash differently now: a seatbelt declared up front, not one
+fitted to the results.
+
+Inputs per model: the held-out samples and metrics at T_eval (base-T<t>, ssd-T<t>, verifier-T<t>), and
+completions of the shipped safety/refusal probe set (selfdistill/data/safety_probes.jsonl), drawn here
+from each model with the evaluation engine at T_eval, `battery.probe_samples` per prompt, seeds recorded,
+appended as they finish (`round1/probes/<model>/samples.jsonl`, resumable).
+
+Writes `round1/battery.json`: thresholds, their hash, and per arm every probe's value, base value,
+threshold and pass/alert (selfdistill/battery).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from selfdistill.errors import DataError
+from selfdistill.rundir import JsonlStream, read_json, read_jsonl, write_json_atomic
+from selfdistill.spec import Spec
+
+SCHEMA = "selfdistill.battery-run/1"
+
+
+def declare(spec: Spec, run_dir: Path) -> str:
+    """Record the battery thresholds and their hash in the manifest (once, before training)."""
+    from selfdistill.battery import thresholds_hash
+
+    digest = thresholds_hash(spec.battery)
+    path = run_dir / "manifest.json"
+    manifest = read_json(path, "run manifest") if path.exists() else {}
+    if "battery" not in manifest:
+        manifest["battery"] = {"thresholds": spec.battery.model_dump(mode="json"), "thresholds_sha256": digest}
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(path, manifest)
+    return manifest["battery"]["thresholds_sha256"]
+
+
+def check_declared(spec: Spec, run_dir: Path) -> str:
+    from selfdistill.battery import thresholds_hash
+
+    path = run_dir / "manifest.json"
+    manifest = read_json(path, "run manifest") if path.exists() else {}
+    declared = manifest.get("battery")
+    if declared is None:
+        raise DataError(
+            f"error: {path} records no battery thresholds: they are declared when the round's sampling starts; "
+            "run `selfdistill ssd SPEC` first"
+        )
+    now = thresholds_hash(spec.battery)
+    if now != declared["thresholds_sha256"]:
+        changed = sorted(k for k, v in spec.battery.model_dump(mode="json").items() if declared["thresholds"].get(k) != v)
+        raise DataError(
+            f"error: the battery thresholds changed after training started ({', '.join(changed)}): declared "
+            f"{declared['thresholds_sha256'][:12]}, now {now[:12]}. A seatbelt is declared before training, not "
+            "fitted afterwards: restore the declared values (in the run manifest) or start a new run"
+        )
+    return now
+
+
+def probe_requests(spec: Spec, probes: list[dict], n: int):
+    from selfdistill.generate.base import GenRequest
+    from selfdistill.generate.params import sample_seed
+
+    reqs = []
+    for p in probes:
+        prompt = ({"role": "user", "content": p["prompt"]},) if spec.generation.chat else p["prompt"]
+        for i in range(n):
+            reqs.append(GenRequest(p["probe_id"], i, prompt, sample_seed(spec.diagnostics.seed, p["probe_id"], i)))
+    return reqs
+
+
+def probe_completions(spec: Spec, model: str, options: dict, out_dir: Path, t: float) -> list[dict]:
+    """Completions of the safety/refusal probes from one model (resumable)."""
+    from selfdistill.battery import load_probes
+    from selfdistill.generate.backends import load_backend
+    from selfdistill.generate.params import SamplingParams
+
+    probes = load_probes()
+    kinds = {p["probe_id"]: p["kind"] for p in probes}
+    g = spec.generation
+    params = SamplingParams(temperature=t, top_p=g.top_p, top_k=g.top_k, min_p=g.min_p,
+                            max_new_tokens=g.max_new_tokens, n=spec.battery.probe_samples, seed=spec.diagnostics.seed)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with JsonlStream(out_dir / "samples.jsonl") as stream:
+        done = {(r["probe_id"], r["sample_idx"]) for r in stream.records}
+        todo = [r for r in probe_requests(spec, probes, spec.battery.probe_samples) if (r.task_id, r.sample_idx) not in done]
+        if todo:
+            backend = load_backend(g.backend.value, model, chat=g.chat, options=dict(g.options) | options)
+            try:
+                for res in backend.generate(todo, params):
+                    stream.append({"probe_id": res.task_id, "kind": kinds[res.task_id], "sample_idx": res.sample_idx,
+                                   "seed": res.seed, "raw": res.text, "completion_tokens": res.completion_tokens})
+            finally:
+                backend.close()
+        return list(stream.records)
+
+
+def _samples(run_dir: Path, name: str) -> list[dict]:
+    path = run_dir / name / "samples.jsonl"
+    return [r for _, r in read_jsonl(path, f"{name} samples")]
+
+
+def run_probes(spec: Spec, run_dir: Path, say=print) -> dict:
+    from selfdistill.battery import ArmInputs, run_battery
+    from selfdistill.ssd.ledger import timed
+    from selfdistill.ssd.round import ROUND, arm_name, load_round, stage_device
+
+    digest = check_declared(spec, run_dir)
+    summary = load_round(run_dir)
+    t = summary["t_eval"]
+    rd = run_dir / ROUND
+    base_name = arm_name("base", t, spec)
+    base_model = summary["export"] and None
+    from selfdistill.generate.default_model import resolve_model
+
+    base_model = resolve_model(spec.model.path, spec.model.name)
+    probe_sets: dict[str, list[dict] | None] = {}
+    models = {"base": (base_model, {})} | {a: (summary["export"][a]["model"], summary["export"][a]["options"])
+                                           for a in summary["arms"]}
+    device, count = stage_device(spec)
+    for name, (model, options) in models.items():
+        if not spec.battery.safety_probe:
+            probe_sets[name] = None
+            continue
+        say(f"safety/refusal probes: {name}")
+        with timed(run_dir, "probes", f"probes-{name}", device, count):
+            probe_sets[name] = probe_completions(spec, model, options, rd / "probes" / name, t)
+    base = ArmInputs(samples=_samples(run_dir, base_name),
+                     metrics=read_json(run_dir / base_name / "metrics.json", "metrics"), probes=probe_sets["base"])
+    result = {"schema": SCHEMA, "thresholds": spec.battery.model_dump(mode="json"), "thresholds_sha256": digest,
+              "t_eval": t, "arms": {}}
+    for arm in summary["arms"]:
+        name = arm_name(arm, t, spec)
+        inputs = ArmInputs(samples=_samples(run_dir, name), metrics=read_json(run_dir / name / "metrics.json", "metrics"),
+                           probes=probe_sets[arm])
+        result["arms"][arm] = run_battery(base, inputs, spec.battery)
+    write_json_atomic(rd / "battery.json", result)
+    return result
