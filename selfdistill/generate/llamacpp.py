@@ -24,6 +24,12 @@ What it does:
   threaded math far slower in a process's first seconds. On the 2-core VM above, the first 16 tokens of a
   fresh process already ran at 37 tok/s against 43 steady, so the warm-up costs ~0.5 s and little else.
 
+- `lora_path`: a llama.cpp LoRA adapter GGUF (`selfdistill.train.export.export_lora_gguf`) applied to every
+  instance at scale 1.0 (the adapter's own alpha / r is its scale, as in PEFT), so a LoRA-distilled model
+  runs on the base file, quantized as it is. llama-cpp-python turns mmap off when an adapter is given, so
+  each instance then holds its own copy of the weights in memory. describe() records the adapter's path,
+  size and sha256.
+
 What it does not: batch several sequences in one llama.cpp context (llama-cpp-python has no such API),
 return logprobs, or hash the model file (describe() records size and mtime; the caller records sha256).
 """
@@ -45,7 +51,7 @@ from selfdistill.generate.params import SamplingParams
 
 log = logging.getLogger(__name__)
 
-OPTIONS = ("n_threads", "n_ctx", "parallel", "n_batch", "verbose")
+OPTIONS = ("n_threads", "n_ctx", "parallel", "n_batch", "verbose", "lora_path")
 WARMUP_TOKENS = 8
 
 
@@ -109,6 +115,7 @@ class LlamaCppBackend:
         parallel: int = 1,
         n_batch: int = 512,
         verbose: bool = False,
+        lora_path: str | None = None,
         **unknown,
     ) -> None:
         if unknown:
@@ -120,6 +127,13 @@ class LlamaCppBackend:
         self.path = Path(model).expanduser()
         if not self.path.is_file():
             raise DataError(f"error: model file {str(self.path)!r} does not exist (llamacpp needs a .gguf file path)")
+        self.lora_path = Path(lora_path).expanduser() if lora_path else None
+        if self.lora_path and not self.lora_path.is_file():
+            raise DataError(
+                f"error: generation.options.lora_path {str(self.lora_path)!r} does not exist; give the LoRA adapter "
+                "GGUF that export_lora_gguf wrote, or remove lora_path to run the base model"
+            )
+        self.lora_sha256 = _sha256(self.lora_path) if self.lora_path else None
         import llama_cpp
 
         self.chat = chat
@@ -140,14 +154,31 @@ class LlamaCppBackend:
 
     def _load(self):
         try:
-            return _ordered_llama_class()(
+            llm = _ordered_llama_class()(
                 model_path=str(self.path), n_ctx=self.n_ctx, n_batch=self.n_batch, n_threads=self.n_threads,
                 n_threads_batch=self.n_threads, verbose=self.verbose,
+                lora_path=str(self.lora_path) if self.lora_path else None,
             )
         except ValueError as exc:  # llama.cpp's "Failed to load model from file"
             raise DataError(
                 f"error: llama.cpp cannot load {str(self.path)!r} ({exc}); is it a valid GGUF file?"
             ) from None
+        except RuntimeError as exc:  # "Failed to initialize LoRA adapter": wrong base, arch or shapes
+            if not self.lora_path:
+                raise
+            raise DataError(
+                f"error: llama.cpp cannot apply LoRA adapter {str(self.lora_path)!r} to {self.path.name} ({exc}); "
+                "was it exported (export_lora_gguf) for this base GGUF?"
+            ) from None
+        if self.lora_path and not llm._lora_adapter:
+            # llama-cpp-python 0.3.36 tests the adapter pointer with `is None`, so a NULL one (llama.cpp refused
+            # the file: wrong arch, tensor names or shapes) slips through and decoding later segfaults
+            llm.close()
+            raise DataError(
+                f"error: llama.cpp refused LoRA adapter {str(self.lora_path)!r} for {self.path.name} (run with "
+                "verbose = true for its reason); was it exported (export_lora_gguf) for this base GGUF?"
+            )
+        return llm
 
     def _warm_up(self) -> None:
         start = time.perf_counter()
@@ -273,12 +304,23 @@ class LlamaCppBackend:
             "n_batch": self.n_batch,
             "sampler_order": ["temperature", "top_k", "top_p", "min_p", "dist"],
             "prefix_cache": False,
+            "lora_path": str(self.lora_path.resolve()) if self.lora_path else None,
+            "lora_size_bytes": self.lora_path.stat().st_size if self.lora_path else None,
+            "lora_sha256": self.lora_sha256,
         }
 
     def close(self) -> None:
         for llm in self._llms:
             llm.close()
         self._llms = []
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _token_text(llm, token: int) -> str:

@@ -130,12 +130,12 @@ def run_probes(spec: Spec, run_dir: Path, say=print) -> dict:
         with timed(run_dir, "probes", f"probes-{name}", device, count):
             probe_sets[name] = probe_completions(spec, model, options, rd / "probes" / name, t)
     base = ArmInputs(samples=_samples(run_dir, base_name),
-                     metrics=read_json(run_dir / base_name / "metrics.json", "metrics"), probes=probe_sets["base"])
+                     metrics=read_json(run_dir / base_name / "metrics.json", "metrics"), probes=probe_sets["base"], name="base")
     result = {"schema": SCHEMA, "thresholds": spec.battery.model_dump(mode="json"), "thresholds_sha256": digest,
               "t_eval": t, "arms": {}}
     for arm in summary["arms"]:
         name = arm_name(arm, t, spec)
-        inputs = ArmInputs(samples=_samples(run_dir, name), metrics=read_json(run_dir / name / "metrics.json", "metrics"),
+        inputs = ArmInputs(samples=_samples(run_dir, name), metrics=read_json(run_dir / name / "metrics.json", "metrics"), name=arm,
                            probes=probe_sets[arm])
         result["arms"][arm] = run_battery(base, inputs, spec.battery)
     write_json_atomic(rd / "battery.json", result)

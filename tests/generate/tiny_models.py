@@ -2,6 +2,14 @@
 
 - `write_tiny_gguf`: a llama-architecture GGUF (SentencePiece-style byte vocab + a few word pieces) that
   both llama.cpp and transformers (`gguf_file=`) load; optional chat template in `tokenizer.chat_template`.
+- `write_tiny_qwen2_gguf`: a qwen2-architecture GGUF as llama.cpp's converter writes Qwen2.5: q/k/v biases,
+  a byte-level BPE vocab (`tokenizer.ggml.model = "gpt2"`, pre "qwen2", a few merges, ChatML specials),
+  no `output.weight` (the output head is tied to `token_embd`), and the real model's mix of tensor types:
+  Q5_0 / Q8_0 matrices, F32 norms and biases, Q6_K and Q4_K `ffn_down` (random K-quant blocks, since
+  gguf-py cannot quantize to K types). Both llama.cpp and transformers (`gguf_file=`) load it. Its block
+  matrices have std 0.1 (`block_std`; the embedding keeps 0.5): llama.cpp quantizes activations to 8 bits
+  against quantized weights, and a random network with std-0.5 blocks amplifies that into logit gaps of
+  1-2 against transformers, where std 0.1 keeps them near 0.2 and the next-token argmax shared.
 - `write_tiny_hf`: a Qwen2 causal LM (2 layers, hidden 32) saved with `save_pretrained`, with a byte-level
   BPE tokenizer built by the `tokenizers` library and a ChatML-style chat template. Its saved
   `generation_config` is deliberately misleading (sampling on, top_k=3, repetition_penalty=3.0) so a test
@@ -9,8 +17,9 @@
 
 Weights are scaled up (std 0.5, not the 0.02 of a fresh init) so next-token distributions are peaked:
 greedy has a clear argmax and tests do not hinge on float ties. Output rows of non-printable byte tokens
-and of the special tokens are zero (logit exactly 0 against random logits of std ~4), so sampled text is
-mostly printable ASCII and EOS practically never comes; tests of "stop" use stop strings.
+and of the special tokens are zero (in the tied qwen2 GGUF, their embedding rows): logit exactly 0 against
+random logits of std ~4, so sampled text is mostly printable ASCII and EOS practically never comes; tests
+of "stop" use stop strings.
 """
 
 from __future__ import annotations
@@ -95,6 +104,101 @@ def write_tiny_gguf(path: Path, *, chat_template: str | None = GGUF_CHAT_TEMPLAT
     w.write_tensors_to_file()
     w.close()
     return path
+
+
+QWEN2_MERGES = ["d e", "de f", "r e", "re t", "\u0120 x", "\u0120 +"]  # byte-level spelling: \u0120 is a space
+
+
+def write_tiny_qwen2_gguf(
+    path: Path, *, chat_template: str | None = HF_CHAT_TEMPLATE, seed: int = 0, block_std: float = 0.1
+) -> Path:
+    """A qwen2 GGUF laid out like llama.cpp's Qwen2.5 conversions; tensor types as listed in the module doc."""
+    import gguf
+
+    Q = gguf.GGMLQuantizationType
+    n_embd, n_head, n_head_kv, n_layer, n_ff, n_ctx = 64, 4, 2, 2, 256, 512  # n_ff % 256 == 0: K-quant rows
+    head_dim = n_embd // n_head
+    spelling = _bytes_to_unicode()
+    merged = ["".join(m.split(" ")) for m in QWEN2_MERGES]
+    tokens = [spelling[b] for b in range(256)] + merged + HF_SPECIAL  # token id == byte value, as in write_tiny_hf
+    T = gguf.TokenType
+    types = [T.NORMAL] * (256 + len(merged)) + [T.CONTROL] * len(HF_SPECIAL)
+    special = {t: tokens.index(t) for t in HF_SPECIAL}
+
+    w = gguf.GGUFWriter(str(path), "qwen2")
+    w.add_context_length(n_ctx)
+    w.add_embedding_length(n_embd)
+    w.add_block_count(n_layer)
+    w.add_feed_forward_length(n_ff)
+    w.add_head_count(n_head)
+    w.add_head_count_kv(n_head_kv)
+    w.add_rope_freq_base(1_000_000.0)
+    w.add_layer_norm_rms_eps(1e-6)
+    w.add_file_type(gguf.LlamaFileType.MOSTLY_Q5_0)
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre("qwen2")
+    w.add_token_list(tokens)
+    w.add_token_types(types)
+    w.add_token_merges(QWEN2_MERGES)
+    w.add_eos_token_id(special["<|im_end|>"])
+    w.add_pad_token_id(special["<|endoftext|>"])
+    w.add_bos_token_id(special["<|endoftext|>"])
+    w.add_add_bos_token(False)
+    if chat_template is not None:
+        w.add_chat_template(chat_template)
+
+    rng = np.random.default_rng(seed)
+
+    def r(*shape: int, std: float = block_std) -> np.ndarray:  # numpy shape == HF weight shape (out, in)
+        return (rng.standard_normal(shape) * std).astype(np.float32)
+
+    def add(name: str, data: np.ndarray, qtype) -> None:
+        w.add_tensor(name, gguf.quants.quantize(data, qtype), raw_dtype=qtype)
+
+    embd = r(len(tokens), n_embd, std=0.5)  # also the output head (tied): zero rows never win the argmax
+    embd[[b for b in range(256) if not _printable(b)] + list(special.values())] = 0.0
+    add("token_embd.weight", embd, Q.Q5_0)
+    add("output_norm.weight", np.ones(n_embd, dtype=np.float32), Q.F32)
+    for i in range(n_layer):
+        p = f"blk.{i}."
+        add(p + "attn_norm.weight", np.ones(n_embd, dtype=np.float32), Q.F32)
+        add(p + "attn_q.weight", r(n_head * head_dim, n_embd), Q.Q5_0)
+        add(p + "attn_q.bias", r(n_head * head_dim), Q.F32)
+        add(p + "attn_k.weight", r(n_head_kv * head_dim, n_embd), Q.Q5_0)
+        add(p + "attn_k.bias", r(n_head_kv * head_dim), Q.F32)
+        add(p + "attn_v.weight", r(n_head_kv * head_dim, n_embd), Q.Q8_0)
+        add(p + "attn_v.bias", r(n_head_kv * head_dim), Q.F32)
+        add(p + "attn_output.weight", r(n_embd, n_head * head_dim), Q.Q5_0)
+        add(p + "ffn_norm.weight", np.ones(n_embd, dtype=np.float32), Q.F32)
+        add(p + "ffn_gate.weight", r(n_ff, n_embd), Q.Q5_0)
+        add(p + "ffn_up.weight", r(n_ff, n_embd), Q.Q5_0)
+        kquant = (Q.Q6_K, Q.Q4_K)[i % 2]
+        w.add_tensor(p + "ffn_down.weight", _random_k_quant(rng, n_embd, n_ff, kquant, block_std), raw_dtype=kquant)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+def _random_k_quant(rng, rows: int, cols: int, qtype, std: float) -> np.ndarray:
+    """Random Q6_K / Q4_K blocks (uint8, one row of blocks per weight row), scaled to `std`: the codes,
+    sub-block scales and mins are random bytes; the fp16 super-block scale `d` (and Q4_K's `dmin`, set so
+    values centre near 0) is fitted after one dequantization."""
+    import gguf
+
+    Q = gguf.GGMLQuantizationType
+    block, size = gguf.GGML_QUANT_SIZES[qtype]
+    raw = rng.integers(0, 256, size=(rows, cols // block, size), dtype=np.uint8)
+    d_at = {Q.Q6_K: (size - 2,), Q.Q4_K: (0, 2)}[qtype]  # Q6_K: d last; Q4_K: d, dmin first
+
+    def set_scales(d: float) -> None:
+        for offset, value in zip(d_at, (d, d * 7.5)):
+            raw[..., offset:offset + 2] = np.array([value], dtype=np.float16).view(np.uint8)
+
+    set_scales(1.0)
+    set_scales(std / float(gguf.quants.dequantize(raw.reshape(rows, -1), qtype).std()))
+    return raw.reshape(rows, -1)
 
 
 def _byte_level_tokenizer():

@@ -1,0 +1,454 @@
+"""Fine-tuned weights back to GGUF, so llama.cpp evaluates the distilled model exactly as it evaluates the base.
+
+Training loads the base GGUF through transformers (`from_pretrained(dir, gguf_file=name)`), which
+dequantizes every tensor to float and, for the llama architecture only, un-permutes the q/k rows that
+llama.cpp's converter permuted (transformers' `LlamaTensorProcessor`; qwen2 and qwen3 load as stored).
+This module inverts that load against the same base file:
+
+- `export_lora_gguf`: a PEFT LoRA adapter (`adapter_config.json` + `adapter_model.safetensors`, as
+  `PeftModel.save_pretrained` writes it) -> a llama.cpp LoRA adapter GGUF, laid out as llama.cpp's
+  `convert_lora_to_gguf.py` writes one: `general.type = "adapter"`, `adapter.type = "lora"`,
+  `adapter.lora.alpha`, and per target weight (`blk.N.attn_q.weight`...) `<name>.lora_a` (r x in) and
+  `<name>.lora_b` (out x r), in F32. llama.cpp scales each delta by alpha / r (r read from lora_b), like
+  PEFT; rsLoRA's alpha / sqrt(r) is folded into the alpha written (and, where ranks differ per module,
+  into lora_b). lora_b rows of llama q/k get llama.cpp's permutation, so the delta lands in the base's row
+  order. Run it with the llamacpp backend's `lora_path` option on the unchanged base file.
+- `export_merged_gguf`: a model directory saved with `save_pretrained` (full fine-tuning or a merged LoRA)
+  -> a complete GGUF: every metadata key of the base (tokenizer, chat template, hyper-parameters, and
+  `general.file_type`, a label of the dominant type that stays true) and every tensor, in the base's
+  order. A tensor equal to the dequantized base (at the dtype the model was trained in) is copied as raw
+  bytes, same type, so an unchanged tensor is bit-identical to the base's; a changed one is quantized
+  again to the base's type where gguf-py can (F32, F16, BF16, Q8_0, Q5_0, Q5_1, Q4_0, Q4_1) and otherwise
+  (Q4_K, Q6_K, other K and IQ types) written as Q8_0, listed in the record's `precision_changes`. A base
+  without `output.weight` (output tied to `token_embd`) gets none.
+
+Prefer the adapter for a LoRA run: re-rounding changed tensors moves logits by itself. Measured on the
+embedded default (benchmarks/check_export_default.py, random r=8 LoRA on q/v/o), the largest first-step
+logit gap between llama.cpp and transformers was 0.42 for the base alone, 0.38 for base + adapter and
+0.96 for the merged GGUF (logit std ~2.2; 16 greedy tokens identical in all three).
+
+Both return a JSON-ready record (sha256 of the written and of the base file, counts, what was changed) and
+write through a temp file + `os.replace`, so `out` exists only when complete.
+
+What it does not: architectures other than llama, qwen2 and qwen3 (others get transforms in transformers'
+GGUF loader, such as gemma's norm offset, that are not inverted here; qwen3 loads untransformed like qwen2
+but has no test here); LoRA on embeddings or lm_head, DoRA, modules_to_save, trained biases or any PEFT
+variant that changes how a delta is applied (each refused with a DataError); quantizing to K types
+(gguf-py has no K-quant quantizer).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+from selfdistill.errors import BackendUnavailable, DataError
+
+log = logging.getLogger(__name__)
+
+# GGUF architecture -> whether transformers un-permutes attn_q / attn_k rows on load (LlamaTensorProcessor)
+ARCHS = {"llama": True, "qwen2": False, "qwen3": False}
+PEFT_PREFIX = "base_model.model."
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
+# PEFT LoraConfig fields that, when set, change how or where a delta is applied; a llama.cpp adapter cannot
+_UNSUPPORTED_LORA = {
+    "use_dora": "DoRA (weight-decomposed LoRA)",
+    "modules_to_save": "modules_to_save (fully trained copies of modules)",
+    "trainable_token_indices": "trainable_token_indices (trained embedding rows)",
+    "target_parameters": "target_parameters (LoRA on raw parameters)",
+    "lora_bias": "lora_bias (a bias on lora_B)",
+    "fan_in_fan_out": "fan_in_fan_out (Conv1D-style weights)",
+    "alpha_pattern": "alpha_pattern (per-module alpha)",
+    "layer_replication": "layer_replication",
+    "alora_invocation_tokens": "activated LoRA (alora_invocation_tokens)",
+    "use_qalora": "QALoRA",
+    "use_bdlora": "BD-LoRA",
+    "arrow_config": "Arrow routing",
+    "kasa_config": "KaSA",
+}
+_LORA_KEY = re.compile(r"^(?P<module>.+)\.lora_(?P<ab>[AB])\.weight$")
+_DERIVED = {"rope_freqs.weight"}  # written by llama.cpp's converter from the config, not a model weight
+_TIED = ("lm_head.weight", "model.embed_tokens.weight")
+
+
+def export_lora_gguf(adapter_dir: Path, base_gguf: Path, out: Path) -> dict:
+    """Write the PEFT LoRA adapter in `adapter_dir` as a llama.cpp LoRA GGUF for `base_gguf`; return a record."""
+    gguf = _gguf()
+    adapter_dir, base_gguf, out = Path(adapter_dir), Path(base_gguf), Path(out)
+    config = _adapter_config(adapter_dir)
+    base = _Base(base_gguf)
+    pairs = _lora_pairs(adapter_dir, base)
+    alpha, rescaled = _alpha_and_rescale(config, pairs)
+
+    writer = gguf.GGUFWriter(str(_tmp(out)), base.arch)
+    writer.add_type(gguf.GGUFType.ADAPTER)
+    writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
+    writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, alpha)
+    writer.add_name(f"{adapter_dir.name} (LoRA for {base_gguf.name})")
+    permuted = []
+    for name, (a, b) in sorted(pairs.items()):
+        b = b * rescaled.get(name, 1.0)
+        if base.permutes(name):
+            b = base.to_gguf_rows(name, b)
+            permuted.append(name)
+        writer.add_tensor(name + ".lora_a", np.ascontiguousarray(a, dtype=np.float32))
+        writer.add_tensor(name + ".lora_b", np.ascontiguousarray(b, dtype=np.float32))
+    _finish(writer, out)
+
+    ranks = sorted({a.shape[0] for a, _ in pairs.values()})
+    log.info("export: %d LoRA pairs (rank %s, alpha %g) -> %s", len(pairs), ranks, alpha, out)
+    return {
+        "kind": "lora",
+        "out": str(out.resolve()),
+        "out_sha256": _sha256(out),
+        "base_gguf": str(base_gguf.resolve()),
+        "base_sha256": _sha256(base_gguf),
+        "arch": base.arch,
+        "tensors_written": 2 * len(pairs),
+        "targets": sorted(pairs),
+        "rank": ranks[0] if len(ranks) == 1 else ranks,
+        "lora_alpha": config.get("lora_alpha"),
+        "use_rslora": bool(config.get("use_rslora")),
+        "alpha": alpha,
+        "lora_b_rescaled": sorted(rescaled),
+        "qk_permuted": permuted,
+        "dtype": "F32",
+    }
+
+
+def export_merged_gguf(model_dir: Path, base_gguf: Path, out: Path) -> dict:
+    """Write the model in `model_dir` (save_pretrained safetensors) as a GGUF shaped like `base_gguf`."""
+    gguf = _gguf()
+    model_dir, base_gguf, out = Path(model_dir), Path(base_gguf), Path(out)
+    base = _Base(base_gguf)
+    weights = _hf_weights(model_dir)
+    by_gguf = _map_hf_names(weights, base, model_dir)
+
+    writer = gguf.GGUFWriter(str(_tmp(out)), base.arch)
+    _copy_metadata(base.reader, writer)
+    changed, precision_changes, copied_without_counterpart = [], [], []
+    for tensor in base.reader.tensors:
+        hf_name = by_gguf.get(tensor.name)
+        if hf_name is None:
+            copied_without_counterpart.append(tensor.name)
+        data, qtype = _merged_tensor(gguf, tensor, weights[hf_name], hf_name, base) if hf_name else (None, None)
+        if data is None:  # unchanged (or derived): the base's bytes
+            writer.add_tensor(tensor.name, tensor.data, raw_dtype=tensor.tensor_type)
+            continue
+        changed.append(tensor.name)
+        if qtype != tensor.tensor_type:
+            precision_changes.append({"tensor": tensor.name, "from": tensor.tensor_type.name, "to": qtype.name})
+        writer.add_tensor(tensor.name, data, raw_dtype=qtype)
+    _finish(writer, out)
+
+    n = len(base.reader.tensors)
+    log.info("export: %d/%d tensors changed, %d written at another precision -> %s",
+             len(changed), n, len(precision_changes), out)
+    return {
+        "kind": "merged",
+        "out": str(out.resolve()),
+        "out_sha256": _sha256(out),
+        "base_gguf": str(base_gguf.resolve()),
+        "base_sha256": _sha256(base_gguf),
+        "arch": base.arch,
+        "tensors": n,
+        "unchanged": n - len(changed),
+        "changed": changed,
+        "precision_changes": precision_changes,
+        "copied_without_counterpart": copied_without_counterpart,
+        "dropped": [_TIED[0]] if _TIED[0] in weights and _TIED[0] not in by_gguf.values() else [],
+    }
+
+
+# base file ------------------------------------------------------------------------------------------
+
+
+class _Base:
+    """The base GGUF: reader, architecture, HF -> GGUF tensor names, and the q/k row layout."""
+
+    def __init__(self, path: Path) -> None:
+        gguf = _gguf()
+        if not path.is_file():
+            raise DataError(f"error: base GGUF {str(path)!r} does not exist; give the GGUF the model was trained from")
+        try:
+            self.reader = gguf.GGUFReader(str(path))
+        except (ValueError, OSError) as exc:
+            raise DataError(f"error: cannot read base GGUF {str(path)!r} ({exc}); is it a GGUF file?") from None
+        self.path = path
+        self.arch = self._field("general.architecture")
+        if self.arch not in ARCHS:
+            raise DataError(
+                f"error: base GGUF {path.name} has architecture {self.arch!r}; export supports "
+                f"{', '.join(sorted(ARCHS))} (others need the inverse of transformers' per-architecture GGUF "
+                "load transforms, which is not implemented); evaluate with the hf backend instead"
+            )
+        self.n_head = int(self._field(f"{self.arch}.attention.head_count"))
+        self.n_head_kv = int(self._field(f"{self.arch}.attention.head_count_kv", self.n_head))
+        n_blocks = int(self._field(f"{self.arch}.block_count"))
+        arch_enum = {name: key for key, name in gguf.MODEL_ARCH_NAMES.items()}[self.arch]
+        self.name_map = gguf.get_tensor_name_map(arch_enum, n_blocks)
+        self.tensors = {t.name: t for t in self.reader.tensors}
+
+    def _field(self, key: str, default=None):
+        field = self.reader.get_field(key)
+        if field is None:
+            if default is not None:
+                return default
+            raise DataError(f"error: base GGUF {self.path.name} has no {key!r} metadata; is it a model GGUF?")
+        return field.contents()
+
+    def gguf_name(self, hf_name: str) -> str | None:
+        return self.name_map.get_name(hf_name, try_suffixes=(".weight", ".bias"))
+
+    def permutes(self, gguf_name: str) -> bool:
+        return ARCHS[self.arch] and (".attn_q." in gguf_name or ".attn_k." in gguf_name)
+
+    def to_gguf_rows(self, gguf_name: str, rows: np.ndarray) -> np.ndarray:
+        """llama.cpp's `LlamaModel.permute` (convert_hf_to_gguf.py), the inverse of transformers' un-permute."""
+        n_head = self.n_head if ".attn_q." in gguf_name else self.n_head_kv
+        shape = rows.shape
+        return rows.reshape(n_head, 2, shape[0] // n_head // 2, *shape[1:]).swapaxes(1, 2).reshape(shape)
+
+
+# LoRA -----------------------------------------------------------------------------------------------
+
+
+def _adapter_config(adapter_dir: Path) -> dict:
+    missing = [f for f in ADAPTER_FILES if not (adapter_dir / f).is_file()]
+    if missing:
+        raise DataError(
+            f"error: adapter directory {str(adapter_dir)!r} lacks {', '.join(missing)}; "
+            "give the directory PeftModel.save_pretrained wrote (safetensors, the default)"
+        )
+    config = json.loads((adapter_dir / "adapter_config.json").read_text())
+    if config.get("peft_type") != "LORA":
+        raise DataError(
+            f"error: {adapter_dir / 'adapter_config.json'} is a {config.get('peft_type')!r} adapter; "
+            "llama.cpp applies LoRA adapters only (or merge it and use export_merged_gguf)"
+        )
+    bad = [label for key, label in _UNSUPPORTED_LORA.items() if config.get(key)]
+    if config.get("bias", "none") != "none":
+        bad.append(f"bias={config['bias']!r} (trained biases)")
+    if bad:
+        raise DataError(
+            f"error: the adapter in {str(adapter_dir)!r} uses {'; '.join(bad)}, which a llama.cpp LoRA adapter "
+            "cannot express; train a plain LoRA, or merge the adapter (merge_and_unload + save_pretrained) "
+            "and use export_merged_gguf"
+        )
+    return config
+
+
+def _lora_pairs(adapter_dir: Path, base: _Base) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{base GGUF weight name: (lora_A (r, in), lora_B (out, r))}, checked against the base's shapes."""
+    tensors = _read_safetensors(adapter_dir / "adapter_model.safetensors")
+    halves: dict[str, dict[str, np.ndarray]] = {}
+    for key, value in tensors.items():
+        match = _LORA_KEY.match(key.removeprefix(PEFT_PREFIX))
+        if match is None:
+            raise DataError(
+                f"error: {adapter_dir.name}/adapter_model.safetensors holds {key!r}, not a lora_A/lora_B "
+                "weight (LoRA on embeddings, DoRA magnitudes and saved modules cannot go into a llama.cpp "
+                "adapter); train LoRA on linear layers only, or merge and use export_merged_gguf"
+            )
+        halves.setdefault(match["module"], {})[match["ab"]] = value
+    if not halves:
+        raise DataError(f"error: {adapter_dir.name}/adapter_model.safetensors has no LoRA weights")
+    pairs = {}
+    for module, ab in halves.items():
+        target = _lora_target(module, base, adapter_dir)
+        pairs[target] = _checked_pair(module, ab, base.tensors[target])
+    return pairs
+
+
+def _lora_target(module: str, base: _Base, adapter_dir: Path) -> str:
+    name = base.gguf_name(module)
+    target = f"{name}.weight" if name else None
+    if target is None or target not in base.tensors:
+        raise DataError(
+            f"error: the adapter in {str(adapter_dir)!r} targets {module!r}, which has no tensor in base GGUF "
+            f"{base.path.name} (arch {base.arch}, mapped to {target!r}); was it trained from this base?"
+        )
+    if target.startswith(("token_embd.", "output.")):
+        raise DataError(
+            f"error: the adapter targets {module!r} ({target}); export supports LoRA on the transformer blocks' "
+            "linear layers only; leave embeddings and lm_head out of target_modules, or merge the adapter "
+            "and use export_merged_gguf"
+        )
+    return target
+
+
+def _checked_pair(module: str, ab: dict[str, np.ndarray], weight) -> tuple[np.ndarray, np.ndarray]:
+    if set(ab) != {"A", "B"}:
+        raise DataError(f"error: the adapter has lora_{'A' if 'A' in ab else 'B'} but not its pair for {module!r}")
+    a, b = ab["A"], ab["B"]
+    n_in, n_out = (int(x) for x in weight.shape[:2])  # ggml order: ne[0] = in, ne[1] = out
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != n_in or b.shape[0] != n_out or a.shape[0] != b.shape[1]:
+        raise DataError(
+            f"error: LoRA shapes for {module!r} are A {tuple(a.shape)}, B {tuple(b.shape)}, but the base weight "
+            f"is ({n_out}, {n_in}) (out, in); was the adapter trained from this base?"
+        )
+    return a, b
+
+
+def _alpha_and_rescale(config: dict, pairs: dict) -> tuple[float, dict[str, float]]:
+    """The alpha to write, and per-tensor factors for lora_b where llama.cpp's alpha / r (r from lora_b)
+    would differ from PEFT's scale: lora_alpha / r, or lora_alpha / sqrt(r) with rsLoRA."""
+    lora_alpha = float(config.get("lora_alpha", 8))
+    rslora = bool(config.get("use_rslora"))
+    r = int(config.get("r", 8))
+    alpha = lora_alpha * math.sqrt(r) if rslora else lora_alpha
+    rescaled = {}
+    for name, (a, _) in pairs.items():
+        rank = a.shape[0]
+        peft_scale = lora_alpha / (math.sqrt(rank) if rslora else rank)
+        llama_scale = alpha / rank if alpha else 1.0  # llama.cpp reads alpha 0 as "no scaling"
+        if not math.isclose(peft_scale, llama_scale, rel_tol=1e-6):
+            rescaled[name] = peft_scale / llama_scale
+    return alpha, rescaled
+
+
+# merged model -------------------------------------------------------------------------------------------
+
+
+def _hf_weights(model_dir: Path) -> dict:
+    """{HF name: torch tensor} from model.safetensors or a sharded index (lazy per file is not needed:
+    the export holds one model's weights, which training held too)."""
+    index = model_dir / "model.safetensors.index.json"
+    if index.is_file():
+        shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        files = [model_dir / s for s in shards]
+    else:
+        files = [model_dir / "model.safetensors"]
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        raise DataError(
+            f"error: {str(model_dir)!r} has no {', '.join(missing)}; give a directory written by "
+            "save_pretrained (safetensors)"
+        )
+    weights = {}
+    for f in files:
+        weights.update(_read_safetensors(f, as_numpy=False))
+    return weights
+
+
+def _map_hf_names(weights: dict, base: _Base, model_dir: Path) -> dict[str, str]:
+    """{base GGUF name: HF name}; every HF weight must land on a base tensor, and every base weight be given."""
+    by_gguf, unmapped = {}, []
+    for hf_name in weights:
+        name = base.gguf_name(hf_name)
+        if name is None or name not in base.tensors:
+            unmapped.append(hf_name)
+        else:
+            by_gguf[name] = hf_name
+    tied = _TIED[0] in unmapped and _TIED[1] in weights and "output.weight" not in base.tensors
+    extra = [n for n in unmapped if not (tied and n == _TIED[0])]
+    lacking = [n for n in base.tensors if n not in by_gguf and n not in _DERIVED]
+    if extra or lacking:
+        what = (f"{len(extra)} tensor(s) with no counterpart in it, e.g. {', '.join(extra[:3])}" if extra else
+                f"none of {len(lacking)} of its tensor(s), e.g. {', '.join(lacking[:3])}")
+        raise DataError(
+            f"error: {str(model_dir)!r} does not match base GGUF {base.path.name} (arch {base.arch}): it has {what}; "
+            "was it trained from this base? (give the complete directory save_pretrained wrote)"
+        )
+    if tied:  # the base ties output to token_embd: lm_head can only be dropped if training kept it tied
+        import torch
+
+        if not torch.equal(weights[_TIED[0]], weights[_TIED[1]]):
+            raise DataError(
+                f"error: {base.path.name} ties the output head to token_embd (no output.weight) but lm_head.weight "
+                f"in {str(model_dir)!r} differs from model.embed_tokens.weight; keep them tied during training"
+            )
+    return by_gguf
+
+
+def _merged_tensor(gguf, tensor, weight, hf_name: str, base: _Base):
+    """(None, None) if `weight` equals the dequantized base tensor at the weight's dtype, else the data to
+    write and its type: the base type if gguf-py can quantize to it, otherwise Q8_0 (F32 if rows do not fit)."""
+    import torch
+
+    expected = tuple(int(x) for x in reversed(tensor.shape.tolist()))
+    if tuple(weight.shape) != expected:
+        raise DataError(
+            f"error: {hf_name} has shape {tuple(weight.shape)} but base tensor {tensor.name} is {expected}; "
+            "was the model trained from this base?"
+        )
+    new = weight.float().numpy()
+    if base.permutes(tensor.name):
+        new = base.to_gguf_rows(tensor.name, new)
+    old = gguf.quants.dequantize(tensor.data, tensor.tensor_type).reshape(expected)
+    if weight.dtype != torch.float32:  # trained in bf16/f16: the base as the model held it
+        old = torch.from_numpy(np.ascontiguousarray(old)).to(weight.dtype).float().numpy()
+    if np.array_equal(new, old):
+        return None, None
+    try:
+        return gguf.quants.quantize(new, tensor.tensor_type), tensor.tensor_type
+    except NotImplementedError:
+        qtype = gguf.GGMLQuantizationType.Q8_0 if expected[-1] % 32 == 0 else gguf.GGMLQuantizationType.F32
+        return gguf.quants.quantize(new, qtype), qtype
+
+
+def _copy_metadata(reader, writer) -> None:
+    """Every key/value of the base, as gguf-py's gguf_new_metadata.py copies them (architecture is the
+    writer's own first key; the alignment must also set the writer's padding)."""
+    gguf = _gguf()
+    for field in reader.fields.values():
+        if field.name == gguf.Keys.General.ARCHITECTURE or field.name.startswith("GGUF."):
+            continue
+        if field.name == gguf.Keys.General.ALIGNMENT:
+            writer.add_custom_alignment(int(field.contents()))
+            continue
+        value_type = field.types[0]
+        sub_type = field.types[-1] if value_type == gguf.GGUFValueType.ARRAY else None
+        writer.add_key_value(field.name, field.contents(), value_type, sub_type=sub_type)
+
+
+# files ----------------------------------------------------------------------------------------------
+
+
+def _read_safetensors(path: Path, *, as_numpy: bool = True) -> dict:
+    try:
+        from safetensors import SafetensorError, safe_open
+    except ImportError:
+        raise BackendUnavailable("error: export needs safetensors; `pip install 'selfdistill[hf]'`") from None
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not iterable)
+    except (SafetensorError, OSError) as exc:
+        raise DataError(f"error: cannot read {str(path)!r} ({exc}); is it a safetensors file?") from None
+    return {k: v.float().numpy() for k, v in tensors.items()} if as_numpy else tensors
+
+
+def _tmp(out: Path) -> Path:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return out.with_name(out.name + ".tmp")
+
+
+def _finish(writer, out: Path) -> None:
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    os.replace(_tmp(out), out)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _gguf():
+    try:
+        import gguf
+    except ImportError:
+        raise BackendUnavailable("error: GGUF export needs the gguf package; `pip install 'selfdistill[hf]'`") from None
+    return gguf
