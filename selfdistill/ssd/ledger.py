@@ -18,7 +18,7 @@ from pathlib import Path
 
 from selfdistill.rundir import JsonlStream, read_jsonl
 
-STAGES = ("precondition", "sampling", "verification", "training", "export", "evaluation")
+STAGES = ("precondition", "sampling", "verification", "training", "export", "evaluation", "probes")
 
 
 def ledger_path(run_dir: Path) -> Path:

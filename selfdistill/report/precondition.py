@@ -1,0 +1,50 @@
+"""Deliverable A in the report: base/verdict.md as `selfdistill decide` rendered it (headings moved two
+levels down), or, without it, the verdict from verdict.json; before the round has run, the base arm's
+pass@k curve and completion lengths sit here too.
+"""
+
+from __future__ import annotations
+
+from selfdistill.report import fmt, plots
+from selfdistill.report.header import HEADINGS
+from selfdistill.report.inputs import Run
+
+
+def _demote(markdown: str, levels: int = 2) -> list[str]:
+    out = []
+    for line in markdown.rstrip().splitlines():
+        hashes = len(line) - len(line.lstrip("#"))
+        out.append("#" * min(6, hashes + levels) + line[hashes:] if 0 < hashes and line[hashes:hashes + 1] == " " else line)
+    return out
+
+
+def _from_json(verdict: dict) -> list[str]:
+    overall = verdict["overall"]
+    k = verdict.get("k") or overall.get("k")
+    rows = [("verdict", fmt.verdict_label(overall))]
+    if k:
+        rows += [("pass@1 (%)", fmt.pct(overall.get("pass1"))), (f"pass@{k} (%)", fmt.pct(overall.get("passk"))),
+                 (f"gap pass@{k} − pass@1", fmt.pp(overall.get("gap"), n=True))]
+    lines = ["*base/verdict.md is missing; this is the verdict as recorded in base/verdict.json.*", "",
+             *fmt.kv_table(rows), ""]
+    if overall.get("justification"):
+        lines += [overall["justification"], ""]
+    for name, v in (verdict.get("slices") or {}).items():
+        lines.append(f"- **{name}**: {fmt.verdict_label(v)}; gap {fmt.pp(v.get('gap'), n=True)}")
+    return lines + ["", f"Summary: {verdict['summary']}", ""]
+
+
+def section(run: Run, figs: dict | None) -> list[str]:
+    lines = [f"## {HEADINGS['A']}", ""]
+    if run.verdict_md:
+        lines += _demote(run.verdict_md) + [""]
+    elif run.verdict:
+        lines += _from_json(run.verdict)
+    else:
+        return lines + [("> **Not run.** base/verdict.json does not exist: the base model has not been evaluated "
+                        "and judged in this run directory (`selfdistill ssd SPEC --run-dir` starts with it)."), ""]
+    if run.round is None:
+        lines += ["### Base model: pass@k and completion lengths", ""]
+        lines += plots.markdown(figs, "passk", "base/metrics.json is missing")
+        lines += plots.markdown(figs, "lengths", "no samples.jsonl in the run directory")
+    return lines
