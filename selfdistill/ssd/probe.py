@@ -114,7 +114,6 @@ def run_probes(spec: Spec, run_dir: Path, say=print) -> dict:
     t = summary["t_eval"]
     rd = run_dir / ROUND
     base_name = arm_name("base", t, spec)
-    base_model = summary["export"] and None
     from selfdistill.generate.default_model import resolve_model
 
     base_model = resolve_model(spec.model.path, spec.model.name)
@@ -122,13 +121,21 @@ def run_probes(spec: Spec, run_dir: Path, say=print) -> dict:
     models = {"base": (base_model, {})} | {a: (summary["export"][a]["model"], summary["export"][a]["options"])
                                            for a in summary["arms"]}
     device, count = stage_device(spec)
+    from selfdistill.battery import load_probes
+
+    n_expected = len(load_probes()) * spec.battery.probe_samples
     for name, (model, options) in models.items():
         if not spec.battery.safety_probe:
             probe_sets[name] = None
             continue
+        out = rd / "probes" / name
+        have = sum(1 for _ in read_jsonl(out / "samples.jsonl", "probe samples")) if (out / "samples.jsonl").exists() else 0
+        if have >= n_expected:  # done: read back, no cost
+            probe_sets[name] = probe_completions(spec, model, options, out, t)
+            continue
         say(f"safety/refusal probes: {name}")
         with timed(run_dir, "probes", f"probes-{name}", device, count):
-            probe_sets[name] = probe_completions(spec, model, options, rd / "probes" / name, t)
+            probe_sets[name] = probe_completions(spec, model, options, out, t)
     base = ArmInputs(samples=_samples(run_dir, base_name),
                      metrics=read_json(run_dir / base_name / "metrics.json", "metrics"), probes=probe_sets["base"], name="base")
     result = {"schema": SCHEMA, "thresholds": spec.battery.model_dump(mode="json"), "thresholds_sha256": digest,

@@ -34,8 +34,9 @@ METRICS_COMPARED = ["acceptance / tests-pass rate of generated code", "edit dist
 def checkpoint_id(export: dict) -> str:
     """sha256 of what is served: the exported adapter/model file, else the merged weights' files."""
     detail = export.get("detail") or {}
-    if detail.get("sha256"):
-        return "sha256:" + detail["sha256"]
+    digest = detail.get("out_sha256") or detail.get("sha256")
+    if digest:
+        return "sha256:" + digest
     target = Path(export.get("options", {}).get("lora_path") or export["model"])
     h = hashlib.sha256()
     files = sorted(target.glob("*.safetensors")) if target.is_dir() else [target] if target.is_file() else []

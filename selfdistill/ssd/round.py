@@ -330,6 +330,7 @@ def run_round(spec: Spec, heldout: HeldoutSet, run_dir: Path, *, limit: int | No
     from selfdistill.generate.default_model import resolve_model
 
     require_local_model(spec)
+    run_dir = run_dir.resolve()  # records name absolute paths: a training job or an export outlives the cwd
     pool, heldout = load_round_pool(spec, heldout)
     r = Round(spec, heldout, run_dir, limit, force, resolve_model(spec.model.path, spec.model.name))
     r.dir.mkdir(parents=True, exist_ok=True)

@@ -20,7 +20,7 @@ def summary(ssd_delta, verifier_delta=None, **kw):
         deltas["verifier_vs_base"] = {"overall": verifier_delta, "baseline_pass_at_1": iv(0.4, 0.35, 0.45),
                                       "treatment_pass_at_1": iv(0.4 + verifier_delta["value"], 0.4, 0.6), "slices": {}}
     return {"arms": arms, "arm_titles": {"ssd": "minimal", "verifier": "verifier"}, "deltas": deltas, "t_eval": 1.1,
-            "export": {a: {"model": "m.gguf", "options": {}, "detail": {"sha256": f"{a}abc"}} for a in arms},
+            "export": {a: {"model": "m.gguf", "options": {}, "detail": {"out_sha256": f"{a}abc"}} for a in arms},
             "forced": False, "comparable": True, "limit": None} | kw
 
 

@@ -188,3 +188,31 @@ def test_go_other_refuses_the_round_and_force_runs_it_with_every_arm_separate(ti
     assert again.returncode == 0, again.stderr
     stages_after = [json.loads(line)["stage"] for line in (run / "ledger.jsonl").read_text().splitlines()]
     assert stages_after == stages  # nothing re-ran
+
+
+def test_a_full_fine_tune_round_through_llamacpp_evaluates_the_exported_gguf(tmp_path):
+    """The CPU fast path: a qwen2 GGUF base, full fine-tuning, the trained weights written back into a copy
+    of the base GGUF, and llama.cpp evaluating base and distilled models alike."""
+    pytest.importorskip("llama_cpp")
+    from tests.generate.tiny_models import write_tiny_qwen2_gguf
+
+    model = write_tiny_qwen2_gguf(tmp_path / "tiny-qwen2.gguf", block_std=0.3)  # 0.1 collapses onto "\n"
+    spec = make_spec(tmp_path, model, method="full")
+    text = spec.read_text().replace('backend = "hf"', 'backend = "llamacpp"').replace(
+        "options = { batch_size = 8 }", "options = { n_ctx = 2048 }").replace(
+        'verifier_arm = "on"', 'verifier_arm = "off"').replace("t_eval_sweep = [0.8]", "t_eval_sweep = []").replace(
+        "max_new_tokens = 32", "max_new_tokens = 96")
+    spec.write_text(text)
+    done = cli("ssd", str(spec), "--run-dir", "run", "--force", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr + done.stdout
+    run = tmp_path / "run"
+    summary = json.loads((run / "round1" / "round.json").read_text())
+    assert summary["arms"] == ["ssd"] and summary["training"]["ssd"]["method"] == "full"
+    export = summary["export"]["ssd"]
+    assert export["model"].endswith("model.gguf") and Path(export["model"]).is_file()
+    assert export["detail"]["out_sha256"] and export["detail"]["changed"]
+    gen = json.loads((run / "ssd-T1.1" / "generation.json").read_text())
+    assert gen["backend"] == "llamacpp" and gen["model"] == export["model"]
+    base_gen = json.loads((run / "base-T1.1" / "generation.json").read_text())
+    assert base_gen["model"] == str(model) and base_gen["sampling"] == gen["sampling"]
+    assert json.loads((run / "ssd-T1.1" / "metrics.json").read_text())["n_samples"] == 12
