@@ -75,7 +75,7 @@ def load_pool(
     ngram: int = DEFAULT_N,
 ) -> PromptPool:
     """The prompt pool named by `source` (forms in the module docstring), checked against `heldout`."""
-    problems, provenance, exclude = _load_source(source, split_fraction, seed, heldout_task)
+    problems, provenance, exclude = _load_source(source, split_fraction, seed, heldout_task, ngram)
     n_loaded = len(problems)
     problems, duplicates = drop_duplicates(problems)
     problems = choose_subset(problems, limit, seed)
@@ -101,14 +101,14 @@ def load_pool(
 
 
 def _load_source(
-    source: str, fraction: float, seed: int, heldout_task: str | None
+    source: str, fraction: float, seed: int, heldout_task: str | None, ngram: int = 13
 ) -> tuple[list[Problem], dict, list[str]]:
     if not isinstance(source, str) or not source.strip():
         raise DataError(f"prompt pool source is {source!r}; use {FORMS}")
     if source.lower() == "mbpp":
         return (*_from_mbpp(), [])
     if source.startswith("split:"):
-        return _from_split(source, source.removeprefix("split:"), fraction, seed, heldout_task)
+        return _from_split(source, source.removeprefix("split:"), fraction, seed, heldout_task, ngram)
     if source.startswith("codebase:"):
         return (*_from_codebase(source.removeprefix("codebase:")), [])
     return (*_from_file(source), [])
@@ -143,15 +143,16 @@ def _from_file(source: str) -> tuple[list[Problem], dict]:
 
 
 def _from_split(
-    source: str, task: str, fraction: float, seed: int, heldout_task: str | None
+    source: str, task: str, fraction: float, seed: int, heldout_task: str | None, ngram: int
 ) -> tuple[list[Problem], dict, list[str]]:
-    from selfdistill.pool.split import ids_digest, same_task, split_ids
+    from selfdistill.pool.split import ids_digest, near_duplicate_groups, same_task, split_ids
     from selfdistill.tasks.registry import load_task
 
     if not task.strip():
         raise DataError(f"prompt pool {source}: names no task; write split:humaneval or split:/path/tasks.jsonl")
     problems = load_task(task)
-    pool_ids, rest_ids = split_ids([p.task_id for p in problems], fraction, seed)
+    groups = near_duplicate_groups(problems, ngram)
+    pool_ids, rest_ids = split_ids([p.task_id for p in problems], fraction, seed, groups)
     chosen = set(pool_ids)
     exclude = list(pool_ids) if same_task(task, heldout_task) else []
     provenance = {
@@ -161,7 +162,8 @@ def _from_split(
         "file_sha256": _task_sha256(task),
         "split": {"fraction": fraction, "seed": seed, "n_task": len(problems), "n_pool_side": len(pool_ids),
                   "n_rest_side": len(rest_ids), "pool_ids_sha256": ids_digest(pool_ids),
-                  "rest_ids_sha256": ids_digest(rest_ids), "excluded_from_heldout": len(exclude)},
+                  "rest_ids_sha256": ids_digest(rest_ids), "excluded_from_heldout": len(exclude),
+                  "near_duplicate_groups": groups},
     }  # fmt: skip
     return [p for p in problems if p.task_id in chosen], provenance, exclude
 

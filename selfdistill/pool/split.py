@@ -21,22 +21,61 @@ from selfdistill.errors import DataError
 from selfdistill.tasks.registry import NAMED
 
 
-def split_ids(task_ids: Sequence[str], fraction: float, seed: int) -> tuple[list[str], list[str]]:
-    """(pool ids, rest ids), each in the order of `task_ids`; the pool holds round(fraction x N) ids."""
+def split_ids(
+    task_ids: Sequence[str], fraction: float, seed: int, groups: Sequence[Sequence[str]] = ()
+) -> tuple[list[str], list[str]]:
+    """(pool ids, rest ids), each in the order of `task_ids`; the pool holds round(fraction x N) ids.
+
+    `groups`: sets of ids that must land on the same side (near-duplicate prompts: a task's own copies
+    would otherwise put one on each side and contaminate the held-out set). Units (a group, or a single
+    id) are shuffled, then taken in order while the pool stays at or below its target size; a unit that
+    would overshoot is passed over for a later, smaller one. With no groups this is the plain split."""
     check_fraction(fraction)
     if len(set(task_ids)) != len(task_ids):
         raise DataError("the task to split has duplicate task ids; every id must be unique")
-    order = sorted(task_ids)
+    grouped = {i: min(g) for g in groups for i in g}
+    units: dict[str, list[str]] = {}
+    for i in sorted(task_ids):
+        units.setdefault(grouped.get(i, i), []).append(i)
+    order = sorted(units)
     random.Random(seed).shuffle(order)
-    n_pool = round(fraction * len(order))
-    if n_pool == 0 or n_pool == len(order):
+    n_pool = round(fraction * len(task_ids))
+    if n_pool == 0 or n_pool == len(task_ids):
         raise DataError(
-            f"split fraction {fraction} of {len(order)} problems leaves "
+            f"split fraction {fraction} of {len(task_ids)} problems leaves "
             f"{'no pool' if n_pool == 0 else 'nothing held out'}; pick a fraction that keeps at least one "
             "problem on each side (or a larger task)"
         )
-    chosen = set(order[:n_pool])
+    chosen: set[str] = set()
+    for key in order:
+        if len(chosen) + len(units[key]) <= n_pool:
+            chosen.update(units[key])
+    if not chosen or len(chosen) == len(task_ids):
+        raise DataError(f"split fraction {fraction}: near-duplicate groups leave one side empty; pick another fraction")
     return [i for i in task_ids if i in chosen], [i for i in task_ids if i not in chosen]
+
+
+def near_duplicate_groups(problems, n: int) -> list[list[str]]:
+    """Connected groups of a task's problems whose prompts share a word n-gram (the contamination check
+    run on the task against itself); singletons are left out."""
+    from selfdistill.tasks.contamination import check_contamination
+
+    parent = {p.task_id: p.task_id for p in problems}
+
+    def find(x: str) -> str:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    report = check_contamination(problems, problems, n=n)
+    for a, b in report.pairs:
+        if a != b:
+            parent[find(a)] = find(b)
+    groups: dict[str, list[str]] = {}
+    for p in problems:
+        groups.setdefault(find(p.task_id), []).append(p.task_id)
+    return [sorted(g) for g in groups.values() if len(g) > 1]
 
 
 def check_fraction(fraction: float) -> None:
