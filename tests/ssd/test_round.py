@@ -201,7 +201,8 @@ def test_a_full_fine_tune_round_through_llamacpp_evaluates_the_exported_gguf(tmp
     text = spec.read_text().replace('backend = "hf"', 'backend = "llamacpp"').replace(
         "options = { batch_size = 8 }", "options = { n_ctx = 2048 }").replace(
         'verifier_arm = "on"', 'verifier_arm = "off"').replace("t_eval_sweep = [0.8]", "t_eval_sweep = []").replace(
-        "max_new_tokens = 32", "max_new_tokens = 96")
+        "max_new_tokens = 32", "max_new_tokens = 96").replace(
+        "batch_size = 2", "batch_size = 1\nepochs = 3")  # enough steps past the warm-up step (lr 0) to move weights
     spec.write_text(text)
     done = cli("ssd", str(spec), "--run-dir", "run", "--force", cwd=tmp_path)
     assert done.returncode == 0, done.stderr + done.stdout
