@@ -19,6 +19,7 @@ def tiny(tmp_path_factory):
     return favour_newlines(write_tiny_hf(tmp_path_factory.mktemp("tiny-run") / "model"))
 
 
+@pytest.mark.timeout(1200)  # minutes on a loaded 2-core machine; ~1 min alone
 def test_run_stops_after_go_other_then_force_runs_every_stage_to_the_report(tiny, tmp_path):
     spec = make_spec(tmp_path, tiny, extra="[battery]\nprobe_samples = 1\n")
     stopped = cli("run", str(spec), "--run-dir", "run", cwd=tmp_path)
@@ -55,6 +56,7 @@ def test_run_stops_after_go_other_then_force_runs_every_stage_to_the_report(tiny
     assert (run / "ledger.jsonl").read_text() == ledger_before  # finished stages are skipped
 
 
+@pytest.mark.timeout(1200)  # minutes on a loaded 2-core machine; ~1 min alone
 def test_probe_refuses_thresholds_changed_after_sampling_started(tiny, tmp_path):
     spec = make_spec(tmp_path, tiny, extra="[battery]\nprobe_samples = 1\n")
     assert cli("ssd", str(spec), "--run-dir", "run", "--force", cwd=tmp_path).returncode == 0

@@ -138,6 +138,7 @@ def tiny(tmp_path_factory) -> Path:
     return favour_newlines(write_tiny_hf(tmp_path_factory.mktemp("tiny") / "model"))
 
 
+@pytest.mark.timeout(1200)  # minutes on a loaded 2-core machine; ~1 min alone
 def test_go_other_refuses_the_round_and_force_runs_it_with_every_arm_separate(tiny, tmp_path):
     spec = make_spec(tmp_path, tiny)
     refused = cli("ssd", str(spec), "--run-dir", "run", cwd=tmp_path)
@@ -190,6 +191,7 @@ def test_go_other_refuses_the_round_and_force_runs_it_with_every_arm_separate(ti
     assert stages_after == stages  # nothing re-ran
 
 
+@pytest.mark.timeout(1200)  # minutes on a loaded 2-core machine; ~1 min alone
 def test_a_full_fine_tune_round_through_llamacpp_evaluates_the_exported_gguf(tmp_path):
     """The CPU fast path: a qwen2 GGUF base, full fine-tuning, the trained weights written back into a copy
     of the base GGUF, and llama.cpp evaluating base and distilled models alike."""
