@@ -444,6 +444,13 @@ def _resolve_round_paths(spec: Spec, base: Path) -> Spec:
                 src = prefix + str(base / rest)
             break
     spec = spec.model_copy(update={"pool": spec.pool.model_copy(update={"source": src})})
+    gate_updates = {}
+    for key in ("round2_pool", "round2_heldout"):
+        value = getattr(spec.gate, key)
+        if value and value not in ("mbpp", "humaneval") and ":" not in value and not Path(value).expanduser().is_absolute():
+            gate_updates[key] = str(base / value)
+    if gate_updates:
+        spec = spec.model_copy(update={"gate": spec.gate.model_copy(update=gate_updates)})
     anchor = spec.train.anchor_data
     if anchor and not Path(anchor).expanduser().is_absolute():
         spec = spec.model_copy(update={"train": spec.train.model_copy(update={"anchor_data": str(base / anchor)})})

@@ -29,7 +29,7 @@ import json
 import logging
 import subprocess
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from selfdistill.errors import DataError, SelfdistillError, SpecError
@@ -57,10 +57,23 @@ class Round:
     limit: int | None
     force: bool
     model: str  # the resolved base model (a GGUF path, a transformers directory or a hub id)
+    number: int = 1
+    sample_model: str | None = None  # round 2+: the parent round's model samples (and is the "parent" arm)
+    sample_options: dict = field(default_factory=dict)
+    train_model: str | None = None  # round 2+: the parent's merged weights are fine-tuned
+    gguf_base: str | None = None  # round 2+: the parent as a GGUF, for llama.cpp's adapter export
+    lineage: dict | None = None
 
     @property
     def dir(self) -> Path:
-        return self.run_dir / ROUND
+        return self.run_dir / f"round{self.number}"
+
+    def label(self, name: str) -> str:
+        """Ledger and directory names: round 1 keeps the plain names; later rounds are prefixed r<N>-."""
+        return name if self.number == 1 else f"r{self.number}-{name}"
+
+    def name(self, arm: str, t: float) -> str:
+        return arm_name(arm, t, self.spec) if self.number == 1 else f"r{self.number}-{arm}-T{t:g}"
 
 
 def arm_name(arm: str, t: float, spec: Spec) -> str:
@@ -212,13 +225,13 @@ def train_arm(r: Round, arm: str, pool, samples: list[dict], passed: set | None)
         anchor = data.read_anchor(Path(t.anchor_data), r.spec.generation.chat)
         examples, mix = data.mix_anchor(examples, anchor, t.anchor_ratio, t.seed, t.anchor_data)
     data.write_examples(arm_dir / "examples.jsonl", examples)
-    job = job_record(r.model, arm_dir / "examples.jsonl", t, arm_dir, chat=r.spec.generation.chat)
+    job = job_record(r.train_model or r.model, arm_dir / "examples.jsonl", t, arm_dir, chat=r.spec.generation.chat)
     job["mix"] = mix
     job["n_samples"] = len(chosen)
     write_json_atomic(arm_dir / "job.json", job)
     command = [*(t.launcher or [sys.executable]), "-m", "selfdistill.train.finetune", str(arm_dir / "job.json")]
     log_path = arm_dir / "train.log"
-    with ledger.timed(r.run_dir, "training", arm) as cost, log_path.open("a", encoding="utf-8") as log_file:
+    with ledger.timed(r.run_dir, "training", r.label(arm)) as cost, log_path.open("a", encoding="utf-8") as log_file:
         proc = subprocess.run(command, stdout=log_file, stderr=subprocess.STDOUT, check=False)
         if proc.returncode != 0 or not (arm_dir / DONE).exists():
             tail = "".join(log_path.read_text(encoding="utf-8", errors="replace").splitlines(True)[-15:])
@@ -239,11 +252,11 @@ def export_arm(r: Round, arm: str, record: dict) -> tuple[str, dict, dict]:
         exp = read_json(path, "export record")
         return exp["model"], exp["options"], exp
     backend = r.spec.generation.backend
-    with ledger.timed(r.run_dir, "export", arm):
+    with ledger.timed(r.run_dir, "export", r.label(arm)):
         if backend is Backend.LLAMACPP:
             from selfdistill.train.export import export_lora_gguf, export_merged_gguf
 
-            base = Path(r.model)
+            base = Path(r.gguf_base or r.model)
             if base.suffix != ".gguf":
                 raise SpecError("error: generation.backend = 'llamacpp' needs a GGUF base model (model.path)")
             if record["method"] == TrainMethod.LORA.value:
@@ -277,9 +290,9 @@ def summarize_round(r: Round, arms: list[str], evals: dict[tuple[str, float], di
     sweep = []
     for t in s.temperatures:
         row = {"t_eval": t, "t_eff": round(s.t_train * t, 6), "arms": {}}
-        for arm in ["base", *arms]:
+        for arm in ["base", *(["parent"] if r.number > 1 else []), *arms]:
             m = evals[(arm, t)]
-            row["arms"][arm] = {"name": arm_name(arm, t, r.spec), "pass@1": pass1(m),
+            row["arms"][arm] = {"name": r.name(arm, t), "pass@1": pass1(m),
                                 "metrics": {k: v for k, v in m["metrics"].items()}}
         sweep.append(row)
     t = s.t_eval
@@ -289,6 +302,9 @@ def summarize_round(r: Round, arms: list[str], evals: dict[tuple[str, float], di
         evals[("base", best_t)], evals[("ssd", t)], slices, slice_source=source, **opts
     ) | {"base_t_eval": best_t, "note": "the decode-only baseline: the base model at its best T_eval in the sweep "
          "(chosen on these same problems, so it flatters the base)"}
+    if r.number > 1:
+        deltas["ssd_vs_parent"] = compare.delta(evals[("parent", t)], evals[("ssd", t)], slices,
+                                                slice_source=source, **opts)
     if "verifier" in arms:
         deltas["verifier_vs_base"] = compare.delta(evals[("base", t)], evals[("verifier", t)], slices,
                                                    slice_source=source, **opts)
@@ -297,12 +313,13 @@ def summarize_round(r: Round, arms: list[str], evals: dict[tuple[str, float], di
     records = ledger.read_ledger(r.run_dir)
     costs = {"totals": ledger.totals(records), "arms": {}}
     for arm in arms:
-        hours = ledger.arm_hours(records, {"samples", arm} | ({"verify"} if arm == "verifier" else set()))
+        hours = ledger.arm_hours(records, {r.label(x) for x in {"samples", arm} | ({"verify"} if arm == "verifier" else set())})
         costs["arms"][arm] = {"hours_to_produce": hours,
                               "accuracy_per_hour": ledger.accuracy_per_hour(pass1(evals[(arm, t)])["value"], hours)}
     return {
         "schema": "selfdistill.round/1",
-        "round": 1,
+        "round": r.number,
+        "lineage": r.lineage,
         "forced": r.force,
         "comparable": r.limit is None,
         "limit": r.limit,
@@ -326,11 +343,15 @@ def summarize_round(r: Round, arms: list[str], evals: dict[tuple[str, float], di
 
 def run_round(spec: Spec, heldout: HeldoutSet, run_dir: Path, *, limit: int | None, force: bool,
               progress_factory, say=print) -> dict:
-    """Run (or resume) the round; write and return round.json."""
+    """Run (or resume) the round the spec names (ssd.round); write and return its round.json."""
     from selfdistill.generate.default_model import resolve_model
 
     require_local_model(spec)
     run_dir = run_dir.resolve()  # records name absolute paths: a training job or an export outlives the cwd
+    if spec.ssd.round > 1:
+        from selfdistill.ssd.round2 import run_next_round
+
+        return run_next_round(spec, run_dir, limit=limit, force=force, progress_factory=progress_factory, say=say)
     pool, heldout = load_round_pool(spec, heldout)
     r = Round(spec, heldout, run_dir, limit, force, resolve_model(spec.model.path, spec.model.name))
     r.dir.mkdir(parents=True, exist_ok=True)
@@ -343,22 +364,32 @@ def run_round(spec: Spec, heldout: HeldoutSet, run_dir: Path, *, limit: int | No
     pre = precondition(r, progress_factory)
     say(f"precondition verdict: {pre['kind']}" + (" (forced past it)" if force and pre["kind"] == "GO-OTHER" else ""))
     arms = planned_arms(spec, pre["kind"], pool)
+    return distill(r, pool, arms, pre["metrics"], pre["verdict"], progress_factory, say)
 
+
+def distill(r: Round, pool, arms: list[str], slice_metrics: dict | None, verdict: dict, progress_factory,
+            say=print) -> dict:
+    """Sampling, filter, verification, training, export, evaluation, summary: the body of any round."""
     from selfdistill.ssd.probe import declare
 
+    spec, run_dir = r.spec, r.run_dir
     declare(spec, run_dir)  # the battery's thresholds, hashed into the manifest before any training sample
+    sample_model = r.sample_model or r.model
+    sample_spec = spec.model_copy(update={"generation": spec.generation.model_copy(
+        update={"options": dict(spec.generation.options) | r.sample_options})})
     samples_path = r.dir / "samples" / "samples.jsonl"
     n_expected = len(pool.problems) * spec.ssd.n_per_prompt
     have = len(sampling.read_samples(samples_path)) if samples_path.exists() else 0
     say(f"sampling: {len(pool.problems)} pool prompts x {spec.ssd.n_per_prompt} at T_train={spec.ssd.t_train} "
-        f"(top-k {spec.ssd.top_k}, top-p {spec.ssd.top_p}); {have} of {n_expected} already drawn")
+        f"(top-k {spec.ssd.top_k}, top-p {spec.ssd.top_p}) from {Path(sample_model).name}; "
+        f"{have} of {n_expected} already drawn")
     device, count = stage_device(spec)
     if have < n_expected:
-        with ledger.timed(run_dir, "sampling", "samples", device, count), progress_factory() as progress:
-            sampling.sample_pool(spec, r.model, pool.problems, r.dir, progress)
+        with ledger.timed(run_dir, "sampling", r.label("samples"), device, count), progress_factory() as progress:
+            sampling.sample_pool(sample_spec, sample_model, pool.problems, r.dir, progress)
     else:
         with progress_factory() as progress:
-            sampling.sample_pool(spec, r.model, pool.problems, r.dir, progress)
+            sampling.sample_pool(sample_spec, sample_model, pool.problems, r.dir, progress)
     samples = sampling.read_samples(samples_path)
 
     passed = None
@@ -367,7 +398,7 @@ def run_round(spec: Spec, heldout: HeldoutSet, run_dir: Path, *, limit: int | No
         if verified:
             sampling.verify(spec, pool.problems, samples_path, r.dir)
         else:
-            with ledger.timed(run_dir, "verification", "verify"):
+            with ledger.timed(run_dir, "verification", r.label("verify")):
                 sampling.verify(spec, pool.problems, samples_path, r.dir)
         passed = sampling.passed_keys(r.dir)
     tested = {p.task_id for p in pool.problems if p.tests is not None}
@@ -384,15 +415,19 @@ def run_round(spec: Spec, heldout: HeldoutSet, run_dir: Path, *, limit: int | No
         trains[arm] = train_arm(r, arm, pool, samples, passed)
         model, options, exports[arm] = export_arm(r, arm, trains[arm])
         models[arm] = (model, options)
+    models["base"] = (r.model, {})
+    if r.number > 1:
+        models["parent"] = (sample_model, dict(r.sample_options))
 
     evals: dict[tuple[str, float], dict] = {}
     for t in spec.ssd.temperatures:
-        for arm in ["base", *arms]:
-            name = arm_name(arm, t, spec)
+        for arm in ["base", *(["parent"] if r.number > 1 else []), *arms]:
+            name = r.name(arm, t)
             say(f"evaluating {name} at T_eval={t:g} (T_eff {spec.ssd.t_train * t:.3g})")
-            model, options = (r.model, {}) if arm == "base" else models[arm]
+            model, options = models[arm]
             evals[(arm, t)] = evaluate_arm(r, name, t, model, options, progress_factory)
-    summary = summarize_round(r, arms, evals, pre["metrics"], pre["verdict"], pool, stats, trains, exports)
+    summary = summarize_round(r, arms, evals, slice_metrics or evals[("base", spec.ssd.t_eval)], verdict, pool,
+                              stats, trains, exports)
     write_json_atomic(r.dir / "round.json", summary)
     return summary
 
@@ -401,15 +436,15 @@ def _stamp_manifest(r: Round) -> None:
     path = r.run_dir / "manifest.json"
     manifest = read_json(path, "run manifest") if path.exists() else {}
     rounds = manifest.setdefault("rounds", {})
-    entry = rounds.setdefault(ROUND, {"forced": False})
+    entry = rounds.setdefault(f"round{r.number}", {"forced": False})
     entry["forced"] = entry["forced"] or r.force
     entry["limit"] = r.limit
     r.run_dir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(path, manifest)
 
 
-def load_round(run_dir: Path) -> dict:
-    path = run_dir / ROUND / "round.json"
+def load_round(run_dir: Path, number: int = 1) -> dict:
+    path = run_dir / f"round{number}" / "round.json"
     if not path.exists():
         raise DataError(f"error: {path} does not exist; run `selfdistill ssd SPEC --run-dir {run_dir}` first")
     return json.loads(path.read_text(encoding="utf-8"))

@@ -190,6 +190,34 @@ def test_go_other_refuses_the_round_and_force_runs_it_with_every_arm_separate(ti
     stages_after = [json.loads(line)["stage"] for line in (run / "ledger.jsonl").read_text().splitlines()]
     assert stages_after == stages  # nothing re-ran
 
+    # round 2: refused without a passed gate (--force does not override it); entered through one
+    write_jsonl(tmp_path / "pool2.jsonl", [{"task_id": f"q/{i}", "prompt": f"Write a function twice_{i}(x) "
+                                            f"returning x times {i}, then explain it.", "tests": "assert True\n"}
+                                           for i in range(3)])
+    write_jsonl(tmp_path / "fresh.jsonl", [dict(h, task_id=h["task_id"].replace("h/", "f/"),
+                                                prompt=h["prompt"].replace("Return", "Give back"),
+                                                prefix=h["prefix"].replace("Return", "Give back")) for h in HELDOUT[:2]])
+    spec.write_text(spec.read_text().replace('verifier_arm = "on"', 'verifier_arm = "off"\nround = 2')
+                    + '[gate]\nround2_pool = "pool2.jsonl"\nround2_heldout = "fresh.jsonl"\n')
+    no_gate = cli("ssd", str(spec), "--run-dir", "run", "--force", cwd=tmp_path)
+    assert no_gate.returncode == 3 and "gate.json does not exist" in no_gate.stderr
+    (run / "round1" / "gate.json").write_text(json.dumps({"decision": "STOP", "arm": "ssd", "reasons": ["lift: no"]}))
+    stopped = cli("ssd", str(spec), "--run-dir", "run", "--force", cwd=tmp_path)
+    assert stopped.returncode == 3 and "lift: no" in stopped.stderr
+    (run / "round1" / "gate.json").write_text(json.dumps({"decision": "ENTER", "arm": "ssd", "reasons": []}))
+    entered = cli("ssd", str(spec), "--run-dir", "run", cwd=tmp_path)
+    assert entered.returncode == 0, entered.stderr + entered.stdout
+    r2 = json.loads((run / "round2" / "round.json").read_text())
+    merged = str(run / "round1" / "train-ssd" / "merged")
+    assert r2["round"] == 2 and r2["lineage"]["parent_arm"] == "ssd" and r2["lineage"]["parent_weights"] == merged
+    assert r2["lineage"]["gate_sha256"]
+    assert json.loads((run / "round2" / "samples" / "generation.json").read_text())["model"] == merged
+    assert json.loads((run / "round2" / "train-ssd" / "job.json").read_text())["model"] == merged
+    assert {"ssd_vs_base", "ssd_vs_parent"} <= set(r2["deltas"])
+    for name in ("r2-base-T1.1", "r2-parent-T1.1", "r2-ssd-T1.1"):
+        assert json.loads((run / name / "metrics.json").read_text())["n_samples"] == 8, name
+    assert json.loads((run / "round1" / "round.json").read_text()) == summary  # round 1 untouched
+
 
 @pytest.mark.timeout(1200)  # minutes on a loaded 2-core machine; ~1 min alone
 def test_a_full_fine_tune_round_through_llamacpp_evaluates_the_exported_gguf(tmp_path):
