@@ -44,6 +44,17 @@ def read_json(path: Path, what: str) -> Any:
         raise DataError(f"error: {what} {path} is not valid JSON ({exc})") from None
 
 
+def file_sha256(path: Path) -> str:
+    """sha256 hex of a file, read in 1 MiB chunks (model files are hundreds of MB)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def read_jsonl(path: Path, what: str) -> Iterator[tuple[int, dict]]:
     """(line number, record) for each line of a user-supplied JSONL file; bad lines are DataErrors."""
     if not path.is_file():

@@ -316,11 +316,9 @@ class LlamaCppBackend:
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    from selfdistill.rundir import file_sha256
+
+    return file_sha256(path)
 
 
 def _token_text(llm, token: int) -> str:

@@ -235,8 +235,6 @@ def _task_sha256(task: str) -> str:
 
 
 def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+    from selfdistill.rundir import file_sha256 as sha
+
+    return sha(path)

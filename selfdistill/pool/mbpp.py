@@ -211,11 +211,9 @@ def _stamp_matches(stamp: Path, path: Path) -> bool:
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+    from selfdistill.rundir import file_sha256 as sha
+
+    return sha(path)
 
 
 def main() -> int:

@@ -47,23 +47,18 @@ def select(samples: list[dict], passed: set[tuple[str, int]] | None) -> list[dic
 
 
 def read_anchor(path: Path, chat: bool) -> list[dict]:
+    from selfdistill.rundir import read_jsonl
+
     rows = []
-    with path.open(encoding="utf-8") as f:
-        for i, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"error: {path}:{i}: not JSON ({exc.msg}); anchor data is one object per line") from None
-            prompt, completion = (row.get("prompt"), row.get("completion")) if isinstance(row, dict) else (None, None)
-            if not isinstance(prompt, str) or not isinstance(completion, str):
-                raise DataError(f'error: {path}:{i}: anchor examples need "prompt" and "completion" strings')
-            if chat:
-                rows.append({"prompt": [{"role": "user", "content": prompt}],
-                             "completion": [{"role": "assistant", "content": completion}]})
-            else:
-                rows.append({"prompt": prompt, "completion": completion})
+    for i, row in read_jsonl(path, "anchor data"):
+        prompt, completion = row.get("prompt"), row.get("completion")
+        if not isinstance(prompt, str) or not isinstance(completion, str):
+            raise DataError(f'error: {path}:{i}: anchor examples need "prompt" and "completion" strings')
+        if chat:
+            rows.append({"prompt": [{"role": "user", "content": prompt}],
+                         "completion": [{"role": "assistant", "content": completion}]})
+        else:
+            rows.append({"prompt": prompt, "completion": completion})
     return rows
 
 

@@ -39,7 +39,6 @@ variant that changes how a delta is applied (each refused with a DataError); qua
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -439,11 +438,9 @@ def _finish(writer, out: Path) -> None:
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    from selfdistill.rundir import file_sha256
+
+    return file_sha256(path)
 
 
 def _gguf():

@@ -55,18 +55,13 @@ def job_record(model: str, examples: Path, cfg: TrainSpec, out_dir: Path, *, cha
 
 
 def load_examples(path: Path) -> list[dict]:
+    from selfdistill.rundir import read_jsonl
+
     rows = []
-    with path.open(encoding="utf-8") as f:
-        for i, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"error: {path}:{i}: not JSON ({exc.msg}); the examples file is damaged") from None
-            if not isinstance(row, dict) or "prompt" not in row or "completion" not in row:
-                raise DataError(f"error: {path}:{i}: an example needs 'prompt' and 'completion'")
-            rows.append({"prompt": row["prompt"], "completion": row["completion"]})
+    for i, row in read_jsonl(path, "training examples"):
+        if "prompt" not in row or "completion" not in row:
+            raise DataError(f"error: {path}:{i}: an example needs 'prompt' and 'completion'")
+        rows.append({"prompt": row["prompt"], "completion": row["completion"]})
     if not rows:
         raise DataError(f"error: {path} holds no training examples; nothing to fine-tune on")
     return rows
