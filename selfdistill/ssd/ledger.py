@@ -2,8 +2,10 @@
 
 One record per stage invocation: {stage, arm, wall_s, device ("cpu" | "cuda"), device_count,
 device_hours = wall_s x device_count / 3600, gpu_hours (device_hours on GPUs, else 0), started,
-finished}. A stage killed and resumed appends one record per invocation that did work, so totals are
-what the round really cost, retries included; a stage skipped because it was done appends nothing.
+finished}. A stage invocation that ends (normally) appends its record; a stage skipped because it was
+done appends nothing. An invocation that is KILLED appends nothing: its work is kept (samples, checkpoints)
+and the resumed invocation's record counts only the rest, so totals can understate what a round that was
+killed really cost (the wall time lost to the kill is not recorded).
 
 `totals` sums per stage (sampling, training, evaluation) and overall; `accuracy_per_hour` divides a
 pass@1 by the hours that produced it (device-hours, and GPU-hours where there were any).
