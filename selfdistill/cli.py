@@ -95,22 +95,15 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_contamination)
 
     r = sub.add_parser("ssd", help="one SSD round: precondition, T_train sampling, fine-tune, evaluate at T_eval")
-    r.add_argument("spec", type=Path)
-    r.add_argument("--run-dir", type=Path, default=None, help="run directory (default: runs/<spec file stem>)")
-    r.add_argument("--limit", type=int, default=None,
-                   help="evaluate a seeded subset of N held-out problems (results stamped not comparable)")
-    r.add_argument("--force", action="store_true",
-                   help="run even when the precondition verdict is GO-OTHER (stamped on every result)")
+    _spec_args(r, stages=True)
     r.set_defaults(func=cmd_ssd)
 
     b = sub.add_parser("probe", help="the anti-collapse battery on a finished round (thresholds as declared)")
-    b.add_argument("spec", type=Path)
-    b.add_argument("--run-dir", type=Path, default=None, help="run directory (default: runs/<spec file stem>)")
+    _spec_args(b)
     b.set_defaults(func=cmd_probe)
 
     g = sub.add_parser("gate", help="the round-2 gate (deliverable D) and the promotion plan (E)")
-    g.add_argument("spec", type=Path)
-    g.add_argument("--run-dir", type=Path, default=None, help="run directory (default: runs/<spec file stem>)")
+    _spec_args(g)
     g.set_defaults(func=cmd_gate)
 
     o = sub.add_parser("report", help="render report.md and report.html from a run directory")
@@ -118,11 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     o.set_defaults(func=cmd_report)
 
     a = sub.add_parser("run", help="every stage in order, resumably, ending with the report (the main job)")
-    a.add_argument("spec", type=Path)
-    a.add_argument("--run-dir", type=Path, default=None, help="run directory (default: runs/<spec file stem>)")
-    a.add_argument("--limit", type=int, default=None,
-                   help="evaluate a seeded subset of N held-out problems (results stamped not comparable)")
-    a.add_argument("--force", action="store_true", help="go past a GO-OTHER verdict (stamped on every result)")
+    _spec_args(a, stages=True)
     a.set_defaults(func=cmd_run)
 
     m = sub.add_parser("demo", help="the embedded default: score canonical, wrong and mixed sets, then decide")
@@ -130,6 +119,17 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--spec", type=Path, default=None, help="spec for decide (default: the packaged quickstart)")
     m.set_defaults(func=cmd_demo)
     return p
+
+
+def _spec_args(p: argparse.ArgumentParser, *, stages: bool = False) -> None:
+    """SPEC and --run-dir; with `stages`, also --limit and --force (the commands that evaluate)."""
+    p.add_argument("spec", type=Path)
+    p.add_argument("--run-dir", type=Path, default=None, help="run directory (default: runs/<spec file stem>)")
+    if stages:
+        p.add_argument("--limit", type=int, default=None,
+                       help="evaluate a seeded subset of N held-out problems (results stamped not comparable)")
+        p.add_argument("--force", action="store_true",
+                       help="go past a GO-OTHER precondition verdict (stamped on every result)")
 
 
 def _k_list(text: str) -> tuple[int, ...]:
@@ -216,7 +216,7 @@ def cmd_ssd(args: argparse.Namespace) -> int:
     from selfdistill.ssd.round import RoundRefused, run_round
 
     report = check_spec(args.spec)
-    run_dir = args.run_dir or Path("runs") / args.spec.stem
+    run_dir = _run_dir(args)
     try:
         summary = run_round(report.spec, report.heldout, run_dir, limit=args.limit, force=args.force,
                             progress_factory=views.EvalProgress, say=views.console.print)

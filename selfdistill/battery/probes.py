@@ -227,35 +227,36 @@ def _comment_lines(program: str) -> tuple[int, int]:
 def comment_share(programs: Sequence[str | None]) -> Share:
     """Pooled comment-line share: lines with a COMMENT token / non-blank lines, over all programs.
     Programs `tokenize` rejects are counted in `skipped` and left out."""
-    hits = total = skipped = empty = 0
-    for program in programs:
-        if not program or not program.strip():
-            empty += 1
-            continue
-        try:
-            c, n = _comment_lines(program)
-        except (tokenize.TokenError, SyntaxError, ValueError):
-            skipped += 1
-            continue
-        hits, total = hits + c, total + n
-    return Share(hits, total, skipped, empty)
+    return _pooled(programs, _comment_lines, (tokenize.TokenError, SyntaxError, ValueError))
 
 
 def docstring_share(programs: Sequence[str | None]) -> Share:
     """Share of function definitions (sync and async, nested included) that open with a docstring.
     Programs that do not parse are counted in `skipped` and left out."""
+    return _pooled(programs, _docstring_defs, (SyntaxError, ValueError))
+
+
+def _docstring_defs(program: str) -> tuple[int, int]:
+    """(function defs with a docstring, function defs) of one program."""
+    hits = total = 0
+    for node in ast.walk(ast.parse(program)):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            total += 1
+            hits += ast.get_docstring(node, clean=False) is not None
+    return hits, total
+
+
+def _pooled(programs: Sequence[str | None], count, errors: tuple[type[BaseException], ...]) -> Share:
+    """Pool `count(program) -> (hits, total)` over programs; blank ones are `empty`, failing ones `skipped`."""
     hits = total = skipped = empty = 0
     for program in programs:
         if not program or not program.strip():
             empty += 1
             continue
         try:
-            tree = ast.parse(program)
-        except (SyntaxError, ValueError):
+            c, n = count(program)
+        except errors:
             skipped += 1
             continue
-        for node in ast.walk(tree):
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                total += 1
-                hits += ast.get_docstring(node, clean=False) is not None
+        hits, total = hits + c, total + n
     return Share(hits, total, skipped, empty)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from selfdistill.rundir import JsonlStream, read_jsonl
@@ -49,6 +49,11 @@ def timed(run_dir: Path, stage: str, arm: str, device: str = "cpu", device_count
     record["gpu_hours"] = record["device_hours"] if record["device"] == "cuda" else 0.0
     with JsonlStream(ledger_path(run_dir)) as stream:
         stream.append(record)
+
+
+def timed_if(work: bool, run_dir: Path, stage: str, arm: str, device: str = "cpu", device_count: int = 1):
+    """`timed` when the stage has work to do; a stage read back as done appends nothing."""
+    return timed(run_dir, stage, arm, device, device_count) if work else nullcontext({})
 
 
 def read_ledger(run_dir: Path) -> list[dict]:

@@ -106,7 +106,7 @@ def _samples(run_dir: Path, name: str) -> list[dict]:
 
 def run_probes(spec: Spec, run_dir: Path, say=print) -> dict:
     from selfdistill.battery import ArmInputs, run_battery
-    from selfdistill.ssd.ledger import timed
+    from selfdistill.ssd.ledger import timed_if
     from selfdistill.ssd.round import ROUND, arm_name, load_round, stage_device
 
     digest = check_declared(spec, run_dir)
@@ -130,11 +130,9 @@ def run_probes(spec: Spec, run_dir: Path, say=print) -> dict:
             continue
         out = rd / "probes" / name
         have = sum(1 for _ in read_jsonl(out / "samples.jsonl", "probe samples")) if (out / "samples.jsonl").exists() else 0
-        if have >= n_expected:  # done: read back, no cost
-            probe_sets[name] = probe_completions(spec, model, options, out, t)
-            continue
-        say(f"safety/refusal probes: {name}")
-        with timed(run_dir, "probes", f"probes-{name}", device, count):
+        if have < n_expected:
+            say(f"safety/refusal probes: {name}")
+        with timed_if(have < n_expected, run_dir, "probes", f"probes-{name}", device, count):  # done: no cost
             probe_sets[name] = probe_completions(spec, model, options, out, t)
     base = ArmInputs(samples=_samples(run_dir, base_name),
                      metrics=read_json(run_dir / base_name / "metrics.json", "metrics"), probes=probe_sets["base"], name="base")

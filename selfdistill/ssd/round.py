@@ -41,7 +41,6 @@ from selfdistill.ssd import compare, data, ledger, sampling
 log = logging.getLogger(__name__)
 
 ROUND = "round1"
-ARMS = ("ssd", "verifier")
 ARM_TITLES = {"ssd": "minimal SSD (raw, unverified samples)", "verifier": "verifier-aware SSD (passing samples only)"}
 
 
@@ -162,13 +161,9 @@ def evaluate_arm(r: Round, name: str, t: float, model: str, options: dict, progr
     })
     done = (r.run_dir / name / "metrics.json").exists()
     device, count = stage_device(r.spec)
-    if done:
-        with progress_factory() as progress:
-            metrics = evaluate(spec, r.heldout, r.run_dir, name, r.limit, progress)
-    else:
-        stage = "precondition" if name == "base" else "evaluation"
-        with ledger.timed(r.run_dir, stage, name, device, count), progress_factory() as progress:
-            metrics = evaluate(spec, r.heldout, r.run_dir, name, r.limit, progress)
+    stage = "precondition" if name == "base" else "evaluation"
+    with ledger.timed_if(not done, r.run_dir, stage, name, device, count), progress_factory() as progress:
+        metrics = evaluate(spec, r.heldout, r.run_dir, name, r.limit, progress)
     if r.force and name != "base":
         metrics["forced"] = True
         write_json_atomic(r.run_dir / name / "metrics.json", metrics)
@@ -384,22 +379,16 @@ def distill(r: Round, pool, arms: list[str], slice_metrics: dict | None, verdict
         f"(top-k {spec.ssd.top_k}, top-p {spec.ssd.top_p}) from {Path(sample_model).name}; "
         f"{have} of {n_expected} already drawn")
     device, count = stage_device(spec)
-    if have < n_expected:
-        with ledger.timed(run_dir, "sampling", r.label("samples"), device, count), progress_factory() as progress:
-            sampling.sample_pool(sample_spec, sample_model, pool.problems, r.dir, progress)
-    else:
-        with progress_factory() as progress:
-            sampling.sample_pool(sample_spec, sample_model, pool.problems, r.dir, progress)
+    with ledger.timed_if(have < n_expected, run_dir, "sampling", r.label("samples"), device, count), \
+            progress_factory() as progress:
+        sampling.sample_pool(sample_spec, sample_model, pool.problems, r.dir, progress)
     samples = sampling.read_samples(samples_path)
 
     passed = None
     if pool.n_with_tests:
         verified = (r.dir / "verify" / "metrics.json").exists()
-        if verified:
+        with ledger.timed_if(not verified, run_dir, "verification", r.label("verify")):
             sampling.verify(spec, pool.problems, samples_path, r.dir)
-        else:
-            with ledger.timed(run_dir, "verification", r.label("verify")):
-                sampling.verify(spec, pool.problems, samples_path, r.dir)
         passed = sampling.passed_keys(r.dir)
     tested = {p.task_id for p in pool.problems if p.tests is not None}
     stats = sampling.sample_stats(samples, passed, tested)

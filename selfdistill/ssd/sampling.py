@@ -18,7 +18,9 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from selfdistill.evaluate import guard_resume, pending_requests, record_backend, sample_record, EvalPlan
+from selfdistill.evaluate import (
+    EvalPlan, generation_record, guard_resume, pending_requests, record_backend, sample_record,
+)
 from selfdistill.generate.params import SamplingParams
 from selfdistill.rundir import JsonlStream, read_jsonl, write_json_atomic
 from selfdistill.score import ScoreConfig, score
@@ -45,18 +47,10 @@ def train_params(spec: Spec) -> SamplingParams:
     )
 
 
-def sampling_record(spec: Spec, model: str, params: SamplingParams, problems: list[Problem]) -> dict:
-    g = spec.generation
-    return {
-        "backend": g.backend.value,
-        "model": model,
-        "chat": g.chat,
-        "options": dict(g.options),
-        "sampling": params.to_json(),
-        "sampling_order": "temperature -> top-k -> top-p -> min-p -> sample",
-        "seed_policy": "per sample: sha256(run seed, task_id, sample_idx) mod 2^31-1, +1",
-        "limit": None,
-        "problems": [p.task_id for p in problems],
+def sampling_record(spec: Spec, model: str, plan: EvalPlan) -> dict:
+    """The eval stage's generation record, naming every pool prompt (the resume guard compares them)."""
+    return generation_record(spec, plan, model) | {
+        "problems": [p.task_id for p in plan.problems],
         "purpose": "SSD training samples at T_train from the frozen base model",
         "filter": "drop empty or single-line completions only (the paper's degeneracy filter)",
     }
@@ -70,8 +64,8 @@ def sample_pool(spec: Spec, model: str, problems: list[Problem], round_dir: Path
     out = round_dir / "samples"
     out.mkdir(parents=True, exist_ok=True)
     params = train_params(spec)
-    guard_resume(out, sampling_record(spec, model, params, problems))
     plan = EvalPlan("samples", out, problems, params, None)
+    guard_resume(out, sampling_record(spec, model, plan))
     by_id = {p.task_id: p for p in problems}
     with JsonlStream(out / "samples.jsonl") as samples:
         done = {(r["task_id"], r["sample_idx"]) for r in samples.records}

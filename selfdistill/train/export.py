@@ -103,13 +103,7 @@ def export_lora_gguf(adapter_dir: Path, base_gguf: Path, out: Path) -> dict:
 
     ranks = sorted({a.shape[0] for a, _ in pairs.values()})
     log.info("export: %d LoRA pairs (rank %s, alpha %g) -> %s", len(pairs), ranks, alpha, out)
-    return {
-        "kind": "lora",
-        "out": str(out.resolve()),
-        "out_sha256": _sha256(out),
-        "base_gguf": str(base_gguf.resolve()),
-        "base_sha256": _sha256(base_gguf),
-        "arch": base.arch,
+    return _files_record("lora", out, base_gguf, base.arch) | {
         "tensors_written": 2 * len(pairs),
         "targets": sorted(pairs),
         "rank": ranks[0] if len(ranks) == 1 else ranks,
@@ -150,13 +144,7 @@ def export_merged_gguf(model_dir: Path, base_gguf: Path, out: Path) -> dict:
     n = len(base.reader.tensors)
     log.info("export: %d/%d tensors changed, %d written at another precision -> %s",
              len(changed), n, len(precision_changes), out)
-    return {
-        "kind": "merged",
-        "out": str(out.resolve()),
-        "out_sha256": _sha256(out),
-        "base_gguf": str(base_gguf.resolve()),
-        "base_sha256": _sha256(base_gguf),
-        "arch": base.arch,
+    return _files_record("merged", out, base_gguf, base.arch) | {
         "tensors": n,
         "unchanged": n - len(changed),
         "changed": changed,
@@ -435,6 +423,12 @@ def _finish(writer, out: Path) -> None:
     writer.write_tensors_to_file()
     writer.close()
     os.replace(_tmp(out), out)
+
+
+def _files_record(kind: str, out: Path, base_gguf: Path, arch: str) -> dict:
+    """What an export wrote and from what: both files by resolved path and sha256."""
+    return {"kind": kind, "out": str(out.resolve()), "out_sha256": _sha256(out),
+            "base_gguf": str(base_gguf.resolve()), "base_sha256": _sha256(base_gguf), "arch": arch}
 
 
 def _sha256(path: Path) -> str:
