@@ -97,6 +97,10 @@ def guard_resume(arm_dir: Path, record: dict) -> None:
         old = read_json(path, "generation record")
         keys = ("backend", "model", "chat", "sampling", "limit", "problems")
         changed = [k for k in keys if old.get(k) != record.get(k)]
+        samples = arm_dir / "samples.jsonl"
+        if changed and not (samples.exists() and samples.stat().st_size):  # nothing drawn yet: nothing to mix
+            write_json_atomic(path, record)
+            return
         if changed:
             raise DataError(
                 f"error: {arm_dir} was sampled with other settings ({', '.join(changed)} differ); "
@@ -209,7 +213,10 @@ def generate_into(spec, model, plan, todo, by_id, samples, cfg, progress, load_b
     backend = load_backend(spec.generation.backend.value, model, chat=spec.generation.chat,
                            options=spec.generation.options)
     try:
-        record_backend(plan.arm_dir, backend.describe())
+        description = backend.describe()
+        if hasattr(backend, "request_body"):  # an HTTP server: what each request carries (refuses what it cannot honour)
+            description["request_body"] = backend.request_body(plan.params)
+        record_backend(plan.arm_dir, description)
         with JsonlStream(plan.arm_dir / "outcomes.jsonl") as outcomes, Scorer(by_id, cfg, outcomes, progress) as scorer:
             for result in backend.generate(todo, plan.params):
                 record = sample_record(by_id[result.task_id], result, spec.generation.chat)

@@ -1,25 +1,29 @@
 """Generation through an OpenAI-compatible HTTP server (vLLM `vllm serve`, SGLang, llama.cpp's
-`llama-server`), with the `openai` client (extra `selfdistill[openai]`).
+`llama-server`, llama-cpp-python's server), with the `openai` client (extra `selfdistill[openai]`).
 
     load_backend("openai", model="qwen-coder", chat=True,
                  options={"base_url": "http://127.0.0.1:8000/v1", "concurrency": 16})
 
 Chat models use /v1/chat/completions (the SERVER applies the model's chat template); base models use
-/v1/completions. Every request states the whole sampling chain, so no server default leaks in:
+/v1/completions. Every request states the whole sampling chain in the server's own dialect, so no server
+default leaks in (`servers.py` has the per-server table):
   top level    temperature, top_p, max_tokens (= max_new_tokens), seed (the sample's own), stop
-  extra body   top_k (-1 when off: the "off" value vLLM, SGLang and llama.cpp all accept), min_p,
-               repetition_penalty = 1.0 (vLLM and SGLang otherwise take it from the model's
-               generation_config), samplers = ["temperature", "top_k", "top_p", "min_p"] (llama.cpp's
-               chain order, which by default applies temperature last; others ignore the key: vLLM's
-               request models allow extra fields and only log them), then `extra_body` from the options,
-               which overrides any of these.
-OpenAI's own hosted API rejects top_k/min_p/samplers: this backend is for self-hosted servers.
-Order caveat: vLLM and SGLang apply min-p before top-p whatever is sent (see `vllm_backend`).
+  extra body   what the server reads for top-k ("off" spelled its way), min-p, the repetition penalty
+               (1.0) and, for llama.cpp's llama-server, the sampler order; then `extra_body` from the
+               options, which overrides any of these.
+The server is detected on load (GET /models: owned_by) or declared (`server = "vllm" | "sglang" |
+"llama.cpp" | "llama-cpp-python"`). A setting the server cannot honour (vLLM/SGLang: min-p with top-p;
+llama-cpp-python: top-p/min-p at a temperature other than 1, since it applies temperature last) is
+refused with a SpecError before any request, never recorded as applied. generation.json records the
+server and the exact body sent (`describe()`). OpenAI's own hosted API is not a target.
 
-Requests run on a bounded thread pool (`concurrency` in flight at most). A connection error, timeout,
-408/409/429 or 5xx (and a server-side abort) is retried up to `max_retries` times with exponential
-backoff and jitter; any other error, or one that persists, raises `RequestFailed` naming the sample:
-a failed request never becomes an empty sample. Results are yielded as they complete.
+Timeouts mean generation time: requests in flight are bounded by `concurrency` AND by what the server
+runs at once (llama-cpp-python: 1; llama-server: its `total_slots` from GET /props; vLLM and SGLang batch,
+so `concurrency` alone), so a request never waits in the server's queue while its `timeout_s` runs.
+
+A connection error, timeout, 408/409/429 or 5xx (and a server-side abort) is retried up to `max_retries`
+times with exponential backoff and jitter; any other error, or one that persists, raises `RequestFailed`
+naming the sample: a failed request never becomes an empty sample. Results are yielded as they complete.
 """
 
 from __future__ import annotations
@@ -35,10 +39,10 @@ from typing import Any
 from selfdistill.errors import SelfdistillError, SpecError
 from selfdistill.generate.base import GenRequest, GenResult, chat_messages, prompt_text
 from selfdistill.generate.params import SamplingParams
+from selfdistill.generate.servers import SERVERS, Dialect, detect
 
 log = logging.getLogger(__name__)
 
-LLAMACPP_SAMPLERS = ("temperature", "top_k", "top_p", "min_p")  # the SSD paper's order
 RETRYABLE_STATUS = frozenset({408, 409, 429})  # and every 5xx
 RETRYABLE_FINISH = frozenset({"abort", "error"})  # a server that gave up on the request
 BACKOFF_BASE_S = 0.5  # attempt k waits BACKOFF_BASE_S * 2**k (capped, with jitter), or Retry-After
@@ -69,6 +73,7 @@ class OpenAIBackend:
         timeout_s: float = 120.0,
         max_retries: int = 3,
         extra_body: dict[str, Any] | None = None,
+        server: str = "auto",
         **unknown: Any,
     ) -> None:
         _check_options(unknown, base_url, concurrency, timeout_s, max_retries, extra_body)
@@ -76,7 +81,14 @@ class OpenAIBackend:
 
         self.model, self.chat, self.base_url = model, chat, base_url
         self.api_key_env = api_key_env
-        self.concurrency, self.timeout_s, self.max_retries = concurrency, float(timeout_s), max_retries
+        self.dialect: Dialect = detect(base_url, server, os.environ.get(api_key_env))
+        slots = self.dialect.slots
+        self.concurrency_requested = concurrency
+        self.concurrency = min(concurrency, slots) if slots else concurrency
+        if self.concurrency < concurrency:
+            log.info("%s runs %d request(s) at once: %d in flight, not %d (queue time is not generation time)",
+                     self.dialect.server, slots, self.concurrency, concurrency)
+        self.timeout_s, self.max_retries = float(timeout_s), max_retries
         self.extra_body = dict(extra_body or {})
         self._openai = openai
         # Local servers need no key; the client refuses None, so a placeholder stands in.
@@ -87,6 +99,7 @@ class OpenAIBackend:
 
     def generate(self, requests: Sequence[GenRequest], params: SamplingParams) -> Iterator[GenResult]:
         """One result per request, in completion order; `concurrency` requests in flight at most."""
+        self.request_body(params)  # refuses what the server cannot honour, before any request
         pending = iter(requests)
         pool = cf.ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="openai-gen")
         in_flight: set[cf.Future] = set()
@@ -107,10 +120,20 @@ class OpenAIBackend:
     def describe(self) -> dict:
         return {
             "backend": self.name, "base_url": self.base_url, "model": self.model, "chat": self.chat,
-            "concurrency": self.concurrency, "timeout_s": self.timeout_s, "max_retries": self.max_retries,
+            "concurrency": self.concurrency, "concurrency_requested": self.concurrency_requested,
+            "timeout_s": self.timeout_s, "max_retries": self.max_retries,
             "api_key_env": self.api_key_env, "api_key_set": bool(os.environ.get(self.api_key_env)),
             "extra_body": self.extra_body, "openai_client": self._openai.__version__,
-        }
+        } | self.dialect.describe()
+
+    def request_body(self, params: SamplingParams) -> dict:
+        """The non-OpenAI fields every request carries for these params (what generation.json records);
+        a SpecError naming the setting when the server cannot sample as `params` say."""
+        refused = self.dialect.refusals(params)
+        if refused:
+            raise SpecError(f"error: the {self.dialect.server} server at {self.base_url} cannot sample as the "
+                            "spec says: " + "; ".join(refused))
+        return self.dialect.body(params) | self.extra_body
 
     def close(self) -> None:
         self._client.close()
@@ -126,8 +149,10 @@ class OpenAIBackend:
                 if attempt + 1 == attempts:
                     raise RequestFailed(
                         f"error: {self.base_url}: sample {request.task_id}#{request.sample_idx} failed "
-                        f"{attempts} times, last: {exc}; check the server (GET {self.base_url}/models), "
-                        "or raise options.max_retries / timeout_s, or lower options.concurrency"
+                        f"{attempts} times, last: {exc}; check the server's log and GET {self.base_url}/models"
+                        + (f"; a timeout with {self.concurrency} in flight means generation itself took over "
+                           f"timeout_s = {self.timeout_s:g} s: raise options.timeout_s"
+                           if "Timeout" in str(exc) else "")
                     ) from None
                 wait_s = _backoff_s(attempt, exc.retry_after_s)
                 log.warning("%s#%d: %s; retry %d/%d in %.1fs", request.task_id, request.sample_idx,
@@ -137,7 +162,7 @@ class OpenAIBackend:
 
     def _call(self, request: GenRequest, params: SamplingParams) -> GenResult:
         openai = self._openai
-        kwargs = request_kwargs(self.model, params, request.seed, self.extra_body)
+        kwargs = request_kwargs(self.model, params, request.seed, self.dialect, self.extra_body)
         try:
             if self.chat:
                 response = self._client.chat.completions.create(messages=chat_messages(request), **kwargs)
@@ -150,8 +175,8 @@ class OpenAIBackend:
                 raise _Retryable(f"HTTP {exc.status_code}: {exc.message}", _retry_after_s(exc)) from None
             raise RequestFailed(
                 f"error: {self.base_url} refused sample {request.task_id}#{request.sample_idx} with HTTP "
-                f"{exc.status_code}: {exc.message}; check options.model / base_url, and that the server "
-                "accepts the extra body keys (top_k, min_p, repetition_penalty, samplers)"
+                f"{exc.status_code}: {exc.message}; check options.model / base_url, and options.server "
+                f"(spoken as {self.dialect.server}: extra body {sorted(self.dialect.body(params))})"
             ) from None
         return self._result(request, response)
 
@@ -174,15 +199,10 @@ class OpenAIBackend:
         )
 
 
-def request_kwargs(model: str, params: SamplingParams, seed: int, extra_body: dict | None = None) -> dict:
+def request_kwargs(model: str, params: SamplingParams, seed: int, dialect: Dialect,
+                   extra_body: dict | None = None) -> dict:
     """The keyword arguments of one `create` call (prompt or messages excluded)."""
-    body = {
-        "top_k": params.top_k if params.top_k > 0 else -1,
-        "min_p": params.min_p,
-        "repetition_penalty": 1.0,
-        "samplers": list(LLAMACPP_SAMPLERS),
-    }
-    body.update(extra_body or {})
+    body = dialect.body(params) | dict(extra_body or {})
     kwargs: dict[str, Any] = {
         "model": model, "temperature": params.temperature, "top_p": params.top_p,
         "max_tokens": params.max_new_tokens, "seed": seed, "extra_body": body,
@@ -211,7 +231,7 @@ def _check_options(unknown: dict, base_url: str | None, concurrency: Any, timeou
     if unknown:
         problems.append(
             f"unknown option(s) {', '.join(sorted(unknown))}; the openai backend takes base_url, "
-            "api_key_env, concurrency, timeout_s, max_retries, extra_body"
+            f"api_key_env, concurrency, timeout_s, max_retries, extra_body, server (auto | {' | '.join(SERVERS)})"
         )
     if not base_url:
         problems.append("option base_url is required, e.g. base_url = \"http://127.0.0.1:8000/v1\"")

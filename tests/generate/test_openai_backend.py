@@ -2,7 +2,10 @@
 
 The fake server answers /v1/chat/completions and /v1/completions deterministically: the text is the
 JSON of the sampling fields it received, usage counts are derived from the request, and a per-seed
-script can make it fail (HTTP status) or stall before answering. It counts requests in flight.
+script can make it fail (HTTP status) or stall before answering. It counts requests in flight. GET
+/v1/models names it as `owned_by` says (llama.cpp's llama-server by default, which honours every SSD
+setting) and GET /props reports `total_slots`. llama-cpp-python's REAL server is in
+test_llamacpp_server.py.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from selfdistill.generate.openai_backend import (
     request_kwargs,
 )
 from selfdistill.generate.params import SamplingParams
+from selfdistill.generate.servers import Dialect
 
 pytestmark = pytest.mark.timeout(30)
 ECHOED = ("temperature", "top_p", "top_k", "min_p", "max_tokens", "seed", "stop")
@@ -33,6 +37,7 @@ ECHOED = ("temperature", "top_p", "top_k", "min_p", "max_tokens", "seed", "stop"
 class FakeServer:
     def __init__(self, delay_s: float = 0.0) -> None:
         self.delay_s = delay_s
+        self.owned_by, self.total_slots = "llamacpp", 16
         self.bodies: list[tuple[str, dict]] = []
         self.script: dict[int, list] = {}  # seed -> per-attempt actions: int status, ("stall", s), "abort"
         self.attempts: dict[int, int] = {}
@@ -52,6 +57,14 @@ class FakeServer:
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args):  # keep test output quiet
                 pass
+
+            def do_GET(self):
+                if self.path == "/v1/models":
+                    return self._send(200, {"object": "list", "data": [
+                        {"id": "fake-model", "object": "model", "owned_by": server.owned_by}]})
+                if self.path == "/props" and server.owned_by == "llamacpp":
+                    return self._send(200, {"total_slots": server.total_slots})
+                return self._send(404, {"error": {"message": "no such route"}})
 
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -123,8 +136,8 @@ def chat_request(i: int, seed: int | None = None) -> GenRequest:
     return GenRequest(f"t/{i}", i, messages, seed if seed is not None else 1000 + i)
 
 
-def make(server: FakeServer, chat: bool = True, **options) -> OpenAIBackend:
-    return OpenAIBackend("fake-model", chat=chat, base_url=server.base_url, **options)
+def make(fake: FakeServer, chat: bool = True, **options) -> OpenAIBackend:
+    return OpenAIBackend("fake-model", chat=chat, base_url=fake.base_url, **options)
 
 
 PARAMS = SamplingParams(temperature=0.7, top_p=0.95, top_k=20, min_p=0.05, max_new_tokens=64, stop=("\nEND",))
@@ -140,7 +153,7 @@ def test_chat_sends_every_sampling_field_and_the_seed_per_request(server):
         assert body["model"] == "fake-model"
         assert body["messages"][1]["content"].startswith("problem ")
         assert (body["temperature"], body["top_p"], body["max_tokens"]) == (0.7, 0.95, 64)
-        assert (body["top_k"], body["min_p"], body["repetition_penalty"]) == (20, 0.05, 1.0)
+        assert (body["top_k"], body["min_p"], body["repeat_penalty"], body["typical_p"]) == (20, 0.05, 1.0, 1.0)
         assert body["samplers"] == ["temperature", "top_k", "top_p", "min_p"]
         assert body["stop"] == ["\nEND"]
     assert sorted(b["seed"] for _, b in server.bodies) == [1000, 1001, 1002]
@@ -166,12 +179,67 @@ def test_base_model_uses_completions_with_the_prompt_string(server):
     assert json.loads(result.text)["seed"] == 7
 
 
-def test_off_values_are_explicit(server):
+@pytest.mark.parametrize("owned_by, top_k_off, penalty_key", [
+    ("llamacpp", 0, "repeat_penalty"), ("me", 0, "repeat_penalty"),
+    ("vllm", -1, "repetition_penalty"), ("sglang", -1, "repetition_penalty"),
+])
+def test_off_values_are_explicit_in_each_servers_dialect(server, owned_by, top_k_off, penalty_key):
+    server.owned_by = owned_by
     backend = make(server)
     list(backend.generate([chat_request(0)], SamplingParams(temperature=0.0)))
     body = server.bodies[0][1]
-    assert (body["top_k"], body["min_p"], body["top_p"], body["temperature"]) == (-1, 0.0, 1.0, 0.0)
-    assert "stop" not in body
+    assert (body["top_k"], body["min_p"], body["top_p"], body["temperature"]) == (top_k_off, 0.0, 1.0, 0.0)
+    assert body[penalty_key] == 1.0 and "stop" not in body
+    assert ("samplers" in body) == (owned_by == "llamacpp")  # only llama-server reads a sampler order
+    other = {"repeat_penalty", "repetition_penalty"} - {penalty_key}
+    assert not other & set(body)
+
+
+def test_the_server_is_detected_and_recorded(server):
+    server.owned_by = "sglang"
+    info = make(server).describe()
+    assert (info["server"], info["server_detected"], info["server_slots"]) == ("sglang", True, None)
+
+
+def test_a_declared_server_the_server_contradicts_is_refused(server):
+    server.owned_by = "me"
+    with pytest.raises(SpecError, match="server = 'vllm' but the server .* is llama-cpp-python"):
+        make(server, server="vllm")
+    with pytest.raises(SpecError, match="'tgi' is not a server"):
+        make(server, server="tgi")
+
+
+def test_an_unknown_server_must_be_declared(server):
+    server.owned_by = "someone"
+    with pytest.raises(SpecError, match="cannot tell which server.*options.server"):
+        make(server)
+    assert make(server, server="vllm").describe()["server_detected"] is False
+
+
+@pytest.mark.parametrize("owned_by, params, setting", [
+    ("vllm", PARAMS, "min_p = 0.05 with top_p = 0.95"),
+    ("sglang", PARAMS, "min_p = 0.05 with top_p = 0.95"),
+    ("me", SamplingParams(temperature=1.5, top_p=0.9), "temperature = 1.5 with top_p = 0.9"),
+    ("me", SamplingParams(temperature=0.7, min_p=0.1), "temperature = 0.7 with top_p = 1.0, min_p = 0.1"),
+])
+def test_what_a_server_cannot_honour_is_refused_before_any_request(server, owned_by, params, setting):
+    server.owned_by = owned_by
+    with pytest.raises(SpecError, match=setting):
+        list(make(server).generate([chat_request(0)], params))
+    assert server.bodies == []
+
+
+@pytest.mark.parametrize("owned_by, params", [
+    ("vllm", SamplingParams(temperature=1.5, top_p=0.9, top_k=20)),  # no min-p: vLLM's order is SSD's
+    ("me", SamplingParams(temperature=1.5, top_k=20)),  # top-k commutes with temperature
+    ("me", SamplingParams(temperature=1.0, top_p=0.9, min_p=0.1)),  # temperature 1 is the identity
+    ("me", SamplingParams(temperature=0.0, top_p=0.9)),  # greedy
+    ("llamacpp", PARAMS),  # llama-server takes the order itself
+])
+def test_what_a_server_honours_is_sent(server, owned_by, params):
+    server.owned_by = owned_by
+    [result] = make(server).generate([chat_request(0)], params)
+    assert json.loads(result.text)["temperature"] == params.temperature
 
 
 def test_extra_body_option_overrides_and_adds(server):
@@ -188,6 +256,16 @@ def test_concurrency_bound_is_respected(server):
     results = list(backend.generate([chat_request(i) for i in range(9)], PARAMS))
     assert sorted(r.sample_idx for r in results) == list(range(9))
     assert server.max_in_flight == 3
+
+
+@pytest.mark.parametrize("owned_by, slots, expected", [("llamacpp", 2, 2), ("me", None, 1), ("vllm", None, 8)])
+def test_in_flight_requests_are_bounded_by_what_the_server_runs_at_once(server, owned_by, slots, expected):
+    """Queue time must not count against timeout_s: no more requests in flight than the server serves."""
+    server.owned_by, server.total_slots, server.delay_s = owned_by, slots, 0.1
+    backend = make(server, concurrency=8)
+    assert (backend.concurrency, backend.describe()["concurrency_requested"]) == (expected, 8)
+    list(backend.generate([chat_request(i) for i in range(expected + 2)], SamplingParams(temperature=1.0)))
+    assert server.max_in_flight == expected
 
 
 def test_a_500_then_success_is_retried(server):
@@ -231,7 +309,9 @@ def test_unreachable_server_raises_a_clear_error(monkeypatch, server):
     url = server.base_url
     server.httpd.shutdown()
     server.httpd.server_close()
-    backend = OpenAIBackend("m", chat=True, base_url=url, max_retries=1, timeout_s=2.0)
+    with pytest.raises(SpecError, match="no answer from .*/models; start the server"):
+        OpenAIBackend("m", chat=True, base_url=url)
+    backend = OpenAIBackend("m", chat=True, base_url=url, max_retries=1, timeout_s=2.0, server="llama.cpp")
     with pytest.raises(RequestFailed, match=r"failed 2 times.*APIConnectionError"):
         list(backend.generate([chat_request(0)], PARAMS))
 
@@ -261,8 +341,9 @@ def test_load_backend_builds_it_by_name(server):
 
 
 def test_request_kwargs_is_pure():
-    kwargs = request_kwargs("m", PARAMS, 9)
+    kwargs = request_kwargs("m", PARAMS, 9, Dialect("llama.cpp", 1, True), {"cache_prompt": False})
     assert kwargs["seed"] == 9 and kwargs["extra_body"]["top_k"] == 20 and kwargs["stop"] == ["\nEND"]
+    assert kwargs["extra_body"]["cache_prompt"] is False
 
 
 def test_closing_the_stream_early_sends_no_further_requests(server):
