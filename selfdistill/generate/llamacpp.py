@@ -47,11 +47,13 @@ from pathlib import Path
 
 from selfdistill.errors import DataError, SpecError
 from selfdistill.generate.base import GenRequest, GenResult, Message, truncate_at_stop
+from selfdistill.generate.llamacpp_batch import BatchDecoder
 from selfdistill.generate.params import SamplingParams
 
 log = logging.getLogger(__name__)
 
-OPTIONS = ("n_threads", "n_ctx", "parallel", "n_batch", "verbose", "lora_path")
+OPTIONS = ("n_threads", "n_ctx", "parallel", "batch", "flash_attn", "n_batch", "verbose", "lora_path")
+DEFAULT_BATCH = 16  # sequences decoded together (the diagnostics' n per problem)
 WARMUP_TOKENS = 8
 
 
@@ -113,6 +115,8 @@ class LlamaCppBackend:
         n_threads: int | None = None,
         n_ctx: int = 4096,
         parallel: int = 1,
+        batch: int = DEFAULT_BATCH,
+        flash_attn: bool = True,
         n_batch: int = 512,
         verbose: bool = False,
         lora_path: str | None = None,
@@ -123,7 +127,7 @@ class LlamaCppBackend:
                 f"error: backend 'llamacpp' has no option(s) {', '.join(sorted(unknown))}; "
                 f"its options are {', '.join(OPTIONS)}"
             )
-        _check_positive(n_ctx=n_ctx, parallel=parallel, n_batch=n_batch, n_threads=n_threads or 1)
+        _check_positive(n_ctx=n_ctx, parallel=parallel, batch=batch, n_batch=n_batch, n_threads=n_threads or 1)
         self.path = Path(model).expanduser()
         if not self.path.is_file():
             raise DataError(f"error: model file {str(self.path)!r} does not exist (llamacpp needs a .gguf file path)")
@@ -137,10 +141,11 @@ class LlamaCppBackend:
         import llama_cpp
 
         self.chat = chat
-        self.parallel = parallel
+        self.parallel, self.batch, self.flash_attn = parallel, batch, bool(flash_attn)
         self.n_threads = n_threads or max(1, _cores() // parallel)
         self.n_ctx, self.n_batch, self.verbose = n_ctx, n_batch, verbose
         self.engine_version = llama_cpp.__version__
+        self._decoders: list[BatchDecoder] = []
         self._llms = [self._load() for _ in range(parallel)]
         self.chat_template = self._llms[0].metadata.get("tokenizer.chat_template")
         if chat and not self.chat_template:
@@ -150,6 +155,10 @@ class LlamaCppBackend:
                 "use a GGUF with a chat template or set chat = false (plain continuation)"
             )
         self._formatter = self._chat_formatter() if self.chat_template else None
+        self._decoders = [
+            BatchDecoder(llm, size=batch, n_ctx=n_ctx, n_batch=n_batch, n_threads=self.n_threads, flash_attn=self.flash_attn)
+            for llm in self._llms
+        ] if batch > 1 else []
         self._warm_up()
 
     def _load(self):
@@ -185,8 +194,22 @@ class LlamaCppBackend:
         for llm in self._llms:
             llm.reset()
             llm.create_completion(llm.tokenize(b"def", add_bos=True), max_tokens=WARMUP_TOKENS, temperature=0.0)
-        log.info("llamacpp: %d instance(s) x %d threads warmed up in %.1fs",
-                 self.parallel, self.n_threads, time.perf_counter() - start)
+        greedy = SamplingParams(temperature=0.0, max_new_tokens=WARMUP_TOKENS)
+        for decoder in self._decoders:
+            tokens = decoder.llm.tokenize(b"def", add_bos=True)
+            decoder.decode_group([(GenRequest("warm-up", i, "def", 1), tokens) for i in range(2)], greedy)
+        log.info("llamacpp: %d instance(s) x %d threads (batch %d) warmed up in %.1fs",
+                 self.parallel, self.n_threads, self.batch, time.perf_counter() - start)
+
+    def set_threads(self, n_threads: int) -> None:
+        """Threads per instance from now on (llama_set_n_threads), e.g. fewer while the sandbox scores beside it."""
+        import llama_cpp
+
+        self.n_threads = max(1, n_threads)
+        for llm in self._llms:
+            llama_cpp.llama_set_n_threads(llm.ctx, self.n_threads, self.n_threads)
+        for decoder in self._decoders:
+            decoder.set_threads(self.n_threads)
 
     # prompts ---------------------------------------------------------------------------------------
 
@@ -221,13 +244,17 @@ class LlamaCppBackend:
 
     # generation ------------------------------------------------------------------------------------
 
-    def _one(self, llm, request: GenRequest, params: SamplingParams) -> GenResult:
+    def _checked_tokens(self, request: GenRequest, llm) -> list[int]:
         tokens = self.prompt_tokens(request.prompt, llm)
         if len(tokens) >= self.n_ctx:
             raise SpecError(
                 f"error: the prompt of {request.task_id} is {len(tokens)} tokens, over llamacpp n_ctx={self.n_ctx}; "
                 "raise generation.options.n_ctx"
             )
+        return tokens
+
+    def _one(self, llm, request: GenRequest, params: SamplingParams) -> GenResult:
+        tokens = self._checked_tokens(request, llm)
         self._prime(llm, tokens)
         out = llm.create_completion(
             tokens, max_tokens=params.max_new_tokens, temperature=params.temperature, top_k=params.top_k,
@@ -258,31 +285,41 @@ class LlamaCppBackend:
         if params.max_new_tokens >= self.n_ctx:
             log.warning("llamacpp: max_new_tokens=%d >= n_ctx=%d; completions end early, at the context limit",
                         params.max_new_tokens, self.n_ctx)
-        if self.parallel == 1 or len(requests) <= 1:
-            for request in requests:
-                yield self._one(self._llms[0], request, params)
+        size = max(1, self.batch)
+        units = [list(requests[i : i + size]) for i in range(0, len(requests), size)]
+        if self.parallel == 1 or len(units) <= 1:
+            for unit in units:
+                yield from self._run(0, unit, params)
             return
-        yield from self._generate_threads(requests, params)
+        yield from self._generate_threads(units, params)
 
-    def _generate_threads(self, requests: Sequence[GenRequest], params: SamplingParams) -> Iterator[GenResult]:
+    def _run(self, slot: int, unit: list[GenRequest], params: SamplingParams) -> list[GenResult]:
+        """One unit of work on instance `slot`: a request alone (batch 1) or a group decoded together."""
+        llm = self._llms[slot]
+        if not self._decoders:
+            return [self._one(llm, request, params) for request in unit]
+        group = [(request, self._checked_tokens(request, llm)) for request in unit]
+        return self._decoders[slot].decode_group(group, params)
+
+    def _generate_threads(self, units: list[list[GenRequest]], params: SamplingParams) -> Iterator[GenResult]:
         idle: queue.Queue = queue.Queue()
-        for llm in self._llms:
-            idle.put(llm)
+        for slot in range(len(self._llms)):
+            idle.put(slot)
 
-        def work(request: GenRequest) -> GenResult:
-            llm = idle.get()
+        def work(unit: list[GenRequest]) -> list[GenResult]:
+            slot = idle.get()
             try:
-                return self._one(llm, request, params)
+                return self._run(slot, unit, params)
             finally:
-                idle.put(llm)
+                idle.put(slot)
 
         pool = ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="llamacpp")
         try:
-            pending = {pool.submit(work, r) for r in requests}
+            pending = {pool.submit(work, u) for u in units}
             while pending:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
-                    yield future.result()
+                    yield from future.result()
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
@@ -300,6 +337,11 @@ class LlamaCppBackend:
             "chat_template_sha256": hashlib.sha256(template.encode()).hexdigest() if template else None,
             "n_threads": self.n_threads,
             "parallel": self.parallel,
+            "batch": self.batch,
+            "batch_decoding": ("up to batch requests (in the order given) decoded together: each distinct prompt "
+                               "evaluated once and its KV shared, one sampler chain and seed per sequence")
+            if self.batch > 1 else "one sequence at a time",
+            "flash_attn_batch": self.flash_attn if self.batch > 1 else None,
             "n_ctx": self.n_ctx,
             "n_batch": self.n_batch,
             "sampler_order": ["temperature", "top_k", "top_p", "min_p", "dist"],
@@ -310,6 +352,9 @@ class LlamaCppBackend:
         }
 
     def close(self) -> None:
+        for decoder in self._decoders:
+            decoder.close()
+        self._decoders = []
         for llm in self._llms:
             llm.close()
         self._llms = []

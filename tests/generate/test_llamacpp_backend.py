@@ -1,4 +1,5 @@
-"""LlamaCppBackend on a tiny random llama GGUF: seeds, the paper's sampler order, stops, chat template, errors."""
+"""LlamaCppBackend on a tiny random llama GGUF: seeds, the paper's sampler order, stops, chat template, errors,
+one sequence at a time (batch 1); tests/generate/test_llamacpp_batch.py covers batched decoding."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ CHAT = ({"role": "system", "content": "be brief"}, {"role": "user", "content": "
 
 @pytest.fixture(scope="module")
 def backend(tiny_gguf):
-    b = LlamaCppBackend(str(tiny_gguf), chat=True, n_ctx=512, n_threads=1)
+    b = LlamaCppBackend(str(tiny_gguf), chat=True, n_ctx=512, n_threads=1, batch=1)  # one sequence at a time
     yield b
     b.close()
 
@@ -170,7 +171,7 @@ def test_parallel_instances_give_the_same_samples(tiny_gguf, backend):
     params = SamplingParams(temperature=1.0, top_p=0.9, max_new_tokens=16)
     requests = [GenRequest("t/0", i, PROMPT if i % 2 else CHAT, 100 + i) for i in range(6)]
     serial = {r.sample_idx: r for r in backend.generate(requests, params)}
-    with_two = LlamaCppBackend(str(tiny_gguf), chat=True, n_ctx=512, parallel=2)
+    with_two = LlamaCppBackend(str(tiny_gguf), chat=True, n_ctx=512, parallel=2, batch=1)
     try:
         assert with_two.n_threads >= 1 and len(with_two._llms) == 2
         assert {r.sample_idx: r for r in with_two.generate(requests, params)} == serial

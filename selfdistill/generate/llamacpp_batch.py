@@ -1,0 +1,224 @@
+"""Batched multi-sample decoding on llama.cpp: up to B sequences advanced by one `llama_decode` per step.
+
+What it does (for `LlamaCppBackend` with `batch` > 1):
+- A group of up to B requests (in the order given; the eval stage lists the n samples of a problem
+  together) shares one llama.cpp context with B sequence ids and one unified KV cache. Each distinct
+  prompt in the group is evaluated ONCE, on its first sequence, and `llama_memory_seq_cp` gives its KV
+  cells to the group's other sequences of that prompt (in a unified cache a copy shares the cells, it does
+  not duplicate them). Each sequence draws its first token from that one evaluation, then every step puts
+  one token per unfinished sequence into a single batch: the weights are read once per step for all of
+  them, which is what makes it faster on a CPU (memory-bound decode turns into small matrix products).
+- Each sequence has its OWN sampler chain, built by `build_sampler` in the paper's order (temperature ->
+  top-k -> top-p -> min-p -> dist), seeded with the request's own seed; the seed is returned with the
+  sample as before.
+- Per sequence: end-of-generation tokens and stop strings end it with finish_reason "stop" (the stop
+  string and what follows are cut), `max_new_tokens` or the per-sequence context (`n_ctx`) with "length";
+  a finished sequence leaves the batch, the others go on.
+
+Reproducibility: a sample is a function of (prompt, seed, params, and the batch it was decoded in). The
+same request list with the same `batch` reproduces every sample exactly (same machine and build); a
+request decoded in another batch composition (another `batch`, a resumed run whose remaining requests
+group differently) gets logits that differ in the last float bits (matrix products of another shape sum
+in another order), so its text can differ from the uninterrupted run's while being an equally valid,
+independent draw from the same distribution with its own recorded seed.
+
+What it does not: continuous batching (a finished sequence's slot stays empty until the group ends),
+several prompts sharing a prefix, logprobs, speculative decoding.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from dataclasses import dataclass, field
+
+from selfdistill.generate.base import GenRequest, GenResult
+from selfdistill.generate.params import SamplingParams
+
+KV_ROUND = 1024  # the batch context's KV size grows in steps of this many cells
+
+
+@dataclass
+class _Seq:
+    seq_id: int
+    request: GenRequest
+    prompt: list[int]
+    sampler: object
+    tokens: list[int] = field(default_factory=list)
+    pieces: bytearray = field(default_factory=bytearray)
+    pending: int | None = None  # the sampled token that has yet to go through llama_decode
+    finish: str | None = None
+    cut: str | None = None  # the text before a stop string, once one appeared
+
+
+class BatchDecoder:
+    """One llama.cpp context for up to `size` sequences, decoding groups of requests on a loaded Llama."""
+
+    def __init__(self, llm, *, size: int, n_ctx: int, n_batch: int, n_threads: int, flash_attn: bool = True) -> None:
+        self.llm, self.size, self.n_ctx = llm, size, n_ctx
+        self.n_batch = max(n_batch, size)
+        self.n_threads = n_threads
+        self.flash_attn = flash_attn
+        self._ctx = None
+        self._kv_cells = 0
+        self._batch = None
+        self._buf = ctypes.create_string_buffer(256)
+
+    # context --------------------------------------------------------------------------------------------
+
+    def _ensure(self, cells: int) -> None:
+        """A context whose unified KV cache holds `cells` cells (re-created larger when a group needs more)."""
+        if self._ctx is not None and cells <= self._kv_cells:
+            return
+        import llama_cpp
+        from llama_cpp._internals import LlamaBatch, LlamaContext
+
+        self.close()
+        self._kv_cells = -(-cells // KV_ROUND) * KV_ROUND
+        params = llama_cpp.llama_context_default_params()
+        params.n_ctx = self._kv_cells
+        params.n_batch = params.n_ubatch = self.n_batch
+        params.n_seq_max = self.size
+        params.kv_unified = True
+        params.n_threads = params.n_threads_batch = self.n_threads
+        params.flash_attn_type = (llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED if self.flash_attn
+                                  else llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED)
+        params.no_perf = True
+        self._ctx = LlamaContext(model=self.llm._model, params=params, verbose=False)
+        self._batch = LlamaBatch(n_tokens=self.n_batch, embd=0, n_seq_max=1, verbose=False)
+        adapter = getattr(self.llm, "_lora_adapter", None)
+        if adapter:
+            adapters = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(adapter)
+            scales = (ctypes.c_float * 1)(1.0)
+            if llama_cpp.llama_set_adapters_lora(self._ctx.ctx, adapters, 1, scales):
+                raise RuntimeError("llama.cpp could not set the LoRA adapter on the batch context")
+
+    def set_threads(self, n_threads: int) -> None:
+        self.n_threads = n_threads
+        if self._ctx is not None:
+            import llama_cpp
+
+            llama_cpp.llama_set_n_threads(self._ctx.ctx, n_threads, n_threads)
+
+    def close(self) -> None:
+        if self._batch is not None:
+            self._batch.close()
+        if self._ctx is not None:
+            self._ctx.close()
+        self._ctx = self._batch = None
+
+    # decoding -------------------------------------------------------------------------------------------
+
+    def decode_group(self, group: list[tuple[GenRequest, list[int]]], params: SamplingParams) -> list[GenResult]:
+        """Decode every (request, prompt tokens) of `group` (at most `size`) together; results in group order."""
+        import llama_cpp
+
+        from selfdistill.generate.llamacpp import build_sampler
+
+        assert 0 < len(group) <= self.size
+        prompts = {tuple(tokens): tokens for _, tokens in group}
+        self._ensure(sum(len(t) for t in prompts.values()) + len(group) * (params.max_new_tokens + 1) + 8)
+        llama_cpp.llama_memory_clear(self._ctx.memory, True)
+        seqs = [
+            _Seq(i, request, tokens, build_sampler(_new_chain(), temp=params.temperature, top_k=params.top_k,
+                                                top_p=params.top_p, min_p=params.min_p, seed=request.seed))
+            for i, (request, tokens) in enumerate(group)
+        ]
+        try:
+            self._prefill(seqs, params)
+            self._steps(seqs, params)
+        finally:
+            for s in seqs:
+                s.sampler.close()
+        return [self._result(s) for s in seqs]
+
+    def _prefill(self, seqs: list[_Seq], params: SamplingParams) -> None:
+        """Each distinct prompt evaluated once on its first sequence, its cells shared with the others,
+        and every sequence's first token drawn from that evaluation's last logits."""
+        import llama_cpp
+
+        first: dict[tuple[int, ...], int] = {}
+        for i, s in enumerate(seqs):
+            key = tuple(s.prompt)
+            if key not in first:
+                first[key] = i
+                self._decode_prompt(s.prompt, i)
+                out = self._batch.batch.n_tokens - 1  # the index of the last prompt token's logits
+                for j, other in enumerate(seqs):
+                    if tuple(other.prompt) != key:
+                        continue
+                    if j != i:
+                        llama_cpp.llama_memory_seq_cp(self._ctx.memory, i, j, -1, -1)
+                    self._accept(other, llama_cpp.llama_sampler_sample(other.sampler.sampler, self._ctx.ctx, out),
+                                 params)
+
+    def _decode_prompt(self, tokens: list[int], seq_id: int) -> None:
+        for start in range(0, len(tokens), self.n_batch):
+            chunk = tokens[start : start + self.n_batch]
+            self._fill([(t, start + k, seq_id, start + k == len(tokens) - 1) for k, t in enumerate(chunk)])
+            self._decode()
+
+    def _steps(self, seqs: list[_Seq], params: SamplingParams) -> None:
+        import llama_cpp
+
+        while active := [s for s in seqs if s.finish is None]:
+            self._fill([(s.pending, len(s.prompt) + len(s.tokens) - 1, s.seq_id, True) for s in active])
+            self._decode()
+            for out, s in enumerate(active):
+                self._accept(s, llama_cpp.llama_sampler_sample(s.sampler.sampler, self._ctx.ctx, out), params)
+
+    def _fill(self, entries: list[tuple[int, int, int, bool]]) -> None:
+        """Load (token, position, seq_id, wants logits) entries into the batch."""
+        b = self._batch.batch
+        b.n_tokens = len(entries)
+        for k, (token, pos, seq_id, logits) in enumerate(entries):
+            b.token[k], b.pos[k], b.n_seq_id[k], b.logits[k] = token, pos, 1, logits
+            b.seq_id[k][0] = seq_id
+
+    def _decode(self) -> None:
+        import llama_cpp
+
+        rc = llama_cpp.llama_decode(self._ctx.ctx, self._batch.batch)
+        if rc != 0:
+            raise RuntimeError(f"llama_decode failed ({rc}) with {self._kv_cells} KV cells for {self.size} sequences")
+
+    def _accept(self, s: _Seq, token: int, params: SamplingParams) -> None:
+        import llama_cpp
+
+        vocab = self.llm._model.vocab
+        if llama_cpp.llama_vocab_is_eog(vocab, token):
+            s.finish = "stop"
+            return
+        s.tokens.append(token)
+        s.pieces += self._piece(vocab, token)
+        if params.stop:
+            from selfdistill.generate.base import truncate_at_stop
+
+            text, stopped = truncate_at_stop(s.pieces.decode("utf-8", errors="ignore"), params.stop)
+            if stopped:
+                s.finish, s.cut = "stop", text
+                return
+        if len(s.tokens) >= params.max_new_tokens or len(s.prompt) + len(s.tokens) >= self.n_ctx:
+            s.finish = "length"
+            return
+        s.pending = token
+
+    def _piece(self, vocab, token: int) -> bytes:
+        """The token's text bytes (llama_token_to_piece, special tokens not rendered), as detokenize builds them."""
+        import llama_cpp
+
+        n = llama_cpp.llama_token_to_piece(vocab, token, self._buf, len(self._buf), 0, False)
+        return bytes(self._buf[:n]) if n >= 0 else b""
+
+    @staticmethod
+    def _result(s: _Seq) -> GenResult:
+        text = s.cut if s.cut is not None else s.pieces.decode("utf-8", errors="ignore")
+        r = s.request
+        return GenResult(task_id=r.task_id, sample_idx=r.sample_idx, seed=r.seed, text=text, finish_reason=s.finish,
+                         completion_tokens=len(s.tokens), prompt_tokens=len(s.prompt))
+
+
+def _new_chain():
+    from llama_cpp._internals import LlamaSampler
+
+    return LlamaSampler()
+
