@@ -23,25 +23,72 @@ from selfdistill.errors import DataError
 log = logging.getLogger(__name__)
 
 
+def dumps_line(record: Any) -> str:
+    """One JSON line, non-ASCII text kept readable; a record holding lone surrogates (model output can:
+    "\\ud800") is written with \\u escapes instead, so it round-trips exactly and the file stays UTF-8."""
+    line = json.dumps(record, ensure_ascii=False)
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(record, ensure_ascii=True)
+    return line
+
+
+def ensure_out_dir(path: Path, what: str = "output directory") -> Path:
+    """Create `path` as a directory, or say (as a DataError) why it cannot be one and how to fix it."""
+    for parent in (path, *path.parents):
+        if parent.exists() and not parent.is_dir():
+            where = "is" if parent == path else f"is under {parent}, which is"
+            raise DataError(f"error: {what} {path} {where} a file, not a directory; pass a directory path (--out)")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(f"error: cannot create {what} {path} ({exc.strerror}); pass a writable --out") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise DataError(f"error: {what} {path} is not writable; pass a writable --out")
+    return path
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON so that readers see the old file or the whole new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        raise DataError(f"error: {path} is a directory; name a file to write the JSON to")
+    ensure_out_dir(path.parent)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with tmp.open("w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2, sort_keys=False)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with tmp.open("w", encoding="utf-8") as f:
+            json.dump(data, f, indent=2, sort_keys=False)  # ensure_ascii: lone surrogates survive as escapes
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise DataError(f"error: cannot write {path} ({exc.strerror}); check the path and its permissions") from None
 
 
-def read_json(path: Path, what: str) -> Any:
+def _loads(text: str | bytes) -> Any:
+    """json.loads, with what it raises besides JSONDecodeError (a 5,000-digit integer: ValueError; a line
+    nested 100,000 deep: RecursionError) turned into ValueError."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
+def read_json(path: Path, what: str) -> dict:
+    """A JSON object from a file; anything else (a list, bad JSON, not UTF-8) is a DataError."""
     if not path.is_file():
         raise DataError(f"error: {what} {path} does not exist")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataError(f"error: {what} {path} is not valid JSON ({exc})") from None
+        data = _loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise DataError(f"error: {what} {path} is not valid JSON ({str(exc)[:200]})") from None
+    except OSError as exc:
+        raise DataError(f"error: cannot read {what} {path} ({exc.strerror})") from None
+    if not isinstance(data, dict):
+        raise DataError(f"error: {what} {path} holds a JSON {type(data).__name__}, expected an object {{...}}")
+    return data
 
 
 def file_sha256(path: Path) -> str:
@@ -65,11 +112,16 @@ def read_jsonl(path: Path, what: str) -> Iterator[tuple[int, dict]]:
                 if not line.strip():
                     continue
                 try:
-                    record = json.loads(line)
+                    record = _loads(line)
                 except json.JSONDecodeError as exc:
                     raise DataError(
                         f"error: {path}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno}); "
                         f"{what} must hold one JSON object per line"
+                    ) from None
+                except ValueError as exc:
+                    raise DataError(
+                        f"error: {path}:{lineno}: JSON this tool does not read ({str(exc)[:120]}); "
+                        f"fix or remove that line of the {what}"
                     ) from None
                 if not isinstance(record, dict):
                     raise DataError(f"error: {path}:{lineno}: expected a JSON object, got {type(record).__name__}")
@@ -83,9 +135,12 @@ class JsonlStream:
 
     def __init__(self, path: Path):
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        ensure_out_dir(path.parent)
         self.records: list[dict] = self._recover()
-        self._file: TextIO = path.open("a", encoding="utf-8")
+        try:
+            self._file: TextIO = path.open("a", encoding="utf-8")
+        except OSError as exc:
+            raise DataError(f"error: cannot append to {path} ({exc.strerror}); pass a writable --out") from None
 
     def _recover(self) -> list[dict]:
         if not self.path.exists():
@@ -97,7 +152,10 @@ class JsonlStream:
             try:
                 if not line.endswith(b"\n"):
                     raise ValueError("no newline")
-                records.append(json.loads(line))
+                record = _loads(line)
+                if not isinstance(record, dict):
+                    raise ValueError("not a JSON object")
+                records.append(record)
             except (ValueError, UnicodeDecodeError):
                 if i < len(lines) - 1:
                     raise DataError(
@@ -113,7 +171,7 @@ class JsonlStream:
         return records
 
     def append(self, record: dict) -> None:
-        self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self._file.write(dumps_line(record) + "\n")
         self._file.flush()  # a killed process loses nothing flushed; fsync at close guards the machine
         self.records.append(record)
 

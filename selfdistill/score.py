@@ -23,14 +23,15 @@ from pathlib import Path
 from typing import Protocol
 
 from selfdistill import __version__
-from selfdistill.errors import DataError
+from selfdistill.errors import DataError, SandboxError
 from selfdistill.execute.outcome import Job, Outcome, Status
-from selfdistill.rundir import JsonlStream, read_jsonl, write_json_atomic
+from selfdistill.rundir import JsonlStream, ensure_out_dir, read_json, read_jsonl, write_json_atomic
 from selfdistill.tasks.problem import Problem
 
 log = logging.getLogger(__name__)
 
 DEFAULT_K = (1, 4, 8, 16)
+SANDBOX_RECORD = "sandbox.json"  # the sandbox settings outcomes were scored under, and the isolation achieved
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ class Sample:
 
     @property
     def program_sha256(self) -> str:
-        return hashlib.sha256(self.program.encode()).hexdigest()
+        return hashlib.sha256(self.program.encode("utf-8", "surrogatepass")).hexdigest()  # model text may hold lone surrogates
 
 
 class Progress(Protocol):
@@ -167,12 +168,15 @@ def run_programs(
     cfg: ScoreConfig,
     stream: JsonlStream,
     progress: Progress | None = None,
+    record_dir: Path | None = None,
 ) -> dict:
     """Run the remaining programs in the sandbox, appending each outcome as it lands. Returns isolation."""
     from selfdistill.execute.pool import SandboxPool
 
     by_key = {s.key: s for s in todo}
     with SandboxPool(workers=cfg.workers) as pool:
+        if record_dir is not None:
+            record_isolation(record_dir, pool.isolation)
         for outcome in pool.imap(jobs_for(todo, problems, cfg)):
             record = outcome_record(by_key[outcome.job_id], outcome)
             stream.append(record)
@@ -196,14 +200,18 @@ def score(
     samples = read_samples(samples_path, by_id)
     n_per_task = Counter(s.task_id for s in samples)
     k = choose_k(cfg.k, min(n_per_task.values()))
-    out_dir.mkdir(parents=True, exist_ok=True)
+    ensure_out_dir(out_dir)
     with JsonlStream(out_dir / "outcomes.jsonl") as stream:
         todo = resume_state(stream, samples, out_dir)
+        guard_sandbox(out_dir, cfg)
         if progress:
             progress.start(len(samples), len(samples) - len(todo))
-        isolation = run_programs(todo, by_id, cfg, stream, progress) if todo else {}
+        if todo:
+            run_programs(todo, by_id, cfg, stream, progress, record_dir=out_dir)
         all_records = list(stream.records)
         records = latest_records(all_records)
+    refuse_all_infra(records, out_dir)
+    isolation = read_json(out_dir / SANDBOX_RECORD, "sandbox record").get("isolation") or []
     difficulty = {p.task_id: p.difficulty for p in problems if p.task_id in n_per_task}
     metrics = summarize(records, k, difficulty=difficulty, n_resamples=cfg.bootstrap_resamples, seed=cfg.seed)
     metrics["provenance"] = {
@@ -213,12 +221,57 @@ def score(
         "problems_without_samples": sorted(set(by_id) - set(n_per_task)),
         "timeout_s": cfg.timeout_s,
         "memory_mb": cfg.memory_mb,
-        "sandbox_isolation": isolation or "resumed: no program run in this invocation",
+        # one report; a list when resumed under several; eval's live scorer records none (see its metrics)
+        "sandbox_isolation": isolation[0] if len(isolation) == 1 else (isolation or "not recorded"),
         "infra_retried": len(all_records) - len(records),
         **(provenance or {}),
     }
     write_json_atomic(out_dir / "metrics.json", metrics)
     return metrics
+
+
+def sandbox_settings(cfg: ScoreConfig) -> dict:
+    """What changes an outcome, so a resume must keep it (workers do not: they only change speed)."""
+    return {"timeout_s": float(cfg.timeout_s), "memory_mb": int(cfg.memory_mb)}
+
+
+def guard_sandbox(out_dir: Path, cfg: ScoreConfig) -> None:
+    """Refuse to resume under other sandbox settings, as eval refuses other sampling settings: a rerun
+    with another --timeout-s would mix outcomes judged under two limits. First run: record them."""
+    path = out_dir / SANDBOX_RECORD
+    want = sandbox_settings(cfg)
+    if path.exists():
+        record = read_json(path, "sandbox record")
+        have = record.get("settings")
+        if have != want:
+            changed = ", ".join(f"{k} {have.get(k) if isinstance(have, dict) else None} -> {v}" for k, v in want.items()
+                                if not isinstance(have, dict) or have.get(k) != v)
+            raise DataError(
+                f"error: {out_dir} was scored with other sandbox settings ({changed}); rerun with the "
+                f"original settings ({have}) to resume, or use a new --out directory"
+            )
+        return
+    write_json_atomic(path, {"settings": want, "isolation": []})
+
+
+def record_isolation(out_dir: Path, isolation: dict) -> None:
+    """Add what this invocation's sandbox achieved to the record (kept across invocations)."""
+    path = out_dir / SANDBOX_RECORD
+    record = read_json(path, "sandbox record") if path.exists() else {"settings": None, "isolation": []}
+    seen = record.setdefault("isolation", [])
+    if isolation not in seen:
+        seen.append(isolation)
+        write_json_atomic(path, record)
+
+
+def refuse_all_infra(records: list[dict], out_dir: Path) -> None:
+    """A run in which no program ran (every outcome a harness fault) is a failure of the run, not a score."""
+    if records and all(r["status"] == Status.INFRA.value for r in records):
+        raise SandboxError(
+            f"error: every one of the {len(records)} programs ended as infra (a sandbox fault, not the "
+            f"model's): first: {records[0].get('detail', '')[:200]}. Nothing was scored; fix the sandbox "
+            f"(see docs/sandbox.md) and rerun the same command, which retries them ({out_dir})"
+        )
 
 
 def status_counts(records: Iterable[dict]) -> dict[str, int]:

@@ -2,6 +2,9 @@
 
 import json
 
+import pytest
+
+from selfdistill.errors import DataError, SandboxError
 from selfdistill.execute.outcome import Status
 from selfdistill.score import Sample, ScoreConfig, score
 from selfdistill.tasks.humaneval import load_humaneval
@@ -38,5 +41,57 @@ def test_finished_outcomes_are_not_run_again(tmp_path):
     before = (out / "outcomes.jsonl").read_text()
     again = score(problems, samples, out, ScoreConfig(k=(1,), bootstrap_resamples=200))
     assert (out / "outcomes.jsonl").read_text() == before
-    assert again["provenance"]["sandbox_isolation"].startswith("resumed")
+    first = json.loads((out / "metrics.json").read_text())  # the no-op rerun rewrote it
+    assert isinstance(again["provenance"]["sandbox_isolation"], dict)  # kept from the invocation that ran them
+    assert again["provenance"]["sandbox_isolation"]["network"] in ("netns", "none")
+    assert first["provenance"]["sandbox_isolation"] == again["provenance"]["sandbox_isolation"]
     assert again["metrics"]["pass@1"]["value"] == 0.0
+
+
+@pytest.mark.parametrize("change", [{"timeout_s": 3.0}, {"memory_mb": 512}])
+def test_resume_under_other_sandbox_settings_is_refused(tmp_path, change):
+    problems = load_humaneval()[:2]
+    samples = tmp_path / "s.jsonl"
+    samples.write_text("".join(json.dumps({"task_id": p.task_id, "completion": "    return None\n"}) + "\n" for p in problems[:1]))
+    out = tmp_path / "o"
+    score(problems, samples, out, ScoreConfig(k=(1,), bootstrap_resamples=200))
+    before = (out / "outcomes.jsonl").read_text()
+    with pytest.raises(DataError, match=f"other sandbox settings.*{next(iter(change))}"):
+        score(problems, samples, out, ScoreConfig(k=(1,), bootstrap_resamples=200, **change))
+    assert (out / "outcomes.jsonl").read_text() == before
+    score(problems, samples, out, ScoreConfig(k=(1,), bootstrap_resamples=200, workers=2))  # workers may change
+
+
+def test_lone_surrogates_in_completions_are_scored_and_stored_losslessly(tmp_path):
+    """Model text can hold lone surrogates: the program hashes, its error detail is stored, resume matches."""
+    problems = load_humaneval()[:1]
+    p = problems[0]
+    samples = tmp_path / "s.jsonl"
+    completions = ["    raise ValueError(chr(0xD800) + ' bad')\n", "    return None  # \udfff\n"]
+    samples.write_text("".join(json.dumps({"task_id": p.task_id, "completion": c}) + "\n" for c in completions))
+    out = tmp_path / "o"
+    metrics = score(problems, samples, out, ScoreConfig(k=(1,), bootstrap_resamples=200))
+    assert metrics["status_counts"]["infra"] == 0
+    records = [json.loads(x) for x in (out / "outcomes.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [r["status"] for r in records] == ["error", "error"]  # the second does not even compile
+    assert "ValueError: \ud800 bad" in records[0]["detail"]  # the exception message, surrogate kept
+    before = (out / "outcomes.jsonl").read_bytes()
+    score(problems, samples, out, ScoreConfig(k=(1,), bootstrap_resamples=200))  # hashes match: nothing rerun
+    assert (out / "outcomes.jsonl").read_bytes() == before
+
+
+def test_a_run_where_every_program_is_infra_fails_and_writes_no_metrics(tmp_path, monkeypatch):
+    from selfdistill.execute.outcome import Outcome
+    from selfdistill import score as score_mod
+
+    def broken(todo, problems, cfg, stream, progress=None, record_dir=None):
+        for s in todo:
+            stream.append(score_mod.outcome_record(s, Outcome(s.key, Status.INFRA, "worker died")))
+
+    monkeypatch.setattr(score_mod, "run_programs", broken)
+    problems = load_humaneval()[:2]
+    samples = tmp_path / "s.jsonl"
+    samples.write_text("".join(json.dumps({"task_id": p.task_id, "completion": "    return 1\n"}) + "\n" for p in problems))
+    with pytest.raises(SandboxError, match="every one of the 2 programs ended as infra"):
+        score(problems, samples, tmp_path / "o", ScoreConfig(k=(1,), bootstrap_resamples=200))
+    assert not (tmp_path / "o" / "metrics.json").exists()

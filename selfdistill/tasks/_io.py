@@ -56,6 +56,11 @@ def _parse_line(path: Path, lineno: int, line: str) -> dict:
             f"{path}:{lineno}: not valid JSON ({e.msg} at column {e.colno}): {_clip(line)}\n"
             "  each line must be one JSON object; fix or remove that line"
         ) from e
+    except (ValueError, RecursionError) as e:  # a 5,000-digit integer; a line nested too deeply
+        raise DataError(
+            f"{path}:{lineno}: JSON this tool does not read ({type(e).__name__}: {str(e)[:120]}): {_clip(line)}\n"
+            "  fix or remove that line"
+        ) from None
     if not isinstance(record, dict):
         raise DataError(
             f"{path}:{lineno}: a line must be a JSON object {{...}}, got {type(record).__name__}: "
