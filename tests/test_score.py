@@ -72,7 +72,8 @@ def test_lone_surrogates_in_completions_are_scored_and_stored_losslessly(tmp_pat
     out = tmp_path / "o"
     metrics = score(problems, samples, out, ScoreConfig(k=(1,), bootstrap_resamples=200))
     assert metrics["status_counts"]["infra"] == 0
-    records = [json.loads(x) for x in (out / "outcomes.jsonl").read_text(encoding="utf-8").splitlines()]
+    records = sorted((json.loads(x) for x in (out / "outcomes.jsonl").read_text(encoding="utf-8").splitlines()),
+                     key=lambda r: r["sample_idx"])
     assert [r["status"] for r in records] == ["error", "error"]  # the second does not even compile
     assert "ValueError: \ud800 bad" in records[0]["detail"]  # the exception message, surrogate kept
     before = (out / "outcomes.jsonl").read_bytes()
