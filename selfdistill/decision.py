@@ -1,7 +1,8 @@
 """`selfdistill decide SPEC --metrics M`: deliverable A, the Precondition Verdict, from a complete spec
 and a metrics.json. The spec supplies the rule's numbers (gap threshold, floor, ceiling), whether a
 verifier exists for the prompt pool, and the failure cost; the metrics supply pass@1, pass@k and the
-gap with their CIs, overall and per slice. Writes verdict.json and verdict.md beside the metrics.
+gap with their CIs at every k, overall and per slice. Writes verdict.json and verdict.md beside the
+metrics; both lead with the 200-problem minimum when the set is smaller.
 
 Not here: the rule itself (decide/verdict.py, table-tested) or the statistics (metrics/).
 """
@@ -16,7 +17,7 @@ from selfdistill.decide.render import render_precondition
 from selfdistill.decide.verdict import Rules
 from selfdistill.errors import DataError
 from selfdistill.rundir import read_json, write_json_atomic
-from selfdistill.spec import Spec
+from selfdistill.spec import ComparatorKind, Spec
 
 
 def rules_from_spec(spec: Spec) -> Rules:
@@ -27,6 +28,8 @@ def rules_from_spec(spec: Spec) -> Rules:
         ceiling=d.ceiling_pp / 100,
         verifier_available=spec.pool.tests_available,
         failure_cost=spec.failure_cost.level.value,
+        preference_data=spec.comparator.kind is ComparatorKind.DPO,
+        rl_gpu_hours=spec.budget.gpu_hours_sampling + spec.budget.gpu_hours_training,
     )
 
 
@@ -39,7 +42,7 @@ def decide(spec: Spec, metrics_path: Path, out: Path) -> str:
             f"error: {metrics_path} has pass@k for k={metrics.get('ks')} but the spec's verdict needs pass@{k} "
             f"(diagnostics.k); score samples with n >= {k} per problem, or lower diagnostics.k with a reason"
         )
-    report = precondition_from_metrics(metrics, rules_from_spec(spec), k=k)
+    report = precondition_from_metrics(metrics, rules_from_spec(spec), k=k, ks=spec.diagnostics.k)
     errata = {e["task_id"]: e["reason"] for e in metrics.get("provenance", {}).get("excluded", [])}
     markdown = render_precondition(metrics, report, errata=errata or None)
     comparable = metrics.get("provenance", {}).get("comparable", True)

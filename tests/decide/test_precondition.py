@@ -43,7 +43,7 @@ def test_slice_verdicts_diverge(metrics):
     report = precondition_from_metrics(metrics)
     assert report.k == K and report.slice_source == "labels"
     assert report.slices["hard"].kind is VerdictKind.GO_SSD
-    assert (report.slices["medium"].rule_id, report.slices["medium"].other) == ("R5", OtherMove.SFT_EXTERNAL)
+    assert (report.slices["medium"].rule_id, report.slices["medium"].other) == ("R5e", OtherMove.SFT_EXTERNAL)
     assert (report.slices["easy"].rule_id, report.slices["easy"].other) == ("R2", OtherMove.DO_NOTHING)
     assert report.overall.kind is VerdictKind.GO_SSD
     assert "The slices disagree: SSD's lift should concentrate on hard" in report.summary

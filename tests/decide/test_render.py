@@ -30,7 +30,7 @@ def test_page_has_table_counts_verdicts_and_sources(page_inputs):
     assert f"| overall | 91 | {cell} |" in page
     for name in ("hard", "medium", "easy"):
         assert f"| {name} | " in page and f"- **{name}**: " in page
-    assert "GO-OTHER: do nothing (R2)" in page and "GO-OTHER: SFT on external data or retrieval (R5)" in page
+    assert "GO-OTHER: do nothing (R2)" in page and "GO-OTHER: SFT on curated external data (R5e)" in page
     assert "| passed | failed | error | timeout | memory | infra |" in page and "| 22 |" in page
     assert "Slice source: **labels**" in page
     assert "| HumanEval/145 | test expects a wrong \\| answer |" in page
@@ -51,6 +51,6 @@ def test_proxy_slices_show_bins_and_warning():
         recs += _problem(f"t{i}", c, n=16)
     metrics = summarize(recs, [16], n_resamples=200)
     page = render_precondition(metrics, precondition_from_metrics(metrics))
-    assert "Slice source: **base-pass-rate-proxy** (pass rates from same-samples)" in page
-    assert "hard = base pass rate < 1/3" in page and "selection on the outcome" in page
+    assert f"Slice source: **base-pass-rate-proxy** (pass rates from {metrics['slice_proxy_from']})" in page
+    assert "hard = base pass rate < 1/3" in page and metrics["slice_note"].rstrip(".") in page
     assert "## Excluded problems\n\nNone." in page

@@ -23,6 +23,7 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "decision-rule.md"
 MID = (0.40, 0.35, 0.45)  # an unremarkable pass@1
 HIGH_K = (0.60, 0.55, 0.65)  # an unremarkable pass@k
 VERIFIED_HIGH = {"verifier_available": True, "failure_cost": "high"}
+RL_READY = {"verifier_available": True, "rl_gpu_hours": 24.0}
 
 # row, gap, pass1, passk, rules, kind, other
 TABLE = [
@@ -51,8 +52,25 @@ TABLE = [
     ("R3", (0.20, 0.15, 0.25), MID, HIGH_K, {"verifier_available": True}, VerdictKind.GO_SSD, None),
     ("R3", (0.20, 0.15, 0.25), MID, HIGH_K, {"failure_cost": "high"}, VerdictKind.GO_SSD, None),
     ("R4", (0.20, 0.15, 0.25), MID, HIGH_K, VERIFIED_HIGH, VerdictKind.GO_VERIFIER_AWARE_SSD, None),
-    ("R5", (0.01, -0.01, 0.03), MID, (0.41, 0.36, 0.46), {}, VerdictKind.GO_OTHER, OtherMove.SFT_EXTERNAL),
-    ("R5", (0.01, -0.01, 0.049), MID, (0.41, 0.36, 0.46), VERIFIED_HIGH, VerdictKind.GO_OTHER, OtherMove.SFT_EXTERNAL),
+    ("R5a", (0.01, -0.01, 0.03), (0.86, 0.82, 0.90), (0.87, 0.83, 0.91), {}, VerdictKind.GO_OTHER, OtherMove.DO_NOTHING),
+    ("R5a", (0.01, -0.01, 0.03), (0.86, 0.80, 0.90), (0.87, 0.83, 0.91), RL_READY, VerdictKind.GO_OTHER,
+     OtherMove.DO_NOTHING),  # near the ceiling beats an RL-ready spec; ci_low == near_ceiling counts
+    ("R5b", (0.01, -0.01, 0.03), MID, (0.41, 0.36, 0.46), RL_READY, VerdictKind.GO_OTHER, OtherMove.RL_VERIFIER),
+    ("R5b", (0.01, -0.01, 0.03), MID, (0.41, 0.20, 0.46), RL_READY | {"rl_gpu_hours": 8.0}, VerdictKind.GO_OTHER,
+     OtherMove.RL_VERIFIER),  # both RL boundaries are inclusive
+    ("R5c", (0.01, -0.01, 0.03), MID, (0.41, 0.36, 0.46), {"verifier_available": True}, VerdictKind.GO_OTHER,
+     OtherMove.REJECTION_SAMPLING),  # no declared budget
+    ("R5c", (0.01, -0.01, 0.03), MID, (0.41, 0.36, 0.46), RL_READY | {"rl_gpu_hours": 7.9}, VerdictKind.GO_OTHER,
+     OtherMove.REJECTION_SAMPLING),  # budget below the RL minimum
+    ("R5c", (0.01, -0.01, 0.03), (0.10, 0.05, 0.15), (0.12, 0.07, 0.19), RL_READY, VerdictKind.GO_OTHER,
+     OtherMove.REJECTION_SAMPLING),  # pass@k too low for RL rewards
+    ("R5c", (0.01, -0.01, 0.049), MID, (0.41, 0.36, 0.46), VERIFIED_HIGH | {"preference_data": True},
+     VerdictKind.GO_OTHER, OtherMove.REJECTION_SAMPLING),  # a verifier beats preference data
+    ("R5d", (0.01, -0.01, 0.03), MID, (0.41, 0.36, 0.46), {"preference_data": True, "rl_gpu_hours": 100.0},
+     VerdictKind.GO_OTHER, OtherMove.DPO),  # no verifier: no RL, whatever the budget
+    ("R5e", (0.01, -0.01, 0.03), MID, (0.41, 0.36, 0.46), {}, VerdictKind.GO_OTHER, OtherMove.SFT_EXTERNAL),
+    ("R5e", (0.01, -0.01, 0.049), MID, (0.41, 0.36, 0.46), {"failure_cost": "high", "rl_gpu_hours": 100.0},
+     VerdictKind.GO_OTHER, OtherMove.SFT_EXTERNAL),
     ("R6", (0.06, 0.02, 0.10), MID, (0.46, 0.41, 0.51), {}, VerdictKind.INCONCLUSIVE, None),
     ("R6", (0.03, 0.00, 0.05), MID, (0.43, 0.38, 0.48), {}, VerdictKind.INCONCLUSIVE, None),  # ci_high == threshold
     ("R6", (0.06, 0.02, 0.10), MID, (0.46, 0.41, 0.51), VERIFIED_HIGH, VerdictKind.INCONCLUSIVE, None),
@@ -68,10 +86,14 @@ def test_rule_table_row(row, gap, pass1, passk, rules, kind, other):
 
 
 def test_every_row_is_tested_and_documented():
-    doc_rows = re.findall(r"^\| (R\d) \| .*? \| (GO-[A-Z-]+|INCONCLUSIVE) \|", DOC.read_text(), flags=re.MULTILINE)
-    tested = {(t[0], t[5].value) for t in TABLE}
-    assert set(doc_rows) == tested
-    assert {r for r, _ in doc_rows} == {f"R{i}" for i in range(1, 7)}
+    doc_rows = re.findall(
+        r"^\| (R\d[a-e]?) \| .*? \| (GO-[A-Z-]+|INCONCLUSIVE) \| ([^|]+) \|", DOC.read_text(), flags=re.MULTILINE
+    )
+    documented = {(row, kind, move.strip()) for row, kind, move in doc_rows}
+    tested = {(t[0], t[5].value, t[6].value if t[6] else "—") for t in TABLE}
+    assert documented == tested
+    assert {r for r, _, _ in documented} == {"R1", "R2", "R3", "R4", "R5a", "R5b", "R5c", "R5d", "R5e", "R6"}
+    assert {m for _, _, m in documented} >= {m.value for m in OtherMove}  # every move on the menu is reachable
 
 
 def test_floor_boundary_is_strict():
@@ -82,7 +104,7 @@ def test_floor_boundary_is_strict():
 def test_thresholds_are_configurable():
     gap = (0.08, 0.06, 0.10)
     assert precondition_verdict(gap, MID, HIGH_K, 16, Rules(gap_threshold=0.05)).kind is VerdictKind.GO_SSD
-    assert precondition_verdict(gap, MID, HIGH_K, 16, Rules(gap_threshold=0.12)).rule_id == "R5"
+    assert precondition_verdict(gap, MID, HIGH_K, 16, Rules(gap_threshold=0.12)).rule_id == "R5e"
 
 
 def test_justification_states_hypothesis_against_numbers_in_pp():
@@ -105,7 +127,11 @@ def test_justification_states_hypothesis_against_numbers_in_pp():
         ("R2", (0.03, 0.01, 0.04), (0.97, 0.95, 0.99), (1.0, 1.0, 1.0), {}, "Do nothing"),
         ("R3", (0.2, 0.15, 0.25), MID, HIGH_K, {"verifier_available": True}, "no-verifier simplicity"),
         ("R4", (0.2, 0.15, 0.25), MID, HIGH_K, VERIFIED_HIGH, "separate arm"),
-        ("R5", (0.01, -0.01, 0.03), MID, MID, {}, "RL with a verifier would only sharpen the same distribution"),
+        ("R5a", (0.01, -0.01, 0.03), (0.9, 0.85, 0.95), (0.9, 0.85, 0.95), {}, "close to the ceiling"),
+        ("R5b", (0.01, -0.01, 0.03), MID, MID, RL_READY, "rewards only programs that pass"),
+        ("R5c", (0.01, -0.01, 0.03), MID, MID, {"verifier_available": True}, "no declared GPU-hours"),
+        ("R5d", (0.01, -0.01, 0.03), MID, MID, {"preference_data": True}, "comparator is DPO"),
+        ("R5e", (0.01, -0.01, 0.03), MID, MID, {}, "SFT on curated external data"),
         ("R6", (0.06, 0.02, 0.10), MID, MID, {}, "cannot tell yet"),
     ],
 )
@@ -171,7 +197,7 @@ def test_verdict_to_json_is_plain_and_round_trips():
     assert d["kind"] == "INCONCLUSIVE" and d["other"] is None and d["rule_id"] == "R6"
     assert d["gap"] == {"value": 0.06, "ci_low": 0.02, "ci_high": 0.10} and d["problems_needed"] == 1600
     other = precondition_verdict((0.01, 0.0, 0.02), (0.01, 0, 0.02), (0.02, 0, 0.04), 16).to_json()
-    assert other["other"] == "SFT on external data or retrieval"
+    assert other["other"] == "SFT on curated external data"
 
 
 def test_accepts_metrics_json_entries():
@@ -220,4 +246,9 @@ def test_rules_coerce_failure_cost_and_serialize():
         "ceiling": 0.95,
         "verifier_available": True,
         "failure_cost": "high",
+        "preference_data": False,
+        "rl_gpu_hours": None,
+        "near_ceiling": 0.8,
+        "rl_min_passk": 0.2,
+        "rl_min_gpu_hours": 8.0,
     }
