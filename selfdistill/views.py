@@ -170,7 +170,8 @@ def print_round(summary: dict) -> None:
     if "acceptance_rate" in s:
         line += f"; verifier acceptance {100 * s['acceptance_rate']:.1f}% ({s['kept_verifier']} kept)"
     console.print(line)
-    console.print("slices: " + next(iter(summary["deltas"].values()))["slice_source"])
+    first = next(iter(summary["deltas"].values()))
+    console.print("slices: " + first["slice_source"] + (f" ({first['slice_method']})" if first.get("slice_method") else ""))
     for stage, row in summary["costs"]["totals"]["stages"].items():
         console.print(f"cost {stage}: {row['wall_s'] / 60:.1f} min wall, {row['device_hours']:.3f} device-h, "
                       f"{row['gpu_hours']:.3f} GPU-h")

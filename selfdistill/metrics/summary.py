@@ -7,6 +7,11 @@ excluding INFRA) has no pass@k: it is listed under `excluded["pass@k"]`, never d
 pass@1 is always reported (the verdict needs it); each k > 1 also gets the within-arm gap
 pass@k - pass@1 with its own paired CI (`gaps["pass@k-pass@1"]`).
 
+Per-slice groups (`selfdistill.metrics.slices`): without labels or a separate run's pass rates the slices
+are cross-fit, so each slice's numbers come from the ESTIMATE half of the samples (odd sample_idx) while
+the ASSIGN half (even) chose the slice; `per_problem[t]["halves"]` keeps both halves' counts so a later
+comparison of arms (`selfdistill.ssd.compare`) can cross-fit the same way.
+
 All numbers are fractions 0..1 and plain Python types, so `json.dumps` takes the dict as is.
 The shape is documented in docs/decision-rule.md ("metrics.json").
 """
@@ -23,7 +28,7 @@ from selfdistill.errors import DataError
 from selfdistill.execute.outcome import Status
 from selfdistill.metrics.bootstrap import CONFIDENCE, N_RESAMPLES, bootstrap_gap, bootstrap_mean
 from selfdistill.metrics.passk import pass_at_k
-from selfdistill.metrics.slices import PROXY_BINS, SLICE_ORDER, SliceSource, assign_slices
+from selfdistill.metrics.slices import ASSIGN_HALF, ESTIMATE_HALF, PROXY_BINS, SLICE_ORDER, SliceSource, assign_slices
 from selfdistill.tasks.problem import Difficulty
 
 SCHEMA = "selfdistill.metrics/1"
@@ -56,13 +61,20 @@ def _status(i: int, record: Mapping) -> tuple[str, Status]:
         ) from None
 
 
-def count_outcomes(records: Iterable[Mapping]) -> ProblemCounts:
-    """Count per-problem n, c and INFRA, and all statuses, from per-sample outcome records."""
+def count_outcomes(records: Iterable[Mapping], half: int | None = None) -> ProblemCounts:
+    """Count per-problem n, c and INFRA, and all statuses, from per-sample outcome records. `half`
+    0 or 1 keeps only the samples whose `sample_idx` (else position within the task) has that parity."""
     per_task: dict[str, dict[Status, int]] = {}
+    position: dict[str, int] = {}
     totals = {s: 0 for s in Status}
     for i, record in enumerate(records):
         task_id, status = _status(i, record)
-        per_task.setdefault(task_id, {s: 0 for s in Status})[status] += 1
+        tally = per_task.setdefault(task_id, {s: 0 for s in Status})
+        idx = record.get("sample_idx", position.get(task_id, 0))
+        position[task_id] = position.get(task_id, 0) + 1
+        if half is not None and int(idx) % 2 != half:
+            continue
+        tally[status] += 1
         totals[status] += 1
     ids = tuple(sorted(per_task))
     infra = np.array([per_task[t][Status.INFRA] for t in ids], dtype=np.int64)
@@ -136,18 +148,22 @@ def summarize(
 ) -> dict:
     """The metrics dict for one arm (JSON-serializable). `ks`: the k values (1 is always added).
     `difficulty`: task_id -> label; used when every problem has one. `base_pass_rate`: task_id ->
-    base pass rate in [0, 1] for the proxy slices (default: these samples' own c / n)."""
+    base pass rate in [0, 1] from a separate run, for the proxy slices (default: cross-fit, the even
+    sample_idx half assigns each problem's slice and the slice's numbers come from the odd half only)."""
+    records = list(records)
     counts = count_outcomes(records)
     if not counts.task_ids:
         raise DataError("no outcome records to summarize; run the execute stage first")
     ks = _check_ks(ks, counts)
-    slices = assign_slices(counts.task_ids, counts.n, counts.c, difficulty=difficulty, base_pass_rate=base_pass_rate)
+    assign, estimate = count_outcomes(records, ASSIGN_HALF), count_outcomes(records, ESTIMATE_HALF)
+    slices = assign_slices(counts.task_ids, assign.n, assign.c, difficulty=difficulty, base_pass_rate=base_pass_rate)
     overall = _group(counts, ks, "overall", n_resamples, seed, confidence)
+    sliced = estimate if slices.cross_fit else counts  # cross-fit: per-slice numbers from the other half only
     by_slice = {}
     for level in SLICE_ORDER:
         keep = np.array([slices.by_task[t] is level for t in counts.task_ids])
         if keep.any():
-            by_slice[level.value] = _group(counts.subset(keep), ks, level.value, n_resamples, seed, confidence)
+            by_slice[level.value] = _group(sliced.subset(keep), ks, level.value, n_resamples, seed, confidence)
     return {
         "schema": SCHEMA,
         "ks": ks,
@@ -161,10 +177,13 @@ def summarize(
         "slice_proxy_from": slices.proxy_from.value if slices.proxy_from else None,
         "slice_bins": dict(PROXY_BINS) if slices.source is SliceSource.PROXY else None,
         "slice_note": slices.note,
+        "slice_estimate": "estimate half (odd sample_idx)" if slices.cross_fit else "all samples",
         "slices": by_slice,
         "unsliced": [t for t in counts.task_ids if slices.by_task[t] is None],
         "per_problem": {
-            t: {"n": int(n), "c": int(c), "infra": int(f), "slice": s.value if (s := slices.by_task[t]) else None}
-            for t, n, c, f in zip(counts.task_ids, counts.n, counts.c, counts.infra)
+            t: {"n": int(n), "c": int(c), "infra": int(f), "slice": s.value if (s := slices.by_task[t]) else None,
+                "halves": {"assign": {"n": int(na), "c": int(ca)}, "estimate": {"n": int(ne), "c": int(ce)}}}
+            for t, n, c, f, na, ca, ne, ce in zip(counts.task_ids, counts.n, counts.c, counts.infra,
+                                                   assign.n, assign.c, estimate.n, estimate.c)
         },
     }

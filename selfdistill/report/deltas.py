@@ -44,6 +44,8 @@ def table(run: Run, names: list[str]) -> list[str]:
     if sources:
         lines.append(f"Slices: {'; '.join(sorted(sources))}. Each slice delta is paired on the problems of that "
                      "slice (n per cell); the CIs are problem-level paired bootstraps.")
+        methods = sorted({m for n in names for m in (deltas[n].get("slice_method"), deltas[n].get("slice_note")) if m})
+        lines += [f"- slices: {m.rstrip('.')}." for m in methods]
     for name in names:
         d = deltas[name]
         dropped = d["overall"].get("n_dropped")

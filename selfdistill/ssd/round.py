@@ -280,7 +280,7 @@ def summarize_round(r: Round, arms: list[str], evals: dict[tuple[str, float], di
     opts = {"n_resamples": r.spec.diagnostics.bootstrap_resamples, "seed": r.spec.diagnostics.seed}
     slices = compare.slice_of(base_diag)
     source = base_diag.get("slice_source", "none")
-    if source == "proxy":
+    if source == "base-pass-rate-proxy":  # each delta also carries slice_method (cross-fit) and slice_note
         source = "base-pass-rate proxy from the diagnostic base arm"
     sweep = []
     for t in s.temperatures:

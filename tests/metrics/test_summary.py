@@ -95,13 +95,28 @@ def test_proxy_bins(rate, want):
     assert proxy_slice(rate) is Difficulty(want)
 
 
-def test_proxy_from_same_samples_says_so_and_warns():
+def test_proxy_is_cross_fit_and_says_so():
     m = summarize(uniform(9, 6, [0.0, 2 / 6, 4 / 6]), [2], **FAST)  # rates 0, 1/3, 2/3: one of each bin
-    assert m["slice_source"] == "base-pass-rate-proxy" and m["slice_proxy_from"] == "same-samples"
-    assert "selection on the outcome" in m["slice_note"] and set(m["slice_bins"]) == {"hard", "medium", "easy"}
+    assert m["slice_source"] == "base-pass-rate-proxy" and m["slice_proxy_from"] == "cross-fit"
+    assert "cross-fit" in m["slice_note"] and set(m["slice_bins"]) == {"hard", "medium", "easy"}
+    assert m["slice_estimate"].startswith("estimate half")
     assert list(m["slices"]) == ["hard", "medium", "easy"]
     assert [m["slices"][s]["n_problems"] for s in m["slices"]] == [3, 3, 3]
-    assert m["per_problem"]["t000"] == {"n": 6, "c": 0, "infra": 0, "slice": "hard"}
+    assert m["per_problem"]["t000"] == {"n": 6, "c": 0, "infra": 0, "slice": "hard",
+                                        "halves": {"assign": {"n": 3, "c": 0}, "estimate": {"n": 3, "c": 0}}}
+
+
+def test_cross_fit_slice_is_assigned_by_even_samples_and_measured_on_odd_ones():
+    alt = ["passed", "failed"] * 4  # even sample_idx all pass, odd all fail
+    recs = [{"task_id": "a", "status": s, "sample_idx": i} for i, s in enumerate(alt)]
+    recs += [{"task_id": "b", "status": s, "sample_idx": 7 - i} for i, s in enumerate(alt)]  # odd pass here
+    m = summarize(recs, [2, 8], **FAST)
+    assert m["per_problem"]["a"]["slice"] == "easy" and m["per_problem"]["b"]["slice"] == "hard"
+    assert m["slices"]["easy"]["metrics"]["pass@1"]["value"] == 0.0  # the odd half of "a"
+    assert m["slices"]["hard"]["metrics"]["pass@1"]["value"] == 1.0  # the odd half of "b"
+    assert m["metrics"]["pass@1"]["value"] == pytest.approx(0.5)  # overall: every sample
+    assert m["slices"]["easy"]["metrics"]["pass@8"]["value"] is None  # 4 estimate samples < k = 8
+    assert m["slices"]["easy"]["excluded"]["pass@8"] == [{"task_id": "a", "n": 4, "infra": 0}]
 
 
 def test_labels_are_used_when_every_problem_has_one():
@@ -123,7 +138,7 @@ def test_bad_label_is_a_data_error():
 
 
 def test_external_pass_rates_fix_slices_and_unknown_problems_are_unsliced():
-    recs = uniform(3, 4, [1.0])  # every sample passes here: same-sample proxy would say "easy"
+    recs = uniform(3, 4, [1.0])  # every sample passes here: a proxy from these samples would say "easy"
     m = summarize(recs, [2], base_pass_rate={"t000": 0.1, "t001": 0.5}, **FAST)
     assert m["slice_proxy_from"] == "external" and m["unsliced"] == ["t002"]
     assert {s: g["n_problems"] for s, g in m["slices"].items()} == {"hard": 1, "medium": 1}
