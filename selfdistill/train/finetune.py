@@ -116,6 +116,19 @@ def _device_and_dtype(cfg: TrainSpec):
     return cuda, torch.float32
 
 
+def accumulation_steps(cfg: TrainSpec, world: int) -> int:
+    """Gradient-accumulation steps that make per-device batch x world size x steps = train.batch_size exactly."""
+    per_step = cfg.per_device_batch_size * world
+    if cfg.batch_size % per_step:
+        raise DataError(
+            f"error: train.batch_size = {cfg.batch_size} is not a multiple of per_device_batch_size "
+            f"{cfg.per_device_batch_size} x {world} process(es) = {per_step}, so the effective batch would not be "
+            f"the spec's; set train.batch_size to a multiple of {per_step} (or change per_device_batch_size / "
+            "the launcher's process count)"
+        )
+    return cfg.batch_size // per_step
+
+
 def build_trainer(job: dict, examples: list[dict]):
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
@@ -126,7 +139,7 @@ def build_trainer(job: dict, examples: list[dict]):
     import torch
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    accumulation = max(1, cfg.batch_size // (cfg.per_device_batch_size * world))
+    accumulation = accumulation_steps(cfg, world)
     args = SFTConfig(
         output_dir=str(out / "checkpoints"),
         num_train_epochs=cfg.epochs,
@@ -150,7 +163,9 @@ def build_trainer(job: dict, examples: list[dict]):
         disable_tqdm=True,
         dataloader_num_workers=0,
     )
-    net, tokenizer = load_model_and_tokenizer(job["model"], dtype)
+    # Full fine-tuning keeps float32 master weights under bf16 autocast (`bf16=True`): in bf16 weights an
+    # update below 2^-8 of the weight rounds away (at lr 1e-5 most do). LoRA's base is frozen: bf16 is fine.
+    net, tokenizer = load_model_and_tokenizer(job["model"], torch.float32 if cfg.method is TrainMethod.FULL else dtype)
     peft_config = None
     if cfg.method is TrainMethod.LORA:
         from peft import LoraConfig
@@ -196,6 +211,10 @@ def run_job(job: dict) -> dict:
         "wall_s": wall,
         "device": trainer.args.device.type,
         "device_count": max(1, trainer.args.world_size),
+        "effective_batch": trainer.args.per_device_train_batch_size * trainer.args.gradient_accumulation_steps
+        * max(1, trainer.args.world_size),
+        "precision": ("bf16 autocast" if trainer.args.bf16 else "float32") + " over "
+        + str(next(trainer.model.parameters()).dtype).removeprefix("torch.") + " weights",
         "finite": all(math.isfinite(x) for x in losses),
         "job": job,
     }
