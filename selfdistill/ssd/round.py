@@ -1,7 +1,7 @@
 """`selfdistill ssd SPEC`: one SSD round, stage by stage, each resumable, each timed into the cost ledger.
 
     <run>/base/                       the precondition: base model at the diagnostic temperature, and the
-                                      verdict (verdict.json); GO-OTHER refuses the round unless --force
+                                      verdict (verdict.json); GO-OTHER or INCONCLUSIVE refuses the round unless --force
     <run>/round1/pool.json            the prompt pool: source, provenance, ids, content hashes
     <run>/round1/samples/             T_train samples from the frozen base model (sampling.py)
     <run>/round1/verify/              pool tests run on them (when the pool has tests)
@@ -25,13 +25,14 @@ Not here: the engines (generate/), fine-tuning (train/finetune.py), export (trai
 
 from __future__ import annotations
 
-import json
 import logging
 import subprocess
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from selfdistill import layout
+from selfdistill.decide.refuse import forced_past
 from selfdistill.errors import DataError, SelfdistillError, SpecError
 from selfdistill.heldout import HeldoutSet
 from selfdistill.rundir import read_json, write_json_atomic
@@ -40,7 +41,7 @@ from selfdistill.ssd import compare, data, ledger, sampling
 
 log = logging.getLogger(__name__)
 
-ROUND = "round1"
+ROUND = layout.ROUND  # the names live in selfdistill/layout.py
 ARM_TITLES = {"ssd": "minimal SSD (raw, unverified samples)", "verifier": "verifier-aware SSD (passing samples only)"}
 
 
@@ -65,20 +66,18 @@ class Round:
 
     @property
     def dir(self) -> Path:
-        return self.run_dir / f"round{self.number}"
+        return layout.round_dir(self.run_dir, self.number)
 
     def label(self, name: str) -> str:
         """Ledger and directory names: round 1 keeps the plain names; later rounds are prefixed r<N>-."""
-        return name if self.number == 1 else f"r{self.number}-{name}"
+        return layout.stage_label(name, self.number)
 
     def name(self, arm: str, t: float) -> str:
-        return arm_name(arm, t, self.spec) if self.number == 1 else f"r{self.number}-{arm}-T{t:g}"
+        return layout.arm_dir_name(arm, t, self.spec.generation.temperature, self.number)
 
 
 def arm_name(arm: str, t: float, spec: Spec) -> str:
-    if arm == "base" and t == spec.generation.temperature:
-        return "base"
-    return f"{arm}-T{t:g}"
+    return layout.arm_dir_name(arm, t, spec.generation.temperature)
 
 
 def require_local_model(spec: Spec) -> None:
@@ -171,20 +170,17 @@ def evaluate_arm(r: Round, name: str, t: float, model: str, options: dict, progr
 
 
 def precondition(r: Round, progress_factory) -> dict:
-    """Evaluate the base model at the diagnostic temperature and decide; refuse on GO-OTHER."""
+    """Evaluate the base model at the diagnostic temperature and decide; refuse on GO-OTHER or INCONCLUSIVE
+    (decide/refuse.py) unless forced."""
+    from selfdistill.decide.refuse import refusal, refuses
     from selfdistill.decision import decide
 
     metrics = evaluate_arm(r, "base", r.spec.generation.temperature, r.model, {}, progress_factory)
     decide(r.spec, r.run_dir / "base" / "metrics.json", r.run_dir / "base")
-    verdict = read_json(r.run_dir / "base" / "verdict.json", "verdict")
+    verdict = layout.read_record(r.run_dir / layout.BASE / layout.VERDICT, "verdict")
     kind = verdict["overall"]["kind"]
-    if kind == "GO-OTHER" and not r.force:
-        other = verdict["overall"].get("other") or "another move"
-        raise RoundRefused(
-            f"error: the precondition verdict is GO-OTHER ({other}; rule {verdict['overall'].get('rule_id')}): "
-            f"{verdict.get('summary', '')}\nSSD is not started. See {r.run_dir / 'base' / 'verdict.md'}. "
-            "To run it anyway, pass --force (every result is then stamped forced)."
-        )
+    if refuses(kind) and not r.force:
+        raise RoundRefused(refusal(verdict, str(r.run_dir / "base" / "verdict.md")))
     return {"kind": kind, "verdict": verdict, "metrics": metrics}
 
 
@@ -206,11 +202,14 @@ def train_arm(r: Round, arm: str, pool, samples: list[dict], passed: set | None)
     if (arm_dir / DONE).exists():
         return read_json(arm_dir / DONE, "training record")
     by_id = {p.task_id: p for p in pool.problems}
-    chosen = data.select(samples, passed if arm == "verifier" else None)
+    chosen, truncated = data.apply_truncated_policy(data.select(samples, passed if arm == "verifier" else None),
+                                                    r.spec.ssd.truncated)
     if not chosen:
         raise DataError(
             f"error: the {arm} arm has no training examples ({len(samples)} samples, none kept"
             + (", none passed the pool's tests" if arm == "verifier" else ": all empty or single-line")
+            + (f", {truncated['n_excluded']} cut off at max_new_tokens and excluded (ssd.truncated)"
+               if truncated["n_excluded"] else "")
             + "); look at the samples in " + str(r.dir / "samples" / "samples.jsonl")
         )
     examples = [data.example(by_id[s["task_id"]], s, r.spec.generation.chat) for s in chosen]
@@ -223,6 +222,7 @@ def train_arm(r: Round, arm: str, pool, samples: list[dict], passed: set | None)
     job = job_record(r.train_model or r.model, arm_dir / "examples.jsonl", t, arm_dir, chat=r.spec.generation.chat)
     job["mix"] = mix
     job["n_samples"] = len(chosen)
+    job["truncated"] = truncated  # the declared policy for samples cut off at max_new_tokens, and its counts
     write_json_atomic(arm_dir / "job.json", job)
     command = [*(t.launcher or [sys.executable]), "-m", "selfdistill.train.finetune", str(arm_dir / "job.json")]
     log_path = arm_dir / "train.log"
@@ -249,20 +249,18 @@ def export_arm(r: Round, arm: str, record: dict) -> tuple[str, dict, dict]:
     backend = r.spec.generation.backend
     with ledger.timed(r.run_dir, "export", r.label(arm)):
         if backend is Backend.LLAMACPP:
-            from selfdistill.train.export import export_lora_gguf, export_merged_gguf
+            from selfdistill.train.export import export_lora_arm, export_merged_gguf
 
             base = Path(r.gguf_base or r.model)
             if base.suffix != ".gguf":
                 raise SpecError("error: generation.backend = 'llamacpp' needs a GGUF base model (model.path)")
-            if record["method"] == TrainMethod.LORA.value:
-                detail = export_lora_gguf(Path(record["adapter"]), base, arm_dir / "adapter.gguf")
-                exp = {"model": str(base), "options": {"lora_path": str(arm_dir / "adapter.gguf")},
-                       "how": "LoRA adapter converted to GGUF, applied by llama.cpp to the unchanged base GGUF"}
+            if record["method"] == TrainMethod.LORA.value:  # merged GGUF (base speed) unless the adapter is asked for
+                exp = export_lora_arm(Path(record["adapter"]), Path(record["merged"]), base, arm_dir)
             else:
                 detail = export_merged_gguf(Path(record["merged"]), base, arm_dir / "model.gguf")
                 exp = {"model": str(arm_dir / "model.gguf"), "options": {},
-                       "how": "fully fine-tuned weights written into a copy of the base GGUF (see precision_changes)"}
-            exp["detail"] = detail
+                       "how": "fully fine-tuned weights written into a copy of the base GGUF (see precision_changes)",
+                       "detail": detail}
         else:
             exp = {"model": record["merged"], "options": {},
                    "how": "transformers directory (LoRA merged into the weights, or the fine-tuned model)"}
@@ -312,10 +310,11 @@ def summarize_round(r: Round, arms: list[str], evals: dict[tuple[str, float], di
         costs["arms"][arm] = {"hours_to_produce": hours,
                               "accuracy_per_hour": ledger.accuracy_per_hour(pass1(evals[(arm, t)])["value"], hours)}
     return {
-        "schema": "selfdistill.round/1",
+        "schema": layout.SCHEMAS["round"],
         "round": r.number,
         "lineage": r.lineage,
         "forced": r.force,
+        "forced_past": forced_past(verdict["overall"]["kind"], r.force),  # the refusing verdict --force went past
         "comparable": r.limit is None,
         "limit": r.limit,
         "precondition": {"kind": verdict["overall"]["kind"], "rule_id": verdict["overall"].get("rule_id"),
@@ -324,9 +323,10 @@ def summarize_round(r: Round, arms: list[str], evals: dict[tuple[str, float], di
         "arm_titles": {a: ARM_TITLES[a] for a in arms},
         "pool": {"provenance": pool.provenance, "n_problems": len(pool.problems), "n_with_tests": pool.n_with_tests},
         "sampling": {"t_train": s.t_train, "top_k": s.top_k, "top_p": s.top_p, "min_p": s.min_p,
-                     "n_per_prompt": s.n_per_prompt, "seed": s.seed,
+                     "n_per_prompt": s.n_per_prompt, "seed": s.seed, "truncated_policy": s.truncated.value,
                      "max_new_tokens": s.max_new_tokens or r.spec.generation.max_new_tokens, **stats},
-        "training": {a: {k: v for k, v in trains[a].items() if k not in ("job", "loss_curve")} for a in arms},
+        "training": {a: {k: v for k, v in trains[a].items() if k not in ("job", "loss_curve")}
+                     | {"truncated": trains[a].get("job", {}).get("truncated")} for a in arms},
         "export": exports,
         "t_eval": t,
         "sweep": sweep,
@@ -351,13 +351,13 @@ def run_round(spec: Spec, heldout: HeldoutSet, run_dir: Path, *, limit: int | No
     r = Round(spec, heldout, run_dir, limit, force, resolve_model(spec.model.path, spec.model.name))
     r.dir.mkdir(parents=True, exist_ok=True)
     write_pool_record(r.dir, pool)
-    _stamp_manifest(r)
+    stamp_manifest(r)
 
     n_eval = min(limit, len(heldout.problems)) if limit else len(heldout.problems)
     say(f"precondition: base model on {n_eval} held-out problems at T={spec.generation.temperature}"
         + (f" (a seeded subset of {len(heldout.problems)}: not comparable)" if limit else ""))
     pre = precondition(r, progress_factory)
-    say(f"precondition verdict: {pre['kind']}" + (" (forced past it)" if force and pre["kind"] == "GO-OTHER" else ""))
+    say(f"precondition verdict: {pre['kind']}" + (" (forced past it)" if forced_past(pre["kind"], force) else ""))
     arms = planned_arms(spec, pre["kind"], pool)
     return distill(r, pool, arms, pre["metrics"], pre["verdict"], progress_factory, say)
 
@@ -365,10 +365,11 @@ def run_round(spec: Spec, heldout: HeldoutSet, run_dir: Path, *, limit: int | No
 def distill(r: Round, pool, arms: list[str], slice_metrics: dict | None, verdict: dict, progress_factory,
             say=print) -> dict:
     """Sampling, filter, verification, training, export, evaluation, summary: the body of any round."""
-    from selfdistill.ssd.probe import declare
+    from selfdistill.ssd import gate, probe
 
     spec, run_dir = r.spec, r.run_dir
-    declare(spec, run_dir)  # the battery's thresholds, hashed into the manifest before any training sample
+    probe.declare(spec, run_dir)  # the battery's thresholds and the gate's settings, sealed into the manifest
+    gate.declare(spec, run_dir)  # before any training sample is drawn
     sample_model = r.sample_model or r.model
     sample_spec = spec.model_copy(update={"generation": spec.generation.model_copy(
         update={"options": dict(spec.generation.options) | r.sample_options})})
@@ -395,7 +396,8 @@ def distill(r: Round, pool, arms: list[str], slice_metrics: dict | None, verdict
     sampling.write_stats(r.dir, stats)
     say(f"samples: {stats['n_samples']} drawn, {stats['kept_minimal']} kept (dropped {stats['dropped_empty']} empty, "
         f"{stats['dropped_single_line']} single-line); no extractable code {100 * stats['no_code_share']:.1f}%"
-        + (f"; verifier acceptance {100 * stats['acceptance_rate']:.1f}%" if passed is not None else ""))
+        + (f"; verifier acceptance {100 * stats['acceptance_rate']:.1f}%" if passed is not None else "")
+        + f"; cut off at max_new_tokens {100 * stats['truncated_share']:.1f}% ({spec.ssd.truncated.value})")
 
     trains, exports, models = {}, {}, {}
     for arm in arms:
@@ -421,19 +423,14 @@ def distill(r: Round, pool, arms: list[str], slice_metrics: dict | None, verdict
     return summary
 
 
-def _stamp_manifest(r: Round) -> None:
-    path = r.run_dir / "manifest.json"
-    manifest = read_json(path, "run manifest") if path.exists() else {}
-    rounds = manifest.setdefault("rounds", {})
-    entry = rounds.setdefault(f"round{r.number}", {"forced": False})
-    entry["forced"] = entry["forced"] or r.force
-    entry["limit"] = r.limit
-    r.run_dir.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(path, manifest)
+def stamp_manifest(r: Round) -> None:
+    """The run's record (once: the spec as given, not an arm's copy) and this round's own entry."""
+    layout.record_run(r.run_dir, r.spec, r.heldout)
+    layout.stamp_round(r.run_dir, r.number, forced=r.force, limit=r.limit, spec=r.spec, heldout=r.heldout)
 
 
 def load_round(run_dir: Path, number: int = 1) -> dict:
-    path = run_dir / f"round{number}" / "round.json"
+    path = layout.round_file(run_dir, layout.ROUND_SUMMARY, number)
     if not path.exists():
         raise DataError(f"error: {path} does not exist; run `selfdistill ssd SPEC --run-dir {run_dir}` first")
-    return json.loads(path.read_text(encoding="utf-8"))
+    return layout.read_record(path, "round")

@@ -18,14 +18,20 @@ This module inverts that load against the same base file:
   `general.file_type`, a label of the dominant type that stays true) and every tensor, in the base's
   order. A tensor equal to the dequantized base (at the dtype the model was trained in) is copied as raw
   bytes, same type, so an unchanged tensor is bit-identical to the base's; a changed one is quantized
-  again to the base's type where gguf-py can (F32, F16, BF16, Q8_0, Q5_0, Q5_1, Q4_0, Q4_1) and otherwise
-  (Q4_K, Q6_K, other K and IQ types) written as Q8_0, listed in the record's `precision_changes`. A base
-  without `output.weight` (output tied to `token_embd`) gets none.
+  again to the base's type: by gguf-py where it can (F32, F16, BF16, Q8_0, Q5_0, Q5_1, Q4_0, Q4_1), by
+  ggml's own `ggml_quantize_chunk` (the quantizer llama-quantize runs, from llama-cpp-python's libggml) for
+  K types, and only where neither can (IQ types, which need an importance matrix) written as Q8_0, listed
+  in the record's `precision_changes`. A base without `output.weight` (output tied to `token_embd`) gets none.
+- `export_lora_arm`: what the round evaluates for a LoRA arm: the merged GGUF (training's merged/ model
+  through `export_merged_gguf`), which llama.cpp decodes at the base's speed (base + adapter ran at 0.81x
+  of the base's tokens/s on the embedded default, the merged file at 1.02x), or the adapter where asked for
+  (SELFDISTILL_LORA_EXPORT=adapter) or where a merged copy would not fit on disk; export.json says which.
 
-Prefer the adapter for a LoRA run: re-rounding changed tensors moves logits by itself. Measured on the
-embedded default (benchmarks/check_export_default.py, random r=8 LoRA on q/v/o), the largest first-step
-logit gap between llama.cpp and transformers was 0.42 for the base alone, 0.38 for base + adapter and
-0.96 for the merged GGUF (logit std ~2.2; 16 greedy tokens identical in all three).
+Re-rounding changed tensors moves logits by itself. Measured on the embedded default
+(benchmarks/check_export_default.py, random r=8 LoRA on q/v/o; before K types were kept), the largest
+first-step logit gap between llama.cpp and transformers was 0.42 for the base alone, 0.38 for base +
+adapter and 0.96 for a merged GGUF with the changed tensors at Q8_0 (logit std ~2.2; 16 greedy tokens
+identical in all three).
 
 Both return a JSON-ready record (sha256 of the written and of the base file, counts, what was changed) and
 write through a temp file + `os.replace`, so `out` exists only when complete.
@@ -114,6 +120,47 @@ def export_lora_gguf(adapter_dir: Path, base_gguf: Path, out: Path) -> dict:
         "qk_permuted": permuted,
         "dtype": "F32",
     }
+
+
+LORA_EXPORT_ENV = "SELFDISTILL_LORA_EXPORT"  # merged | adapter | auto (default)
+
+
+def export_lora_arm(adapter_dir: Path, merged_dir: Path, base_gguf: Path, out_dir: Path, prefer: str | None = None
+                    ) -> dict:
+    """A LoRA-trained arm as llama.cpp evaluates it: {"model", "options", "how", "lora_export", "reason", "detail"}.
+
+    Merged by default: the training job's merged/ model written into a copy of the base GGUF, so the arm decodes
+    at the base's speed (a base + adapter runs ~0.8x: llama.cpp adds the low-rank product at every matmul and
+    turns mmap off) with every tensor at the base's type (changed ones re-quantized by ggml's own quantizer;
+    unchanged ones byte-for-byte). The adapter (base GGUF unchanged + `lora_path`) is used when asked for
+    (`prefer` or the SELFDISTILL_LORA_EXPORT environment variable = "adapter"), or, under "auto", when the
+    merged copy would not fit: less free disk beside the run than twice the base file."""
+    import shutil
+
+    prefer = (prefer or os.environ.get(LORA_EXPORT_ENV) or "auto").lower()
+    if prefer not in ("merged", "adapter", "auto"):
+        raise DataError(f"error: {LORA_EXPORT_ENV}={prefer!r}; use merged, adapter or auto")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    size, free = Path(base_gguf).stat().st_size, shutil.disk_usage(out_dir).free
+    if prefer == "adapter":
+        use, reason = "adapter", f"asked for ({LORA_EXPORT_ENV} or the caller)"
+    elif prefer == "auto" and free < 2 * size:
+        use, reason = "adapter", f"a merged copy ({size / 2**20:.0f} MiB) would not fit: {free / 2**20:.0f} MiB free"
+    elif not (Path(merged_dir) / "config.json").is_file():
+        if prefer == "merged":
+            raise DataError(f"error: {merged_dir} holds no merged model; train again or use {LORA_EXPORT_ENV}=adapter")
+        use, reason = "adapter", f"the training job wrote no merged model in {merged_dir}"
+    else:
+        use, reason = "merged", "decodes at the base's speed with the base's tensor types"
+    if use == "merged":
+        detail = export_merged_gguf(Path(merged_dir), Path(base_gguf), out_dir / "model.gguf")
+        return {"model": str(out_dir / "model.gguf"), "options": {}, "lora_export": use, "reason": reason,
+                "how": "LoRA merged into the weights (PEFT merge_and_unload), written into a copy of the base GGUF",
+                "detail": detail}
+    detail = export_lora_gguf(Path(adapter_dir), Path(base_gguf), out_dir / "adapter.gguf")
+    return {"model": str(base_gguf), "options": {"lora_path": str(out_dir / "adapter.gguf")}, "lora_export": use,
+            "reason": reason, "how": "LoRA adapter converted to GGUF, applied by llama.cpp to the unchanged base GGUF",
+            "detail": detail}
 
 
 def export_merged_gguf(model_dir: Path, base_gguf: Path, out: Path) -> dict:
@@ -377,8 +424,62 @@ def _merged_tensor(gguf, tensor, weight, hf_name: str, base: _Base):
     try:
         return gguf.quants.quantize(new, tensor.tensor_type), tensor.tensor_type
     except NotImplementedError:
-        qtype = gguf.GGMLQuantizationType.Q8_0 if expected[-1] % 32 == 0 else gguf.GGMLQuantizationType.F32
-        return gguf.quants.quantize(new, qtype), qtype
+        pass
+    data = ggml_quantize(new, tensor.tensor_type)  # K types: llama.cpp's own quantizer, the base's type kept
+    if data is not None:
+        return data, tensor.tensor_type
+    qtype = gguf.GGMLQuantizationType.Q8_0 if expected[-1] % 32 == 0 else gguf.GGMLQuantizationType.F32
+    return gguf.quants.quantize(new, qtype), qtype
+
+
+def ggml_quantize(rows: np.ndarray, qtype) -> np.ndarray | None:
+    """`rows` (float, 2-D: rows x n_per_row) quantized to `qtype` by ggml's `ggml_quantize_chunk`, the function
+    llama.cpp's llama-quantize calls, from the ggml library that llama-cpp-python ships; None where that library
+    is absent or the type needs an importance matrix (IQ types) or does not divide the rows into its blocks."""
+    lib = _ggml_base()
+    if lib is None or lib.ggml_quantize_requires_imatrix(int(qtype)):
+        return None
+    rows = np.ascontiguousarray(rows.reshape(-1, rows.shape[-1]), dtype=np.float32)
+    n_rows, n_per_row = rows.shape
+    block = _gguf().GGML_QUANT_SIZES.get(qtype, (0, 0))[0]
+    if not block or n_per_row % block:
+        return None
+    row_bytes = lib.ggml_row_size(int(qtype), n_per_row)
+    out = np.empty((n_rows, row_bytes), dtype=np.uint8)
+    lib.ggml_quantize_init(int(qtype))
+    written = lib.ggml_quantize_chunk(int(qtype), rows.ctypes.data, out.ctypes.data, 0, n_rows, n_per_row, None)
+    if written != out.nbytes:
+        raise RuntimeError(f"ggml_quantize_chunk wrote {written} bytes for {qtype.name}, expected {out.nbytes}")
+    return out
+
+
+_GGML = []
+
+
+def _ggml_base():
+    """libggml-base from llama-cpp-python's wheel, with the three quantizer signatures declared (None if absent)."""
+    if _GGML:
+        return _GGML[0]
+    import ctypes
+
+    try:
+        import llama_cpp
+
+        lib = ctypes.CDLL(str(Path(llama_cpp.__file__).parent / "lib" / "libggml-base.so"))
+    except (ImportError, OSError):
+        lib = None
+    if lib is not None:
+        i64, size_t, ptr = ctypes.c_int64, ctypes.c_size_t, ctypes.c_void_p
+        lib.ggml_quantize_chunk.argtypes = [ctypes.c_int, ptr, ptr, i64, i64, i64, ptr]
+        lib.ggml_quantize_chunk.restype = size_t
+        lib.ggml_quantize_requires_imatrix.argtypes = [ctypes.c_int]
+        lib.ggml_quantize_requires_imatrix.restype = ctypes.c_bool
+        lib.ggml_quantize_init.argtypes = [ctypes.c_int]
+        lib.ggml_quantize_init.restype = None
+        lib.ggml_row_size.argtypes = [ctypes.c_int, i64]
+        lib.ggml_row_size.restype = size_t
+    _GGML.append(lib)
+    return lib
 
 
 def _copy_metadata(reader, writer) -> None:

@@ -35,7 +35,7 @@ from selfdistill.errors import DataError
 from selfdistill.generate.base import GenRequest
 from selfdistill.generate.llamacpp import LlamaCppBackend
 from selfdistill.generate.params import SamplingParams
-from selfdistill.train.export import export_lora_gguf, export_merged_gguf
+from selfdistill.train.export import LORA_EXPORT_ENV, export_lora_arm, export_lora_gguf, export_merged_gguf
 from tests.generate.tiny_models import write_tiny_gguf, write_tiny_qwen2_gguf
 
 PROMPTS = ("def f(x):\n    return x + 1", "xyz", "ret def")
@@ -173,6 +173,37 @@ def test_backend_with_lora_path_greedy_decodes_as_transformers(case):
     assert result.text.encode().startswith(llm.detokenize(expected))
 
 
+def test_lora_arm_is_evaluated_merged_and_greedy_decodes_as_transformers(case, tmp_path, monkeypatch):
+    """The round's default for a LoRA arm: the merged model in a copy of the base GGUF, no adapter option;
+    run through the backend (batched), its greedy tokens are transformers' on the merged model."""
+    monkeypatch.delenv(LORA_EXPORT_ENV, raising=False)
+    exp = export_lora_arm(case.root / "adapter", case.root / "merged", case.base, tmp_path)
+    assert (exp["lora_export"], exp["options"], exp["model"]) == ("merged", {}, str(tmp_path / "model.gguf"))
+    assert exp["detail"]["out_sha256"] == case.merged_record["out_sha256"]  # the same file export_merged_gguf writes
+    backend = LlamaCppBackend(exp["model"], chat=False, n_ctx=256, n_threads=1, batch=2)
+    try:
+        results = list(backend.generate([GenRequest("t/0", i, PROMPTS[0], 1 + i) for i in range(2)],
+                                        SamplingParams(0.0, max_new_tokens=8)))
+    finally:
+        backend.close()
+    llm = case.llms["merged"]
+    expected = hf_greedy(case.merged, tokens(llm, PROMPTS[0]), 8 if case.arch == "llama" else 3)
+    assert all(r.text.encode().startswith(llm.detokenize(expected)) for r in results)
+
+
+def test_lora_arm_keeps_the_adapter_path_when_asked(case, tmp_path, monkeypatch):
+    monkeypatch.setenv(LORA_EXPORT_ENV, "adapter")
+    exp = export_lora_arm(case.root / "adapter", case.root / "merged", case.base, tmp_path)
+    assert (exp["lora_export"], exp["model"]) == ("adapter", str(case.base))
+    assert exp["options"] == {"lora_path": str(tmp_path / "adapter.gguf")} and not (tmp_path / "model.gguf").exists()
+    monkeypatch.setenv(LORA_EXPORT_ENV, "auto")
+    no_merged = export_lora_arm(case.root / "adapter", tmp_path / "nothing", case.base, tmp_path / "b")
+    assert no_merged["lora_export"] == "adapter" and "no merged model" in no_merged["reason"]
+    monkeypatch.setenv(LORA_EXPORT_ENV, "fused")
+    with pytest.raises(DataError, match="merged, adapter or auto"):
+        export_lora_arm(case.root / "adapter", case.root / "merged", case.base, tmp_path / "c")
+
+
 def test_rslora_scale_is_folded_into_alpha(case, tmp_path):
     if case.arch != "llama":
         pytest.skip("the scale does not depend on the layout; the F32 llama gives the tight comparison")
@@ -207,24 +238,24 @@ def test_unchanged_tensors_are_bit_identical_and_changed_ones_keep_their_type(ca
     for name, t in base.items():
         if name not in changed:
             assert out[name].tensor_type == t.tensor_type and out[name].data.tobytes() == t.data.tobytes(), name
-        elif t.tensor_type in (Q.Q4_K, Q.Q6_K):  # gguf-py cannot quantize to K types
-            assert out[name].tensor_type == Q.Q8_0 and fallback[name] == (t.tensor_type.name, "Q8_0")
-        else:
+        else:  # K types too: quantized by ggml's own quantizer (gguf-py has none for them)
             assert out[name].tensor_type == t.tensor_type and name not in fallback
     assert ("output.weight" in out) == (case.arch == "llama")  # qwen2's tied head stays tied
+    assert fallback == {}
     if case.arch == "qwen2":
-        assert set(fallback) == {"blk.0.ffn_down.weight", "blk.1.ffn_down.weight"}
+        assert {base[n].tensor_type for n in changed} >= {Q.Q4_K, Q.Q6_K}  # the K-type path was exercised
 
 
 def test_merged_weights_round_trip_through_transformers_within_one_quantization_step(case):
     """transformers reads the exported file back (un-permuting llama q/k): each weight is the trained one,
     exactly where written as F32, else within one rounding of its type: Q8_0 half a step (amax / 254),
     Q5_0 a sixteenth of amax (its grid is asymmetric, -16..15 steps, so the far side can clip by a step);
-    plus the fp16 rounding of the block scale."""
+    plus the fp16 rounding of the block scale; K types (6-bit and 4-bit levels under quantized sub-block
+    scales) within a 32nd and an 8th of amax."""
     reloaded = AutoModelForCausalLM.from_pretrained(str(case.root), gguf_file="merged.gguf").state_dict()
     trained = case.merged.state_dict()
     _, out, _, _ = readers(case)
-    bound = {Q.F32: 0.0, Q.Q8_0: 1 / 254 + 1 / 2048, Q.Q5_0: 1 / 16 + 1 / 2048}
+    bound = {Q.F32: 0.0, Q.Q8_0: 1 / 254 + 1 / 2048, Q.Q5_0: 1 / 16 + 1 / 2048, Q.Q6_K: 1 / 32, Q.Q4_K: 1 / 8}
     for name in case.merged_record["changed"]:
         hf_name = next(k for k in trained if _gguf_name(case, k) == name)
         error = (reloaded[hf_name] - trained[hf_name]).abs().max().item()
