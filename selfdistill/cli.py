@@ -67,11 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--k", type=_k_list, default=None, help="comma-separated k, e.g. 1,10 (default: 1,4,8,16 up to n)")
     s.add_argument("--out", type=Path, default=None, help="output directory (default: next to the samples)")
     s.add_argument("--errata", type=Path, default=None, help="TOML of problem ids to exclude, with reasons")
-    s.add_argument("--timeout-s", type=float, default=10.0, help="wall-clock limit per program")
-    s.add_argument("--memory-mb", type=int, default=1024, help="address-space limit per program")
-    s.add_argument("--workers", type=int, default=None, help="sandbox workers (default: one per core)")
-    s.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples")
-    s.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    s.add_argument("--timeout-s", type=_timeout_s, default=10.0, help="wall-clock limit per program, seconds (0 < t <= 600)")
+    s.add_argument("--memory-mb", type=_memory_mb, default=1024, help="address-space limit per program, MiB (>= 64)")
+    s.add_argument("--workers", type=_int_at_least(1, "--workers"), default=None, help="sandbox workers (default: one per core)")
+    s.add_argument("--resamples", type=_int_at_least(1, "--resamples"), default=10_000, help="bootstrap resamples")
+    s.add_argument("--seed", type=_int_at_least(0, "--seed"), default=0, help="bootstrap seed (>= 0)")
     s.set_defaults(func=cmd_score)
 
     e = sub.add_parser("eval", help="generate + score + metrics for one arm, resumable")
@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("contamination", help="check a prompt pool against a held-out set")
     t.add_argument("--pool", required=True, help='"humaneval" or a JSONL / LiveCodeBench path')
     t.add_argument("--heldout", required=True, help='"humaneval" or a JSONL / LiveCodeBench path')
-    t.add_argument("--ngram", type=int, default=13, help="word n-gram length for overlap (default 13)")
+    t.add_argument("--ngram", type=_int_at_least(1, "--ngram"), default=13, help="word n-gram length for overlap (default 13)")
     t.add_argument("--out", type=Path, default=None, help="write the report as JSON here")
     t.set_defaults(func=cmd_contamination)
 
@@ -129,7 +129,7 @@ def _spec_args(p: argparse.ArgumentParser, *, stages: bool = False) -> None:
         p.add_argument("--limit", type=int, default=None,
                        help="evaluate a seeded subset of N held-out problems (results stamped not comparable)")
         p.add_argument("--force", action="store_true",
-                       help="go past a GO-OTHER precondition verdict (stamped on every result)")
+                       help="go past a GO-OTHER or INCONCLUSIVE precondition verdict (stamped on every result)")
 
 
 def _k_list(text: str) -> tuple[int, ...]:
@@ -140,6 +140,38 @@ def _k_list(text: str) -> tuple[int, ...]:
     if not ks or min(ks) < 1:
         raise argparse.ArgumentTypeError(f"--k {text!r}: every k must be an integer >= 1")
     return ks
+
+
+def _int_at_least(low: int, flag: str):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{flag} {text!r}: expected an integer >= {low}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{flag} {text}: must be >= {low}")
+        return value
+
+    return parse
+
+
+def _timeout_s(text: str) -> float:
+    from selfdistill.execute.confine import MAX_TIMEOUT_S
+
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= MAX_TIMEOUT_S:  # nan fails this too
+        raise argparse.ArgumentTypeError(f"--timeout-s {text!r}: give seconds, 0 < t <= {MAX_TIMEOUT_S:g}")
+    return value
+
+
+def _memory_mb(text: str) -> int:
+    from selfdistill.execute.confine import MIN_MEMORY_MB
+
+    value = _int_at_least(MIN_MEMORY_MB, "--memory-mb")(text)
+    return value
 
 
 def cmd_check(args: argparse.Namespace) -> int:

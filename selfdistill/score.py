@@ -63,6 +63,23 @@ class ScoreConfig:
     bootstrap_resamples: int = 10_000
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        from selfdistill.execute.confine import MAX_TIMEOUT_S, MIN_MEMORY_MB
+
+        bad = []
+        if not (isinstance(self.timeout_s, (int, float)) and 0 < self.timeout_s <= MAX_TIMEOUT_S):
+            bad.append(f"timeout_s={self.timeout_s!r} (give 0 < seconds <= {MAX_TIMEOUT_S:g})")
+        if not (isinstance(self.memory_mb, int) and self.memory_mb >= MIN_MEMORY_MB):
+            bad.append(f"memory_mb={self.memory_mb!r} (give >= {MIN_MEMORY_MB}: the interpreter alone maps ~30 MB)")
+        if self.workers is not None and not (isinstance(self.workers, int) and self.workers >= 1):
+            bad.append(f"workers={self.workers!r} (give >= 1)")
+        if not (isinstance(self.seed, int) and self.seed >= 0):
+            bad.append(f"seed={self.seed!r} (give >= 0)")
+        if not (isinstance(self.bootstrap_resamples, int) and self.bootstrap_resamples >= 1):
+            bad.append(f"bootstrap_resamples={self.bootstrap_resamples!r} (give >= 1)")
+        if bad:
+            raise DataError("error: score settings: " + "; ".join(bad))
+
 
 def read_samples(path: Path, problems: dict[str, Problem]) -> list[Sample]:
     """Samples in file order; every task_id must be a problem of the task."""

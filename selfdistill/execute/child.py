@@ -82,10 +82,9 @@ class Stage:
         self.versions = snapshot.versions()  # last: after everything above changed what it changes
 
 
-def main(spec: dict, sandbox: isolation.Sandbox, fds: tuple[int, int, int, int], report, secrets: list,
+def main(spec: dict, sandbox: isolation.Sandbox, fds: tuple[int, int, int, int], report,
          snapshot: Snapshot, stage: Stage) -> None:  # fmt: skip
     """The child's whole life. Never returns."""
-    secrets.clear()  # expected outputs stay in the worker: drop the references we inherited
     try:
         confine.wire_fds(*fds)
     except BaseException:

@@ -25,6 +25,8 @@ import sys
 from selfdistill.execute import isolation
 
 RESULT_FD = 3
+MIN_MEMORY_MB = 64  # RLIMIT_AS below what a forked child already maps (~27 MB) plus headroom is no cap at all
+MAX_TIMEOUT_S = 600.0
 FSIZE_BYTES = 16 << 20
 NPROC = 32
 NOFILE = 256

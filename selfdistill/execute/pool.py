@@ -24,6 +24,8 @@ memory of all workers (each child is capped by RLIMIT_AS), fairness between conc
 
 from __future__ import annotations
 
+import fcntl
+import json
 import logging
 import os
 import queue
@@ -37,8 +39,8 @@ from typing import Self
 
 import selfdistill
 from selfdistill.errors import SandboxError
-from selfdistill.execute import protocol
-from selfdistill.execute.isolation import MODES
+from selfdistill.execute import judge, protocol
+from selfdistill.execute.isolation import MODES, UID_BASE, UID_RANGE
 from selfdistill.execute.outcome import Job, Outcome, Status
 from selfdistill.tasks.problem import AssertTests, CallTests, IOTests
 
@@ -52,16 +54,22 @@ _PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(selfdistill.__fi
 _BOOTSTRAP = f"import sys; sys.path.insert(0, {_PACKAGE_ROOT!r}); from selfdistill.execute.worker import main; main()"
 
 
+STDOUT_CAP_MIN = 4 << 20  # io cases: more stdout than max(this, 4x expected) fails the case
+UID_LOCK_DIRS = ("/run/lock", "/var/lock", "/dev/shm", "/tmp")  # first that exists: shared by every run here
+
+
 def job_to_wire(job: Job) -> dict:
-    """The frame a worker receives. Raises TypeError for tests it cannot describe."""
+    """The frame a worker receives: inputs only. Expected outputs (stdin/stdout text, call return values)
+    stay in this process, which compares them (`_Worker.run`); assert tests carry their test code, which
+    must run beside the program. Raises TypeError for tests it cannot describe."""
     tests = job.tests
     if isinstance(tests, AssertTests):
         wire_tests: dict = {"kind": "assert", "code": tests.code}
     elif isinstance(tests, IOTests):
-        wire_tests = {"kind": "io", "cases": [{"input": c.input, "output": c.output} for c in tests.cases]}
+        cases = [{"input": c.input, "stdout_cap": max(STDOUT_CAP_MIN, 4 * len(c.output))} for c in tests.cases]
+        wire_tests = {"kind": "io", "cases": cases}
     elif isinstance(tests, CallTests):
-        cases = [{"args_json": c.args_json, "expected_json": c.expected_json} for c in tests.cases]
-        wire_tests = {"kind": "call", "fn_name": tests.fn_name, "cases": cases}
+        wire_tests = {"kind": "call", "fn_name": tests.fn_name, "cases": [{"args_json": c.args_json} for c in tests.cases]}
     else:
         raise TypeError(f"tests of type {type(tests).__name__} are not AssertTests, IOTests or CallTests")
     return {
@@ -74,11 +82,42 @@ def job_to_wire(job: Job) -> dict:
     }
 
 
+class UidLease:
+    """Unprivileged uids for this run's slots, each held by an flock on a file in a machine-wide lock dir,
+    so two runs on one machine (score and eval, two scores) never share a uid: RLIMIT_NPROC counts
+    processes per uid machine-wide. Released when the pool closes, or by the kernel when we die."""
+
+    def __init__(self) -> None:
+        self._held: dict[int, int] = {}
+        self.directory = next((d for d in UID_LOCK_DIRS if os.path.isdir(d)), "/tmp")
+
+    def take(self) -> int:
+        lock_dir = os.path.join(self.directory, "selfdistill-sandbox-uids")
+        os.makedirs(lock_dir, mode=0o755, exist_ok=True)
+        for uid in range(UID_BASE, UID_BASE + UID_RANGE):
+            if uid in self._held:
+                continue
+            fd = os.open(os.path.join(lock_dir, str(uid)), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            self._held[uid] = fd
+            return uid
+        raise SandboxError(f"all {UID_RANGE} sandbox uids from {UID_BASE} are leased by other runs ({lock_dir})")
+
+    def release(self) -> None:
+        for fd in self._held.values():
+            os.close(fd)
+        self._held.clear()
+
+
 class _Worker:
     """The harness side of one worker process: start, send a job, await its answer, kill."""
 
-    def __init__(self, slot: int, mode: str, startup_timeout_s: float):
-        self.slot, self.mode, self.startup_timeout_s = slot, mode, startup_timeout_s
+    def __init__(self, slot: int, mode: str, startup_timeout_s: float, uid: int | None = None):
+        self.slot, self.mode, self.startup_timeout_s, self.uid = slot, mode, startup_timeout_s, uid
         self.proc: subprocess.Popen | None = None
         self.isolation: dict = {}
 
@@ -88,7 +127,8 @@ class _Worker:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-s", "-P", "-c", _BOOTSTRAP, str(self.slot), self.mode],
+            [sys.executable, "-s", "-P", "-c", _BOOTSTRAP, str(self.slot), self.mode,
+             "-" if self.uid is None else str(self.uid), str(os.getpid())],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=WORKER_ENV,  # nothing of ours (API keys, tokens) reaches a child, not even /proc/self/environ
@@ -112,19 +152,39 @@ class _Worker:
 
     def run(self, job: Job, frame: dict, grace_s: float) -> Outcome:
         start = time.monotonic()
+        deadline = start + job.timeout_s + grace_s
+        verdict: judge.Verdict | None = None
         try:
             protocol.write_frame(self.proc.stdin.fileno(), frame)
-            answer = self._read(job.timeout_s + grace_s)
+            while True:
+                answer = self._read(max(deadline - time.monotonic(), 0.001))
+                if not (isinstance(answer, dict) and "compare" in answer):
+                    break
+                verdict = self._compare_io(job, answer)  # the worker asks; only we hold the expected output
+                protocol.write_frame(self.proc.stdin.fileno(), {"same": verdict is None})
         except (OSError, protocol.ProtocolError) as e:
             answer = f"{type(e).__name__}: {e}"
         if isinstance(answer, dict) and answer.get("job_id") == job.job_id:
             try:
-                return Outcome(job.job_id, Status(answer["status"]), str(answer["detail"]), float(answer["duration_s"]))
-            except (KeyError, ValueError, TypeError) as e:
-                answer = f"malformed answer {answer!r:.200}: {e}"
+                status, detail = Status(answer["status"]), str(answer["detail"])
+                if "cases" in answer and status is not Status.INFRA:
+                    verdict = judge.compare_call(answer["cases"], [json.loads(c.expected_json) for c in job.tests.cases])
+                if verdict is not None and status is not Status.INFRA:
+                    status, detail = Status(verdict[0]), verdict[1]
+                return Outcome(job.job_id, status, detail, float(answer["duration_s"]))
+            except (KeyError, ValueError, TypeError, AttributeError) as e:
+                answer = f"malformed answer {str(answer)[:200]}: {e}"
         detail = self._death_detail(answer)
         self.kill()
         return Outcome(job.job_id, Status.INFRA, detail, round(time.monotonic() - start, 6))
+
+    @staticmethod
+    def _compare_io(job: Job, question: dict) -> judge.Verdict | None:
+        i, stdout = question["compare"], question["stdout"]
+        if not isinstance(i, int) or not isinstance(stdout, str) or not 0 <= i < len(job.tests.cases):
+            raise protocol.ProtocolError(f"bad compare request {str(question)[:100]}")
+        mismatch = judge.compare_output(stdout, job.tests.cases[i].output)
+        return (judge.FAILED, judge.short(f"case {i}: {mismatch}")) if mismatch else None
 
     def _read(self, timeout_s: float):
         """The next frame, or a string saying why there is none (timeout, EOF)."""
@@ -192,6 +252,7 @@ class SandboxPool:
         self._tasks: queue.SimpleQueue = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._isolation: dict | None = None
+        self._uids = UidLease()
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -204,14 +265,17 @@ class SandboxPool:
 
     def start(self) -> None:
         """Start every worker; raises SandboxError if one cannot start."""
-        self._workers = [_Worker(slot, self.mode, self.startup_timeout_s) for slot in range(self.n_workers)]
+        drop = os.geteuid() == 0 and self.mode in ("auto", "root", "none")  # root: children run as a leased uid
         try:
+            self._workers = [_Worker(slot, self.mode, self.startup_timeout_s, self._uids.take() if drop else None)
+                             for slot in range(self.n_workers)]  # fmt: skip
             for w in self._workers:
                 w.start()
             reports = [w.await_hello() for w in self._workers]
         except BaseException:
             for w in self._workers:
                 w.kill()
+            self._uids.release()
             raise
         self._isolation = reports[0]
         if any(r != reports[0] for r in reports):
@@ -230,6 +294,7 @@ class SandboxPool:
         self._threads.clear()
         for w in self._workers:
             w.close()
+        self._uids.release()
 
     @property
     def isolation(self) -> dict:
@@ -241,6 +306,10 @@ class SandboxPool:
     def worker_pids(self) -> list[int | None]:
         """Process ids of the workers (for diagnostics and tests)."""
         return [w.pid for w in self._workers]
+
+    def slot_uids(self) -> list[int | None]:
+        """The uid each slot's programs run as (None: the harness's own uid)."""
+        return [w.uid for w in self._workers]
 
     # --- running -------------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ import json
 import os
 import struct
 
-MAX_FRAME_BYTES = 1 << 30
+MAX_FRAME_BYTES = 1 << 28
 _HEADER = struct.Struct(">I")
 
 

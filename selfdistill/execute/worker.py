@@ -8,7 +8,8 @@ per case for stdin/stdout tests) and watch it until it exits or the job's wall d
 (launch.py), judge (judge.py), remove the job dir, answer one frame on stdout.
 
 Keep imports minimal: no numpy, no pydantic, nothing from selfdistill.tasks. The worker never runs
-program code itself; it only forks. Expected outputs never reach a child's object graph (`secrets`).
+program code itself; it only forks. Expected outputs never reach this process: the pool compares
+stdin/stdout text (one round trip per case, `ask`) and call return values (sent back with the answer).
 Not covered here: what a child can do to itself (see child.py) or see (see isolation.py).
 """
 
@@ -20,7 +21,9 @@ import itertools
 import json
 import logging
 import os
-import shutil
+import resource
+import signal
+import stat
 import sys
 import time
 
@@ -36,33 +39,45 @@ PREIMPORTS = (
     "cmath", "array", "dataclasses", "enum", "numbers", "io", "time", "queue", "threading", "struct",
     "textwrap", "unicodedata", "collections.abc", "contextlib", "pprint", "tempfile", "string",
 )  # fmt: skip
-STDOUT_CAP_MIN = 4 << 20  # io cases: more stdout than max(this, 4x expected) fails the case
+WORKER_AS_BYTES = 2 << 30  # the worker's own address space (soft limit; children set their own)
 
 
 class BadJob(ValueError):
     """The job frame is malformed: an INFRA fault, never the program's."""
 
 
+class SlotBroken(Exception):
+    """The job dir could not be cleaned: this worker answers, then exits, and the pool starts a fresh one."""
+
+
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     slot, mode = int(args[0]), (args[1] if len(args) > 1 else "auto")
+    uid = int(args[2]) if len(args) > 2 and args[2] != "-" else None
+    parent = int(args[3]) if len(args) > 3 else None
+    isolation.prctl(isolation.PR_SET_PDEATHSIG, signal.SIGKILL)  # the harness dies -> we die, and our namespace
+    if parent is not None and os.getppid() != parent:  # it died before the prctl took effect
+        os._exit(1)
     logging.basicConfig(level=logging.WARNING, format=f"sandbox worker {slot}: %(levelname)s %(message)s")
     job_in, job_out = _private_stdio()
-    sandbox = isolation.enter(slot, mode)
+    sandbox = isolation.enter(slot, mode, uid)
     confine.scrub_worker_environment()
     confine.make_stdio()
     _preimport()
     isolation.prctl(isolation.PR_SET_NO_NEW_PRIVS, 1)  # inherited: setuid binaries cannot raise a child's privileges
     snapshot = Snapshot()
     stage = child.Stage(snapshot)
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if soft == resource.RLIM_INFINITY or soft > WORKER_AS_BYTES:  # a flood cannot grow the worker without bound
+        resource.setrlimit(resource.RLIMIT_AS, (WORKER_AS_BYTES, hard))
     gc.collect()
     gc.freeze()  # children's garbage collections no longer touch (and copy) the worker's pages
     protocol.write_frame(job_out, {"hello": sandbox.report})
     try:
-        serve(job_in, job_out, Context(sandbox, snapshot, stage))
+        serve(job_in, job_out, Context(sandbox, snapshot, stage, job_in))
     finally:
         if not sandbox.pid_namespace:  # job dirs live in the host's /tmp: leave nothing behind
-            shutil.rmtree(sandbox.job_root, ignore_errors=True)
+            remove_tree(sandbox.job_root)
 
 
 def _private_stdio() -> tuple[int, int]:
@@ -96,40 +111,60 @@ def serve(job_in: int, job_out: int, ctx: Context) -> None:
             sys.exit(2)
         if frame is None:
             return
-        protocol.write_frame(job_out, handle(frame, ctx))
+        ctx.ask = lambda question: _ask(job_in, job_out, question)
+        answer = handle(frame, ctx)
+        protocol.write_frame(job_out, answer)
+        if ctx.broken or ctx.orphaned:
+            log.error("slot cannot continue (%s); exiting so the pool starts a fresh one",
+                      "harness gone" if ctx.orphaned else ctx.broken)
+            sys.exit(3)
+
+
+def _ask(job_in: int, job_out: int, question: dict) -> dict:
+    """One round trip to the pool, which alone holds the expected outputs (stdin/stdout cases)."""
+    protocol.write_frame(job_out, question)
+    reply = protocol.read_frame(job_in)
+    if reply is None:
+        raise protocol.ProtocolError("the pool closed the job stream mid-job")
+    return reply
 
 
 def handle(frame: dict, ctx: Context) -> dict:
     start = time.monotonic()
     job_id = str(frame.get("job_id", ""))
+    extra: dict = {}
     try:
-        job, secrets = parse_job(frame)
-        status, detail = _run_in_jobdir(job, secrets, ctx)
+        job = parse_job(frame)
+        del frame
+        status, detail, extra = _run_in_jobdir(job, ctx)
     except BadJob as e:
         status, detail = judge.INFRA, judge.short(f"malformed job: {e}")
     except Exception as e:  # a harness fault must become INFRA, not kill the slot
         log.exception("job %s", job_id)
         status, detail = judge.INFRA, judge.short(f"worker error: {type(e).__name__}: {e}")
-    return {"job_id": job_id, "status": status, "detail": detail, "duration_s": round(time.monotonic() - start, 6)}
+    answer = {"job_id": job_id, "status": status, "detail": detail, "duration_s": round(time.monotonic() - start, 6)}
+    return answer | extra
 
 
-def parse_job(frame: dict) -> tuple[dict, list]:
-    """The child spec, and the expected values, popped out of `frame` so no child inherits them."""
+def parse_job(frame: dict) -> dict:
+    """The child spec. The frame carries no expected outputs: the pool keeps them and compares (stdin/stdout
+    text, call return values) itself; this process, which forks untrusted children, never held them."""
     try:
         tests, kind = frame["tests"], frame["tests"]["kind"]
         job = {
+            "job_id": str(frame.get("job_id", "")),
             "kind": kind,
             "program": _str(frame["program"]),
             "timeout_s": float(frame["timeout_s"]),
             "memory_mb": int(frame["memory_mb"]),
             "entry_point": frame.get("entry_point"),
         }
-        secrets = _PARSERS[kind](tests, job)
+        _PARSERS[kind](tests, job)
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise BadJob(f"{type(e).__name__}: {e}") from None
-    if not (job["timeout_s"] > 0 and job["memory_mb"] > 0):
-        raise BadJob("timeout_s and memory_mb must be positive")
-    return job, secrets
+    if not (0 < job["timeout_s"] <= confine.MAX_TIMEOUT_S and job["memory_mb"] >= confine.MIN_MEMORY_MB):
+        raise BadJob(f"need 0 < timeout_s <= {confine.MAX_TIMEOUT_S:g} and memory_mb >= {confine.MIN_MEMORY_MB}")
+    return job
 
 
 def _str(value) -> str:
@@ -138,10 +173,9 @@ def _str(value) -> str:
     return value
 
 
-def _parse_assert(tests: dict, job: dict) -> list:
+def _parse_assert(tests: dict, job: dict) -> None:
     job["code"] = code = _str(tests["code"])
     job["tests_code"] = _compiled_tests(code)
-    return []
 
 
 _tests_cache: dict[str, object] = {}
@@ -157,19 +191,18 @@ def _compiled_tests(code: str):
     return _tests_cache[code]
 
 
-def _parse_io(tests: dict, job: dict) -> list:
+def _parse_io(tests: dict, job: dict) -> None:
     cases = _cases(tests)
     job["inputs"] = [_str(c["input"]) for c in cases]
-    return [_str(c.pop("output")) for c in cases]
+    job["stdout_caps"] = [int(c["stdout_cap"]) for c in cases]
 
 
-def _parse_call(tests: dict, job: dict) -> list:
+def _parse_call(tests: dict, job: dict) -> None:
     cases = _cases(tests)
     job["fn_name"] = _str(tests["fn_name"])
     job["args"] = [json.loads(_str(c["args_json"])) for c in cases]
     if not all(isinstance(a, list) for a in job["args"]):
         raise ValueError("args_json must be a JSON array")
-    return [json.loads(_str(c.pop("expected_json"))) for c in cases]
 
 
 def _cases(tests: dict) -> list:
@@ -182,38 +215,45 @@ def _cases(tests: dict) -> list:
 _PARSERS = {"assert": _parse_assert, "io": _parse_io, "call": _parse_call}
 
 
-def _run_in_jobdir(job: dict, secrets: list, ctx: Context) -> judge.Verdict:
+def _run_in_jobdir(job: dict, ctx: Context) -> tuple[str, str, dict]:
     try:
         jobdir = _make_jobdir(ctx.sandbox)
-    except OSError as e:
-        return judge.INFRA, judge.short(f"could not create the job dir: {e}")
+    except OSError as e:  # a fresh tmpfs (or dir) per job: nothing a program did can cause this
+        ctx.broken = f"could not create a job dir: {e}"
+        return judge.INFRA, judge.short(f"could not create the job dir: {e}"), {}
     job["jobdir"] = jobdir
     confine.point_environment(jobdir)
     try:
-        return _run_kind(job, secrets, ctx)
-    finally:
-        sweep(ctx.sandbox)
-        _remove_jobdir(jobdir)
+        return _run_kind(job, ctx)
+    finally:  # the verdict stands whatever cleanup meets; a slot it cannot clean is replaced
+        try:
+            sweep(ctx.sandbox)
+            _remove_jobdir(jobdir, ctx.sandbox)
+        except Exception as e:  # noqa: BLE001
+            ctx.broken = f"could not clean {jobdir}: {type(e).__name__}: {e}"
 
 
-def _run_kind(job: dict, secrets: list, ctx: Context) -> judge.Verdict:
+def _run_kind(job: dict, ctx: Context) -> tuple[str, str, dict]:
     """`timeout_s` is one wall-clock budget for the whole job: stdin/stdout cases share it."""
     deadline = time.monotonic() + job["timeout_s"]
 
     def run(stdin: bytes | None = None, stdout_cap: int | None = None) -> judge.RunResult:
-        return run_process(job, ctx, secrets, deadline, stdin, stdout_cap)
+        return run_process(job, ctx, deadline, stdin, stdout_cap)
 
     if job["kind"] == "assert":
-        return judge.judge_assert(run())
+        return (*judge.judge_assert(run()), {})
     if job["kind"] == "call":
-        return judge.judge_call(run(), secrets)
+        return judge.call_evidence(run(), len(job["args"]))
     for i, stdin in enumerate(job["inputs"]):
-        cap = max(STDOUT_CAP_MIN, 4 * len(secrets[i]))
-        result = run(stdin.encode(), cap)  # forks: no expected value may be in a local here
-        verdict = judge.judge_io_case(result, secrets[i], i)
+        result = run(stdin.encode(), job["stdout_caps"][i])
+        verdict = judge.io_case_ending(result, i)
         if verdict:
-            return verdict
-    return judge.PASSED, ""
+            return (*verdict, {})
+        stdout = (result.stdout or b"").decode("utf-8", "replace")
+        del result
+        if not ctx.ask({"job_id": job.get("job_id", ""), "compare": i, "stdout": stdout}).get("same"):
+            return judge.FAILED, f"case {i}", {"compared": i}
+    return judge.PASSED, "", {}
 
 
 _jobdir_numbers = itertools.count(1)
@@ -222,18 +262,49 @@ _jobdir_numbers = itertools.count(1)
 def _make_jobdir(sandbox: isolation.Sandbox) -> str:
     path = os.path.join(sandbox.job_root, f"job{next(_jobdir_numbers)}")
     os.mkdir(path, 0o700)
-    if sandbox.uid is not None:
+    if sandbox.pid_namespace:  # our own mount namespace: a fresh tmpfs, removed whole by one unmount
+        try:
+            isolation.mount_jobdir(path, sandbox.uid)
+        except OSError:
+            os.rmdir(path)
+            raise
+    elif sandbox.uid is not None:
         os.chown(path, sandbox.uid, sandbox.gid)
     return path
 
 
-def _remove_jobdir(path: str) -> None:
-    try:
+def _remove_jobdir(path: str, sandbox: isolation.Sandbox) -> None:
+    if sandbox.pid_namespace:
+        isolation.unmount(path)
         os.rmdir(path)
-    except OSError:
-        shutil.rmtree(path, ignore_errors=True)
+    else:
+        remove_tree(path)
     if os.path.lexists(path):
-        log.warning("could not remove job dir %s", path)
+        raise OSError(f"{path} is still there")
+
+
+def remove_tree(root: str) -> None:
+    """rmtree without recursion (a 1,500-deep tree made shutil.rmtree raise RecursionError) or symlink
+    following; a directory made unreadable by its owner is made readable first (we are its owner or root)."""
+    stack = [root]
+    while stack:
+        path = stack[-1]
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            stack.pop()
+            continue
+        if not stat.S_ISDIR(st.st_mode):
+            os.unlink(path)
+            stack.pop()
+            continue
+        os.chmod(path, 0o700)
+        entries = os.listdir(path)
+        if entries:
+            stack.extend(os.path.join(path, e) for e in entries)
+        else:
+            os.rmdir(path)
+            stack.pop()
 
 
 if __name__ == "__main__":
