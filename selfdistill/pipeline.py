@@ -1,6 +1,6 @@
 """`selfdistill run SPEC`: every stage in order, resumably, ending with the report's path.
 
-    check -> precondition (base eval + verdict) -> [GO-OTHER: stop, say why, report A]
+    check -> precondition (base eval + verdict) -> [GO-OTHER or INCONCLUSIVE: stop, say why, report A]
           -> SSD round (pool, T_train sampling, training, evaluation at T_eval)
           -> battery (probe) -> round-2 gate -> promotion plan -> report.md + report.html
 
@@ -39,9 +39,9 @@ def run_all(report: CheckReport, run_dir: Path, *, limit: int | None, force: boo
                             progress_factory=progress_factory, say=say)
     except RoundRefused as exc:
         md, html = render_report(run_dir)
-        from selfdistill.rundir import read_json
+        from selfdistill import layout
 
-        verdict = read_json(run_dir / "base" / "verdict.json", "verdict")
+        verdict = layout.read_record(run_dir / layout.BASE / layout.VERDICT, "verdict")
         return RunResult(True, verdict["overall"]["kind"], str(exc).removeprefix("error: "), md, html)
     say("battery: the anti-collapse probes, distilled arms against the base")
     run_probes(spec, run_dir, say=say)

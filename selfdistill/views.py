@@ -1,9 +1,11 @@
-"""Terminal views for cli.py: the pass@k table with CIs, status counts, the execution progress bar and
-the contamination report. Presentation only; numbers come from the metrics dict as written to disk.
+"""Terminal views for cli.py: the pass@k table with CIs, status counts, the progress of long stages (a rich
+bar on a terminal, timed lines in a log) and the contamination report. Presentation only; numbers come from the metrics dict as written to disk.
 """
 
 from __future__ import annotations
 
+import sys
+import threading
 import time
 
 from rich.console import Console
@@ -48,25 +50,88 @@ def print_metrics(metrics: dict) -> None:
 
 
 class _Bar:
-    """One rich progress bar for a stage, on stderr, with a running figure after the count."""
+    """One progress display for a stage with a running figure after the count: the rich bar on stderr when
+    stdout and stderr are terminals; otherwise (a log, a pipe, CI) plain lines on stdout, one when the stage
+    starts, then one at least every LINE_EVERY_S seconds even while nothing finishes (a heartbeat thread: a
+    batch of 16 long samples can take minutes), and one at the end, each with done/total, the running
+    figure, the elapsed time and an ETA from the rate since the stage started."""
+
+    LINE_EVERY_S = 20.0
 
     def __init__(self, label: str) -> None:
         self._label = label
+        self._tty = sys.stdout.isatty() and sys.stderr.isatty()
         self._bar = Progress(
             TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[line]}"),
             TimeElapsedColumn(), console=Console(stderr=True),
-        )
+        ) if self._tty else None
         self._task = None
+        self._total = self._done = self._done0 = 0
+        self._figure = ""
+        self._t0 = self._printed = time.monotonic()
+        self._stop = threading.Event()
+        self._beat = threading.Thread(target=self._heartbeat, name=f"progress-{label}", daemon=True)
 
     def __enter__(self):
-        self._bar.__enter__()
+        if self._bar is not None:
+            self._bar.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._bar.__exit__(*exc)
+        if self._bar is not None:
+            self._bar.__exit__(*exc)
+            return
+        self._stop.set()
+        if self._beat.is_alive():
+            self._beat.join()
+            self._print_line()
 
     def _add(self, total: int, done: int) -> None:
-        self._task = self._bar.add_task(self._label, total=total, completed=done, line="")
+        self._total, self._done, self._done0 = total, done, done
+        self._t0 = time.monotonic()
+        if self._bar is not None:
+            self._task = self._bar.add_task(self._label, total=total, completed=done, line="")
+            return
+        self._print_line()
+        self._beat.start()
+
+    def _update(self, advance: int, figure: str) -> None:
+        self._done += advance
+        self._figure = figure
+        if self._bar is not None:
+            self._bar.update(self._task, advance=advance, line=figure)
+
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(min(1.0, self.LINE_EVERY_S / 4)):
+            if time.monotonic() - self._printed >= self.LINE_EVERY_S:
+                self._print_line()
+
+    def _print_line(self) -> None:
+        self._printed = time.monotonic()
+        print(progress_line(self._label, self._done, self._total, self._figure_now(), self._printed - self._t0,
+                            self._done - self._done0), flush=True)
+
+    def _figure_now(self) -> str:
+        """The running figure as of now (a rate must be recomputed at each heartbeat)."""
+        return self._figure
+
+
+def progress_line(label: str, done: int, total: int, figure: str, elapsed_s: float, done_here: int) -> str:
+    """`generate 37/160 (23%) · 24.8 tok/s · pass 41.2% (35 scored) · 3m12s elapsed · ETA 10m40s`: the ETA
+    extrapolates the rate of this invocation (done_here in elapsed_s), so a resumed stage is not credited
+    with what an earlier one did."""
+    share = f" ({100 * done / total:.0f}%)" if total else ""
+    eta = _duration((total - done) * elapsed_s / done_here) if done_here and total > done else "—"
+    if total and done >= total:
+        eta = "done"
+    return f"{label} {done}/{total}{share} {figure} · {_duration(elapsed_s)} elapsed · ETA {eta}".replace("  ", " ")
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
 
 class ExecutionProgress(_Bar):
@@ -83,8 +148,7 @@ class ExecutionProgress(_Bar):
         self._ran += 1
         self._passed += record["status"] == Status.PASSED.value
         self._infra += record["status"] == Status.INFRA.value
-        line = f"· pass {100 * self._passed / self._ran:.1f}% · infra {self._infra}"
-        self._bar.update(self._task, advance=1, line=line)
+        self._update(1, f"· pass {100 * self._passed / self._ran:.1f}% · infra {self._infra}")
 
 
 def print_contamination(report) -> None:
@@ -111,13 +175,16 @@ class EvalProgress(_Bar):
 
     def generated(self, record: dict) -> None:
         self._tokens += record["completion_tokens"]
-        self._bar.update(self._task, advance=1, line=self._line())
+        self._update(1, self._line())
 
     def scored(self, record: dict) -> None:
         self._scored += 1
         self._passed += record["status"] == Status.PASSED.value
         self._infra += record["status"] == Status.INFRA.value
-        self._bar.update(self._task, line=self._line())
+        self._update(0, self._line())
+
+    def _figure_now(self) -> str:
+        return self._line()
 
     def _line(self) -> str:
         rate = self._tokens / max(time.monotonic() - self._t0, 1e-9)
@@ -176,7 +243,9 @@ def print_round(summary: dict) -> None:
         console.print(f"cost {stage}: {row['wall_s'] / 60:.1f} min wall, {row['device_hours']:.3f} device-h, "
                       f"{row['gpu_hours']:.3f} GPU-h")
     if summary.get("forced"):
-        console.print("[yellow]forced past a GO-OTHER precondition verdict: every result is stamped forced[/]")
+        past = summary.get("forced_past")
+        console.print(f"[yellow]run with --force{f' past the {past} precondition verdict' if past else ''}: "
+                      "every result is stamped forced[/]")
     if not summary.get("comparable", True):
         console.print(f"[yellow]--limit {summary['limit']}: a subset; NOT comparable to a full run[/]")
 

@@ -1,11 +1,13 @@
-"""The top of the report: title, the warning box (forced past GO-OTHER, or a --limit subset), the
-contents, and the one sentence that every section of an unrun round uses to say why it was not run.
+"""The top of the report: title, the warning box (below the 200-problem minimum, forced past a GO-OTHER or
+INCONCLUSIVE verdict, or a --limit subset), the contents, and the one sentence that every section of an
+unrun round uses to say why it was not run.
 """
 
 from __future__ import annotations
 
 import re
 
+from selfdistill.decide.refuse import a, refuses
 from selfdistill.report import fmt
 from selfdistill.report.inputs import Run
 
@@ -45,11 +47,19 @@ def title(run: Run) -> list[str]:
 def warnings(run: Run) -> list[str]:
     """One warning box at the very top, or nothing."""
     items = []
+    minimum = (run.verdict or {}).get("min_problems", 200)
+    if run.verdict and run.verdict.get("meets_min_problems") is False:
+        items.append(
+            f"**Warning: below the {minimum}-problem minimum.** The precondition verdict rests on "
+            f"{run.verdict.get('n_problems')} held-out problems; the strategy makes {minimum} mandatory, and at this "
+            "size the 95% CIs cover less often than they claim. Not a basis for a training decision on its own."
+        )
     if run.forced:
-        if run.verdict_kind in ("GO-OTHER", None):
+        if refuses(run.verdict_kind):
             label = fmt.verdict_label(run.verdict["overall"]) if run.verdict else "unknown (no verdict.json)"
+            kind = run.verdict_kind or "unknown"
             items.append(
-                f"**Warning: forced past a GO-OTHER precondition verdict.** The verdict is {label}; the round ran "
+                f"**Warning: forced past {a(kind)} precondition verdict.** The verdict is {label}; the round ran "
                 "only because `--force` was passed. Every result below is stamped forced: evidence about the "
                 "pipeline, not a recommendation to train."
             )
@@ -82,9 +92,11 @@ def not_run_reason(run: Run, *, summary: bool = True) -> str:
         return ("the precondition has not been run: base/verdict.json does not exist "
                 "(run `selfdistill ssd SPEC --run-dir` on this directory)")
     overall = run.verdict["overall"]
-    if overall["kind"] == "GO-OTHER" and not run.forced:
-        return (f"the precondition verdict is {fmt.verdict_label(overall)}, so SSD is not the recommended move "
-                "and the round was not started (it runs past GO-OTHER only with `--force`). "
+    if refuses(overall["kind"]) and not run.forced:
+        why = ("the gap's CI straddles the threshold, so the precondition is not confirmed"
+               if overall["kind"] == "INCONCLUSIVE" else "SSD is not the recommended move")
+        return (f"the precondition verdict is {fmt.verdict_label(overall)}: {why}, and the round was not started "
+                f"(it runs past {overall['kind']} only with `--force`). "
                 + (run.verdict.get("summary", "") if summary else "")).strip()
     return (f"round1/round.json does not exist: the round has not been run, or has not finished, in this run "
             f"directory (the precondition verdict is {fmt.verdict_label(overall)})")

@@ -19,7 +19,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from selfdistill.rundir import read_json, write_json_atomic
+from selfdistill.decide.refuse import a
+from selfdistill.rundir import write_json_atomic
 
 SCHEMA = "selfdistill.promotion/1"
 CANARY = {"low": (0.10, 7), "medium": (0.05, 7), "high": (0.01, 14)}
@@ -83,7 +84,9 @@ def plan_promotion(spec, summary: dict, battery: dict | None, gate: dict | None)
             alerts = [x["name"] for x in arm_battery["probes"] if x["status"] == "alert"]
             blocked.append("the battery is not green: " + (", ".join(alerts) or "the safety probe was skipped"))
     if summary.get("forced"):
-        blocked.append("round 1 was forced past a GO-OTHER precondition verdict")
+        past = summary.get("forced_past")
+        blocked.append(f"round 1 was forced past {a(past or 'GO-OTHER or INCONCLUSIVE')} precondition verdict "
+                       "(--force): treated alike")
     if not summary.get("comparable", True):
         blocked.append(f"round 1 was evaluated on a --limit {summary.get('limit')} subset, not the whole held-out set")
     if p.candidate_round > 1 and (gate is None or gate.get("decision") != "ENTER"):
@@ -117,12 +120,13 @@ def plan_promotion(spec, summary: dict, battery: dict | None, gate: dict | None)
 
 
 def promotion_for_run(spec, run_dir: Path) -> dict:
-    from selfdistill.ssd.round import ROUND, load_round
+    from selfdistill import layout
+    from selfdistill.ssd.round import load_round
 
     summary = load_round(run_dir)
-    rd = run_dir / ROUND
-    battery = read_json(rd / "battery.json", "battery result") if (rd / "battery.json").exists() else None
-    gate = read_json(rd / "gate.json", "gate result") if (rd / "gate.json").exists() else None
+    rd = layout.round_dir(run_dir)
+    battery = layout.read_record(rd / layout.BATTERY, "battery") if (rd / layout.BATTERY).exists() else None
+    gate = layout.read_record(rd / layout.GATE, "gate") if (rd / layout.GATE).exists() else None
     plan = plan_promotion(spec, summary, battery, gate)
-    write_json_atomic(rd / "promotion.json", plan)
+    write_json_atomic(rd / layout.PROMOTION, plan)
     return plan

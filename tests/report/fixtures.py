@@ -270,7 +270,7 @@ def base_kind(run: Path) -> str:
 
 def write_precondition_only(run: Path) -> Path:
     """Only the precondition: every problem always passes or always fails, so pass@8 = pass@1 and the
-    verdict is GO-OTHER (R5, SFT on external data); the round was refused, as `ssd` refuses it."""
+    verdict is GO-OTHER (R5c: consistent, the pool has tests); the round was refused, as `ssd` refuses it."""
     spec = spec_json(high_cost=False)
     p = np.array([1.0 if i % 5 in (0, 1) else 0.0 for i in range(N_PROBLEMS)])
     write_precondition(run, spec, p)

@@ -39,7 +39,8 @@ def test_writes_both_files_and_leads_with_the_verdict_then_b_to_e(full_run, full
     sections = [line for line in md.splitlines() if line.startswith("## ")]
     assert sections == [f"## {h}" for h in HEADINGS.values()]
     assert "Precondition verdict: GO-VERIFIER-AWARE-SSD (R4)" in md.split("## B.")[0]
-    assert "Warning" not in md  # neither forced nor a --limit subset
+    assert "Warning: forced" not in md and "Warning: not comparable" not in md  # neither forced nor --limit
+    assert "**Warning: below the 200-problem minimum.** The precondition verdict rests on 36" in md.split("## A.")[0]
 
 
 def test_every_delta_row_has_its_ci_slices_and_battery_status(full):
@@ -100,7 +101,7 @@ def test_html_is_self_contained(full):
 def test_precondition_only_go_other_says_why_b_to_e_did_not_run(pre_only):
     md, html = _render(pre_only)
     head, rest = md.split("## B.")
-    assert "GO-OTHER: SFT on external data or retrieval (R5)" in head
+    assert "GO-OTHER: verifier-based rejection sampling (R5c)" in head  # the pool has tests, no RL budget
     assert "](report-plots/passk.png)" in head and "](report-plots/lengths.png)" in head
     for letter in "BCDE":
         part = ("## B." + rest).split(f"## {letter}.")[1].split("\n## ")[0]
