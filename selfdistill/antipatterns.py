@@ -102,7 +102,9 @@ def _gate_decision(run_dir: Path | None) -> str | None:
 
     if run_dir is None:
         return None
-    path = run_dir / "round1" / "gate.json"
+    from selfdistill import layout
+
+    path = layout.round_file(run_dir, layout.GATE)
     if not path.exists():
         return None
     try:

@@ -19,7 +19,6 @@ Not here: the engines (generate/), the sandbox (execute/), the statistics (metri
 from __future__ import annotations
 
 import logging
-import platform
 import queue
 import random
 import threading
@@ -28,7 +27,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from selfdistill import __version__
 from selfdistill.errors import DataError
 from selfdistill.execute.outcome import Job
 from selfdistill.generate.base import GenRequest, GenResult
@@ -254,13 +252,8 @@ def summarize_samples(arm_dir: Path) -> dict:
 
 
 def write_manifest(run_dir: Path, spec: Spec, heldout: HeldoutSet) -> None:
-    path = run_dir / "manifest.json"
-    manifest = read_json(path, "run manifest") if path.exists() else {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    manifest |= {
-        "selfdistill_version": __version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "spec": spec.model_dump(mode="json"),
-        "heldout": heldout.provenance,
-    }
-    write_json_atomic(path, manifest)
+    """The run's record, written once by the first stage (layout.record_run): an arm evaluated later, with
+    its own temperature and model, keeps its settings in its own generation.json, not in the manifest."""
+    from selfdistill import layout
+
+    layout.record_run(run_dir, spec, heldout)

@@ -84,6 +84,12 @@ class HeldoutSpec(_Section):
         None, description="dated problems released before this day are contaminated (the model's cutoff)"
     )
     release_window_end: dt.date | None = Field(None, description="dated problems after this day are out of window")
+    mbpp_share: int = Field(
+        0, ge=0, le=300,
+        description="MBPP problems (of MultiPL-E's 397) also held out: a seeded share, taken out of an "
+        '"mbpp" prompt pool before sampling (the embedded default: 60, so 164 + 60 meets the 200 minimum)',
+    )
+    mbpp_seed: int = Field(0, description="seed that picks the held-out MBPP share (recorded with its ids)")
 
     @model_validator(mode="after")
     def _window_ordered(self) -> HeldoutSpec:
@@ -215,6 +221,14 @@ class VerifierArm(str, Enum):
     OFF = "off"
 
 
+class TruncatedPolicy(str, Enum):
+    """A T_train sample that hit max_new_tokens (finish_reason "length") never trains as a finished turn:
+    train-no-eos trains the tokens it produced with no end-of-turn token after them; exclude drops it."""
+
+    TRAIN_NO_EOS = "train-no-eos"
+    EXCLUDE = "exclude"
+
+
 class SSDSpec(_Section):
     """The round's sampling (T_train, from the frozen base model) and its evaluation temperatures."""
 
@@ -224,6 +238,10 @@ class SSDSpec(_Section):
     min_p: float = Field(0.0, ge=0, lt=1, description="min-p truncation at T_train (0 = off)")
     n_per_prompt: int = Field(1, ge=1, description="samples per pool prompt (the paper: 1)")
     max_new_tokens: int | None = Field(None, ge=1, description="completion cap at T_train (default: generation's)")
+    truncated: TruncatedPolicy = Field(
+        TruncatedPolicy.TRAIN_NO_EOS,
+        description="a T_train sample cut off at max_new_tokens: train-no-eos (its tokens, no end-of-turn) | exclude",
+    )
     seed: int = Field(0, description="run seed of the T_train samples (per-sample seeds derive from it)")
     t_eval: float = Field(1.1, gt=0, description="evaluation temperature T_eval of every round arm")
     t_eval_sweep: list[Annotated[float, Field(ge=0)]] = Field(
@@ -420,7 +438,10 @@ def _resolve_paths(spec: Spec, base: Path) -> Spec:
     if m.path and m.path != "embedded-default" and not Path(m.path).expanduser().is_absolute():
         spec = spec.model_copy(update={"model": m.model_copy(update={"path": str(base / m.path)})})
     spec = _resolve_round_paths(spec, base)
-    problems = []
+    from selfdistill.train.launch import resolve_launcher  # config files: spec-relative, else the packaged ones
+
+    launcher, problems = resolve_launcher(spec.train.launcher, base)
+    spec = spec.model_copy(update={"train": spec.train.model_copy(update={"launcher": launcher})})
     if spec.model.path and spec.model.path != "embedded-default" and not Path(spec.model.path).expanduser().exists():
         problems.append(f"  model.path = {m.path!r}: no such file or directory (looked at {spec.model.path})")
     if spec.heldout.task != "humaneval" and not Path(spec.heldout.task).is_file():

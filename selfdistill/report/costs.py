@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from selfdistill.layout import STAGES
 from selfdistill.report import fmt
 from selfdistill.report.inputs import Run
 
-STAGES = ("precondition", "sampling", "verification", "training", "export", "evaluation", "probes")
 BUDGET = {  # spec.budget field -> the ledger stages it pays for
     "gpu_hours_sampling": ("sampling", "verification"),
     "gpu_hours_training": ("training", "export"),

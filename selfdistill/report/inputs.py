@@ -11,10 +11,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from selfdistill import layout
 from selfdistill.errors import DataError
+from selfdistill.layout import ROUND
 from selfdistill.rundir import read_json, read_jsonl
-
-ROUND = "round1"
 
 # file -> the fields the report indexes without a fallback ("a.b" = nested)
 REQUIRED = {
@@ -95,7 +95,11 @@ def check_fields(data, path: Path, kind: str) -> dict:
 
 
 def _optional(path: Path, kind: str) -> dict | None:
-    return check_fields(read_json(path, f"{kind} file"), path, kind) if path.is_file() else None
+    """The file's record, or None when it is absent; its fields and (for a stage summary) its schema tag checked."""
+    if not path.is_file():
+        return None
+    data = check_fields(read_json(path, f"{kind} file"), path, kind)
+    return layout.check_schema(data, path, kind) if kind in layout.SCHEMAS else data
 
 
 def _lengths(path: Path) -> list[int]:
@@ -111,10 +115,10 @@ def _lengths(path: Path) -> list[int]:
 def _arms(run_dir: Path) -> tuple[dict[str, dict], dict[str, list[int]]]:
     arms, lengths = {}, {}
     for d in sorted(p for p in run_dir.iterdir() if p.is_dir() and p.name != ROUND):
-        if (d / "metrics.json").is_file():
-            arms[d.name] = _optional(d / "metrics.json", "metrics")
-        if (d / "samples.jsonl").is_file():
-            lengths[d.name] = _lengths(d / "samples.jsonl")
+        if (d / layout.METRICS).is_file():
+            arms[d.name] = _optional(d / layout.METRICS, "metrics")
+        if (d / layout.SAMPLES).is_file():
+            lengths[d.name] = _lengths(d / layout.SAMPLES)
     return arms, lengths
 
 
@@ -132,19 +136,19 @@ def load_run(run_dir: Path) -> Run:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise DataError(f"error: run directory {run_dir} does not exist; pass the --run-dir of a selfdistill run")
-    base = run_dir / "base"
-    verdict_md = base / "verdict.md"
+    base = run_dir / layout.BASE
+    verdict_md = base / layout.VERDICT_MD
     arms, lengths = _arms(run_dir)
     return Run(
         dir=run_dir,
-        manifest=_optional(run_dir / "manifest.json", "manifest"),
-        verdict=_optional(base / "verdict.json", "verdict"),
+        manifest=_optional(run_dir / layout.MANIFEST, "manifest"),
+        verdict=_optional(base / layout.VERDICT, "verdict"),
         verdict_md=verdict_md.read_text(encoding="utf-8", errors="replace") if verdict_md.is_file() else None,
         arms=arms,
         lengths=lengths,
-        round=_optional(run_dir / ROUND / "round.json", "round"),
-        battery=_optional(run_dir / ROUND / "battery.json", "battery"),
-        gate=_optional(run_dir / ROUND / "gate.json", "gate"),
-        promotion=_optional(run_dir / ROUND / "promotion.json", "promotion"),
-        ledger=_ledger(run_dir / "ledger.jsonl"),
+        round=_optional(run_dir / ROUND / layout.ROUND_SUMMARY, "round"),
+        battery=_optional(run_dir / ROUND / layout.BATTERY, "battery"),
+        gate=_optional(run_dir / ROUND / layout.GATE, "gate"),
+        promotion=_optional(run_dir / ROUND / layout.PROMOTION, "promotion"),
+        ledger=_ledger(run_dir / layout.LEDGER),
     )

@@ -63,7 +63,10 @@ def _passk_series(run: Run) -> list[tuple[str, str, dict]]:
     """(label, arm kind, {k: interval}) for the diagnostic base and each arm at the headline T_eval."""
     series = []
     base = run.arms.get("base")
-    t_diag = (run.spec.get("generation") or {}).get("temperature")
+    # the arm's own record first (its generation.json, copied into metrics.json), then the run's spec
+    t_diag = (((base or {}).get("generation") or {}).get("sampling") or {}).get("temperature")
+    if t_diag is None:
+        t_diag = (run.spec.get("generation") or {}).get("temperature")
     if base:
         label = "base (diagnostic" + (f", T={t_diag:g})" if t_diag is not None else ")")
         series.append((label, "base", base["metrics"]))

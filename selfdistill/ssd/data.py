@@ -3,9 +3,15 @@
 - minimal SSD: every sample that survived the degeneracy filter, unverified (the paper's recipe);
 - verifier-aware: the same samples, only those whose program passed the pool's tests.
 
-Chat models train on the chat messages the sample was drawn from (TRL applies the model's own chat
-template) with the raw reply as the assistant turn: code fences, prose and all, since that is what the
-model produced. Base models train on prompt string + raw continuation.
+Chat models train on the chat messages the sample was drawn from (the model's own chat template) with the
+raw reply as the assistant turn: code fences, prose and all, since that is what the model produced. Base
+models train on prompt string + raw continuation.
+
+A sample cut off at max_new_tokens (finish_reason "length") is marked `truncated`: it is not a finished
+turn, so it never trains with the end-of-turn token after it (train/finetune.py tokenizes it without one).
+`ssd.truncated` declares what happens to it: "train-no-eos" (the default) trains the tokens it produced,
+"exclude" drops it. Excluding selects the shorter samples, a length bias the battery would then see as
+drift, which is why it is not the default; either way the count and share are recorded per arm.
 
 Anchor data (optional, declared in the spec): a JSONL of {prompt, completion} examples mixed in at a
 declared share of the final set, against format drift. Drawn without replacement with the training
@@ -30,12 +36,35 @@ def example(problem: Problem, sample: dict, chat: bool) -> dict:
         return {
             "prompt": [dict(m) for m in prompt],
             "completion": [{"role": "assistant", "content": sample["raw"]}],
+            "truncated": is_truncated(sample),
             "task_id": sample["task_id"],
             "sample_idx": sample["sample_idx"],
             "origin": "sample",
         }
-    return {"prompt": prompt, "completion": sample["raw"], "task_id": sample["task_id"],
-            "sample_idx": sample["sample_idx"], "origin": "sample"}
+    return {"prompt": prompt, "completion": sample["raw"], "truncated": is_truncated(sample),
+            "task_id": sample["task_id"], "sample_idx": sample["sample_idx"], "origin": "sample"}
+
+
+def is_truncated(sample: dict) -> bool:
+    """Cut off at max_new_tokens: the model had not finished its turn."""
+    return sample.get("finish_reason") == "length"
+
+
+def apply_truncated_policy(kept: list[dict], policy: str) -> tuple[list[dict], dict]:
+    """The samples an arm trains on under `ssd.truncated`, and the record of what happened to the cut-off ones."""
+    from selfdistill.spec import TruncatedPolicy
+
+    policy = TruncatedPolicy(policy)
+    cut = sum(is_truncated(s) for s in kept)
+    trained = [s for s in kept if not is_truncated(s)] if policy is TruncatedPolicy.EXCLUDE else kept
+    return trained, {
+        "policy": policy.value,
+        "n_kept": len(kept),
+        "n_truncated": cut,
+        "truncated_share": cut / len(kept) if kept else 0.0,
+        "n_excluded": len(kept) - len(trained),
+        "n_trained_without_end": cut if policy is TruncatedPolicy.TRAIN_NO_EOS else 0,
+    }
 
 
 def select(samples: list[dict], passed: set[tuple[str, int]] | None) -> list[dict]:

@@ -18,13 +18,12 @@ from collections import defaultdict
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
+from selfdistill.layout import LEDGER, STAGES
 from selfdistill.rundir import JsonlStream, read_jsonl
-
-STAGES = ("precondition", "sampling", "verification", "training", "export", "evaluation", "probes")
 
 
 def ledger_path(run_dir: Path) -> Path:
-    return run_dir / "ledger.jsonl"
+    return run_dir / LEDGER
 
 
 @contextmanager

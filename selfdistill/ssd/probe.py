@@ -18,41 +18,34 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from selfdistill import layout
 from selfdistill.errors import DataError
-from selfdistill.rundir import JsonlStream, read_json, read_jsonl, write_json_atomic
+from selfdistill.rundir import JsonlStream, read_jsonl, write_json_atomic
 from selfdistill.spec import Spec
 
-SCHEMA = "selfdistill.battery-run/1"
+SCHEMA = layout.SCHEMAS["battery"]
 
 
 def declare(spec: Spec, run_dir: Path) -> str:
-    """Record the battery thresholds and their hash in the manifest (once, before training)."""
+    """Seal the battery thresholds and their hash into the manifest (once, before training)."""
     from selfdistill.battery import thresholds_hash
 
-    digest = thresholds_hash(spec.battery)
-    path = run_dir / "manifest.json"
-    manifest = read_json(path, "run manifest") if path.exists() else {}
-    if "battery" not in manifest:
-        manifest["battery"] = {"thresholds": spec.battery.model_dump(mode="json"), "thresholds_sha256": digest}
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(path, manifest)
-    return manifest["battery"]["thresholds_sha256"]
+    record = {"thresholds": spec.battery.model_dump(mode="json"), "thresholds_sha256": thresholds_hash(spec.battery)}
+    return layout.declare(run_dir, "battery", record)["thresholds_sha256"]
 
 
 def check_declared(spec: Spec, run_dir: Path) -> str:
     from selfdistill.battery import thresholds_hash
 
-    path = run_dir / "manifest.json"
-    manifest = read_json(path, "run manifest") if path.exists() else {}
-    declared = manifest.get("battery")
+    declared = layout.read_manifest(run_dir).get("battery")
     if declared is None:
         raise DataError(
-            f"error: {path} records no battery thresholds: they are declared when the round's sampling starts; "
-            "run `selfdistill ssd SPEC` first"
+            f"error: {layout.manifest_path(run_dir)} records no battery thresholds: they are declared when the "
+            "round's sampling starts; run `selfdistill ssd SPEC` first"
         )
     now = thresholds_hash(spec.battery)
     if now != declared["thresholds_sha256"]:
-        changed = sorted(k for k, v in spec.battery.model_dump(mode="json").items() if declared["thresholds"].get(k) != v)
+        changed = layout.changed_keys(declared["thresholds"], spec.battery.model_dump(mode="json"))
         raise DataError(
             f"error: the battery thresholds changed after training started ({', '.join(changed)}): declared "
             f"{declared['thresholds_sha256'][:12]}, now {now[:12]}. A seatbelt is declared before training, not "
@@ -107,13 +100,13 @@ def _samples(run_dir: Path, name: str) -> list[dict]:
 def run_probes(spec: Spec, run_dir: Path, say=print) -> dict:
     from selfdistill.battery import ArmInputs, run_battery
     from selfdistill.ssd.ledger import timed_if
-    from selfdistill.ssd.round import ROUND, arm_name, load_round, stage_device
+    from selfdistill.ssd.round import load_round, stage_device
 
     digest = check_declared(spec, run_dir)
     summary = load_round(run_dir)
     t = summary["t_eval"]
-    rd = run_dir / ROUND
-    base_name = arm_name("base", t, spec)
+    rd = layout.round_dir(run_dir)
+    base_name = layout.arm_dir_name("base", t, spec.generation.temperature)
     from selfdistill.generate.default_model import resolve_model
 
     base_model = resolve_model(spec.model.path, spec.model.name)
@@ -135,13 +128,13 @@ def run_probes(spec: Spec, run_dir: Path, say=print) -> dict:
         with timed_if(have < n_expected, run_dir, "probes", f"probes-{name}", device, count):  # done: no cost
             probe_sets[name] = probe_completions(spec, model, options, out, t)
     base = ArmInputs(samples=_samples(run_dir, base_name),
-                     metrics=read_json(run_dir / base_name / "metrics.json", "metrics"), probes=probe_sets["base"], name="base")
+                     metrics=layout.read_record(run_dir / base_name / layout.METRICS, "metrics"), probes=probe_sets["base"], name="base")
     result = {"schema": SCHEMA, "thresholds": spec.battery.model_dump(mode="json"), "thresholds_sha256": digest,
               "t_eval": t, "arms": {}}
     for arm in summary["arms"]:
-        name = arm_name(arm, t, spec)
-        inputs = ArmInputs(samples=_samples(run_dir, name), metrics=read_json(run_dir / name / "metrics.json", "metrics"), name=arm,
+        name = layout.arm_dir_name(arm, t, spec.generation.temperature)
+        inputs = ArmInputs(samples=_samples(run_dir, name), metrics=layout.read_record(run_dir / name / layout.METRICS, "metrics"), name=arm,
                            probes=probe_sets[arm])
         result["arms"][arm] = run_battery(base, inputs, spec.battery)
-    write_json_atomic(rd / "battery.json", result)
+    write_json_atomic(rd / layout.BATTERY, result)
     return result

@@ -1,7 +1,9 @@
 """Round 2 (`ssd.round = 2`): only through a passed gate, sampling from the round-1 model, with its lineage.
 
 Entry: `round1/gate.json` must say ENTER (`selfdistill gate SPEC` writes it); a STOP, or no gate at all,
-refuses the round with the gate's reasons, and --force does not override it. Then:
+refuses the round with the gate's reasons, and --force does not override it. The gate's settings (its
+round-2 pool and slice included) must still be the ones sealed into the manifest before round 1 trained
+(exit 2 naming what changed): round 2 runs on what the gate checked. Then:
 
 - the pool is `gate.round2_pool`, refused if it shares a prompt with round 1's (content hashes) or overlaps
   the fresh slice;
@@ -12,7 +14,9 @@ refuses the round with the gate's reasons, and --force does not override it. The
   adapter is exported against;
 - evaluated on the fresh slice: the original base (`r2-base-T<t>`), the parent (`r2-parent-T<t>`) and the
   round-2 arms (`r2-ssd-T<t>`); deltas against both;
-- `round2/round.json` records the lineage: parent round and arm, its checkpoint id, the gate file's sha256.
+- `round2/round.json` records the lineage: parent round and arm, its checkpoint id, the gate file's sha256;
+  the manifest's `rounds.round2` entry records round 2's own spec and held-out slice (the run's `spec` and
+  `heldout` stay round 1's).
 
 Not here: a battery, gate or promotion plan for round 2 (run them per round 1's pattern on round 2's
 summary by hand; `run` covers round 1).
@@ -23,6 +27,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from selfdistill import layout
 from selfdistill.errors import SpecError
 from selfdistill.rundir import read_json, write_json_atomic
 from selfdistill.spec import Backend, Spec
@@ -32,19 +37,20 @@ def run_next_round(spec: Spec, run_dir: Path, *, limit: int | None, force: bool,
     from selfdistill.generate.default_model import resolve_model
     from selfdistill.heldout import load_heldout
     from selfdistill.pool import load_pool
+    from selfdistill.ssd.gate import check_declared
     from selfdistill.ssd.promotion import checkpoint_id
     from selfdistill.ssd.round import (
-        Round, RoundRefused, _stamp_manifest, distill, load_round, planned_arms, write_pool_record,
+        Round, RoundRefused, distill, load_round, planned_arms, stamp_manifest, write_pool_record,
     )
 
     if spec.ssd.round != 2:
         raise SpecError(f"error: ssd.round = {spec.ssd.round}: rounds beyond 2 are not supported; a round-3 gate "
                         "would need round 2's own battery and gate")
-    gate_path = run_dir / "round1" / "gate.json"
+    gate_path = layout.round_file(run_dir, layout.GATE)
     if not gate_path.exists():
         raise RoundRefused(f"error: round 2 needs a passed round-2 gate and {gate_path} does not exist; "
                            "run `selfdistill gate SPEC` after round 1")
-    gate = read_json(gate_path, "gate result")
+    gate = layout.read_record(gate_path, "gate", "gate result")
     if gate.get("decision") != "ENTER":
         reasons = "\n".join(f"  - {x}" for x in gate.get("reasons", []))
         raise RoundRefused(f"error: the round-2 gate says {gate.get('decision')}; round 2 is not started "
@@ -53,10 +59,11 @@ def run_next_round(spec: Spec, run_dir: Path, *, limit: int | None, force: bool,
     if not g.round2_pool or not g.round2_heldout:
         raise SpecError("error: round 2 needs gate.round2_pool (a fresh prompt pool) and gate.round2_heldout "
                         "(a fresh evaluation slice)")
+    check_declared(spec, run_dir)  # the pool and slice the gate checked, not ones named after it passed
     fresh = load_heldout(g.round2_heldout)
     pool = load_pool(g.round2_pool, seed=spec.pool.seed, limit=spec.pool.limit, heldout=fresh.problems,
                      heldout_task=g.round2_heldout, ngram=spec.pool.ngram)
-    round1_pool = set(read_json(run_dir / "round1" / "pool.json", "pool record")["content_hashes"].values())
+    round1_pool = set(read_json(layout.round_file(run_dir, layout.POOL), "pool record")["content_hashes"].values())
     shared = set(pool.content_hashes().values()) & round1_pool
     if shared:
         raise SpecError(f"error: gate.round2_pool shares {len(shared)} prompts with round 1's pool; round 2 needs a "
@@ -66,7 +73,7 @@ def run_next_round(spec: Spec, run_dir: Path, *, limit: int | None, force: bool,
     export, train = r1["export"][parent_arm], r1["training"][parent_arm]
     base_model = resolve_model(spec.model.path, spec.model.name)
     gguf_base = None
-    r2_dir = run_dir / "round2"
+    r2_dir = layout.round_dir(run_dir, 2)
     if spec.generation.backend is Backend.LLAMACPP:
         gguf_base = _parent_gguf(export, train, Path(base_model), r2_dir)
     lineage = {
@@ -80,10 +87,10 @@ def run_next_round(spec: Spec, run_dir: Path, *, limit: int | None, force: bool,
               lineage=lineage)
     r.dir.mkdir(parents=True, exist_ok=True)
     write_pool_record(r.dir, pool)
-    _stamp_manifest(r)
+    stamp_manifest(r)
     say(f"round 2 from round 1's {parent_arm} model ({lineage['parent_checkpoint'][:19]}), gate passed; "
         f"{len(pool.problems)} fresh pool prompts, fresh slice of {len(fresh.problems)} problems")
-    verdict = read_json(run_dir / "base" / "verdict.json", "verdict")
+    verdict = layout.read_record(run_dir / layout.BASE / layout.VERDICT, "verdict")
     arms = planned_arms(spec, verdict["overall"]["kind"], pool)
     return distill(r, pool, arms, None, verdict, progress_factory, say)
 

@@ -59,3 +59,77 @@ def test_gate_table(case, changes, decision, failed):
 def test_the_lift_detail_names_both_intervals():
     detail = evaluate_gate(inputs(delta=OVERLAPPING))["checks"][0]["detail"]
     assert "overlapping" in detail and "[43.0, 57.0]" in detail and "[33.0, 47.0]" in detail
+
+
+def test_the_lift_check_reports_both_rules_and_only_the_strategys_decides():
+    check = evaluate_gate(inputs(delta=OVERLAPPING))["checks"][0]
+    assert check["rules"]["non_overlap"] == check["rules"]["non_overlap"] | {"decides": True, "passed": False}
+    assert check["rules"]["paired"] | {"decides": False, "passed": True} == check["rules"]["paired"]
+    assert check["rules"]["paired"]["delta"] == OVERLAPPING["overall"]
+    assert not check["passed"] and "paired delta's CI [+6.0, +14.0] pp excludes 0" in check["detail"]
+
+
+def _simulated_delta(rng, p_base, lift, n_samples, resamples):
+    """One evaluation of base and arm on the same problems: per-problem pass counts out of n_samples."""
+    from selfdistill.metrics.bootstrap import bootstrap_mean, paired_diff
+
+    p_arm = p_base + lift * (1 - p_base) / (1 - p_base).mean()  # mean lift exactly `lift`, every p_arm <= 1
+    base = rng.binomial(n_samples, p_base) / n_samples
+    arm = rng.binomial(n_samples, p_arm) / n_samples
+    ids = [f"t{i}" for i in range(len(p_base))]
+    seed = int(rng.integers(1 << 31))
+    return {"overall": paired_diff(dict(zip(ids, base)), dict(zip(ids, arm)), n_resamples=resamples, seed=seed).to_json(),
+            "baseline_pass_at_1": bootstrap_mean(base, n_resamples=resamples, seed=seed).to_json(),
+            "treatment_pass_at_1": bootstrap_mean(arm, n_resamples=resamples, seed=seed + 1).to_json()}
+
+
+def test_simulated_2pp_lift_on_164_problems_the_paired_ci_sees_it_the_non_overlap_rule_does_not():
+    """Known truth: a 2 pp lift, 164 problems (HumanEval's size), 20 samples per problem. The paired delta's
+    CI excludes 0 in most runs (55-62% over 200 runs at two seeds); the two pass@1 CIs (about +-5 pp each)
+    never separated (0 of 400). With no lift the paired CI excluded 0 in 3-3.5% of runs (nominal 2.5%,
+    one-sided)."""
+    import numpy as np
+
+    rng = np.random.default_rng(11)
+    runs, resamples = 60, 400
+    rates = {}
+    for lift in (0.02, 0.0):
+        paired = apart = 0
+        for _ in range(runs):
+            p_base = rng.beta(0.6, 0.6, 164)
+            rules = evaluate_gate(inputs(min_lift_pp=1.0, delta=_simulated_delta(rng, p_base, lift, 20, resamples)))
+            rules = rules["checks"][0]["rules"]
+            paired += rules["paired"]["passed"]
+            apart += rules["non_overlap"]["passed"]
+        rates[lift] = (paired / runs, apart / runs)
+    assert rates[0.02][0] >= 0.4 and rates[0.02][1] <= 0.05  # paired: about 58%; non-overlap: (almost) never
+    assert rates[0.0][0] <= 0.1 and rates[0.0][1] == 0.0
+
+
+def _gate_spec(tmp_path, **gate):
+    from selfdistill.spec import Spec
+    from tests.report.fixtures import spec_json
+
+    raw = spec_json()
+    raw["gate"] = {"round2_pool": str(tmp_path / "pool2.jsonl"), "round2_heldout": "humaneval"} | gate
+    return Spec.model_validate(raw)
+
+
+def test_the_gate_settings_are_sealed_before_training_and_a_change_is_refused_naming_it(tmp_path):
+    from selfdistill.errors import DataError
+    from selfdistill.ssd import gate
+
+    (tmp_path / "pool2.jsonl").write_text('{"task_id": "q/0", "prompt": "p"}\n')
+    spec = _gate_spec(tmp_path)
+    with pytest.raises(DataError, match="records no declaration of the gate's settings"):
+        gate.check_declared(spec, tmp_path)
+    digest = gate.declare(spec, tmp_path)
+    assert gate.check_declared(spec, tmp_path) == digest
+    assert gate.declare(_gate_spec(tmp_path, min_lift_pp=1.0), tmp_path) == digest  # sealed: not rewritten
+    with pytest.raises(DataError, match=r"changed after training started \(min_lift_pp\).*declared 3\.0, now 1\.0"):
+        gate.check_declared(_gate_spec(tmp_path, min_lift_pp=1.0), tmp_path)
+    with pytest.raises(DataError, match=r"\(enabled, round2_heldout\)"):
+        gate.check_declared(_gate_spec(tmp_path, enabled=False, round2_heldout="mbpp"), tmp_path)
+    (tmp_path / "pool2.jsonl").write_text('{"task_id": "q/0", "prompt": "another prompt"}\n')
+    with pytest.raises(DataError, match=r"round2_pool_sha256.*gate\.round2_pool content declared"):
+        gate.check_declared(spec, tmp_path)
