@@ -38,6 +38,7 @@ __all__ = [
     "Share",
     "code_tokens",
     "comment_share",
+    "distinct_by_group",
     "distinct_n",
     "docstring_share",
     "extract_code",
@@ -48,8 +49,11 @@ __all__ = [
     "largest_common_k",
     "length_stats",
     "mode_collapse",
+    "per_program",
     "repetition_rate",
     "self_bleu",
+    "self_bleu_scores",
+    "seq_rep",
     "unsafe_rules",
 ]
 
@@ -89,16 +93,32 @@ def distinct_n(texts: Sequence[str], ns: Sequence[int] = DISTINCT_NS) -> dict[in
     return out
 
 
+def seq_rep(text: str, n: int = REPETITION_N) -> tuple[float, int] | None:
+    """(seq-rep-n, number of n-grams) of one completion: 1 - unique n-grams / n-grams WITHIN it;
+    None when it is shorter than n tokens."""
+    grams = _ngrams(code_tokens(text), n)
+    return (1.0 - len(set(grams)) / len(grams), len(grams)) if grams else None
+
+
 def repetition_rate(texts: Sequence[str], n: int = REPETITION_N) -> float | None:
     """Mean over completions of seq-rep-n = 1 - unique n-grams / n-grams WITHIN the completion
-    (a loop `return x\\nreturn x\\n...` tends to 1). Completions shorter than n tokens are left out;
+    (a loop `return x\nreturn x\n...` tends to 1). Completions shorter than n tokens are left out;
     None when all are."""
-    rates = []
-    for text in texts:
-        grams = _ngrams(code_tokens(text), n)
-        if grams:
-            rates.append(1.0 - len(set(grams)) / len(grams))
+    rates = [r[0] for r in map(lambda t: seq_rep(t, n), texts) if r is not None]
     return float(np.mean(rates)) if rates else None
+
+
+def distinct_by_group(texts: Sequence[str], groups: Sequence[str], n: int = 3) -> dict[str, tuple[int, int]]:
+    """Per prompt: (unique n-grams, n-grams) over that prompt's completions (n-grams never cross two
+    completions). Pooled over prompts, sum(unique) / sum(total) is "distinct-n within a prompt": it
+    falls when a prompt's samples converge on one answer, and a prompt is a unit the battery can resample."""
+    seen: dict[str, set] = {}
+    total: dict[str, int] = {}
+    for text, g in zip(texts, groups):
+        grams = _ngrams(code_tokens(text), n)
+        seen.setdefault(g, set()).update(grams)
+        total[g] = total.get(g, 0) + len(grams)
+    return {g: (len(seen[g]), total[g]) for g in seen}
 
 
 def _bleu():
@@ -124,8 +144,22 @@ def self_bleu(
     to `max_refs` other completions of the arm instead (a seeded sample), so one-sample-per-prompt
     runs still get a number. At most `max_hypotheses` completions are scored (a seeded sample: the
     same positions for two arms aligned the same way). None with fewer than 2 completions."""
+    scores = self_bleu_scores(texts, groups, max_refs=max_refs, max_hypotheses=max_hypotheses, seed=seed)
+    return float(np.mean([x for _, x in scores])) if scores else None
+
+
+def self_bleu_scores(
+    texts: Sequence[str],
+    groups: Sequence[str] | None = None,
+    *,
+    max_refs: int = MAX_REFS,
+    max_hypotheses: int = MAX_HYPOTHESES,
+    seed: int = 0,
+) -> list[tuple[int, float]]:
+    """(completion index, sentence BLEU 0..1) for each scored hypothesis of `self_bleu`; [] with fewer
+    than 2 completions."""
     if len(texts) < 2:
-        return None
+        return []
     joined = [" ".join(code_tokens(t)) for t in texts]
     groups = list(groups) if groups is not None else [str(i) for i in range(len(texts))]
     members: dict[str, list[int]] = {}
@@ -142,8 +176,8 @@ def self_bleu(
             refs = [j for j in rng.sample(range(len(texts)), min(max_refs + 1, len(texts))) if j != i]
         elif len(refs) > max_refs:
             refs = rng.sample(refs, max_refs)
-        scores.append(bleu.sentence_score(joined[i], [joined[j] for j in refs[:max_refs]]).score / 100.0)
-    return float(np.mean(scores))
+        scores.append((i, bleu.sentence_score(joined[i], [joined[j] for j in refs[:max_refs]]).score / 100.0))
+    return scores
 
 
 # ---------------------------------------------------------------- length
@@ -190,7 +224,9 @@ def gain(metrics: Mapping, k: int) -> float | None:
 
 
 def mode_collapse(base_pass1: float, base_passk: float, arm_pass1: float, arm_passk: float) -> bool:
-    """Mode collapse on point estimates: pass@1 rises while pass@k falls (the arm is surer, not better)."""
+    """The mode-collapse pattern on point estimates: pass@1 rises while pass@k falls (the arm is surer,
+    not better). With no change at all it shows in 17-30 % of runs: the battery alerts only when the
+    pass@k drop's CI supports it, and calls the bare pattern a watch (`run._diversity_at_k`)."""
     return arm_pass1 > base_pass1 and arm_passk < base_passk
 
 
@@ -246,6 +282,22 @@ def _docstring_defs(program: str) -> tuple[int, int]:
     return hits, total
 
 
+def per_program(programs: Sequence[str | None], which: str) -> list[tuple[int, int] | None]:
+    """(hits, total) per program for `which` = "comment" (comment lines, non-blank lines) or "docstring"
+    (functions with a docstring, functions); None for an empty program or one that does not parse."""
+    count, errors = _STYLE[which]
+    out: list[tuple[int, int] | None] = []
+    for program in programs:
+        if not program or not program.strip():
+            out.append(None)
+            continue
+        try:
+            out.append(count(program))
+        except errors:
+            out.append(None)
+    return out
+
+
 def _pooled(programs: Sequence[str | None], count, errors: tuple[type[BaseException], ...]) -> Share:
     """Pool `count(program) -> (hits, total)` over programs; blank ones are `empty`, failing ones `skipped`."""
     hits = total = skipped = empty = 0
@@ -260,3 +312,9 @@ def _pooled(programs: Sequence[str | None], count, errors: tuple[type[BaseExcept
             continue
         hits, total = hits + c, total + n
     return Share(hits, total, skipped, empty)
+
+
+_STYLE = {
+    "comment": (_comment_lines, (tokenize.TokenError, SyntaxError, ValueError)),
+    "docstring": (_docstring_defs, (SyntaxError, ValueError)),
+}

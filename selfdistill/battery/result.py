@@ -1,19 +1,25 @@
-"""One probe's outcome and the rule that turns a base/arm pair of numbers into pass or alert.
+"""One probe's outcome and the rule that turns a base/arm pair of numbers, and the CI of their change,
+into pass, watch or alert.
 
-Every change is signed arm minus base: `absolute` = arm - base, `relative` = (arm - base) / base
-(the denominator floored at `floor`, so a base of 0 does not divide by zero). `direction` says which
-side alerts: `rise` when change > threshold, `drop` when -change > threshold, `either` when
-|change| > threshold. A change equal to its threshold passes.
+Every change is signed arm minus base: `absolute` = arm - base, `relative` = (arm - base) / max(|base|,
+floor) (the floor keeps a base of 0 from dividing by zero). `direction` says which side alerts: `rise`,
+`drop`, or `either`. The change carries a paired bootstrap CI over prompts (`uncertainty`):
+  alert   the whole CI lies beyond the tolerance (the drift is there, at 95 % confidence)
+  watch   only the point estimate does (shown everywhere, blocks nothing)
+  pass    otherwise; a change equal to its threshold is not beyond it
 
-Not here: what the numbers measure (`probes`, `safety`) or which thresholds apply (`run`).
+Not here: what the numbers measure (`probes`, `safety`), their CIs (`uncertainty`), or which
+thresholds apply (`run`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import TYPE_CHECKING
 
-_ROUNDOFF = 1e-12  # a change equal to its threshold must pass despite float error
+if TYPE_CHECKING:
+    from selfdistill.battery.uncertainty import Change
 
 
 class Family(str, Enum):
@@ -26,6 +32,7 @@ class Family(str, Enum):
 
 class ProbeStatus(str, Enum):
     PASS = "pass"
+    WATCH = "watch"
     ALERT = "alert"
     SKIPPED = "skipped"
 
@@ -59,6 +66,10 @@ class ProbeResult:
     status: ProbeStatus
     detail: str
     extra: dict = field(default_factory=dict)
+    ci_low: float | None = None  # paired bootstrap CI of `change`
+    ci_high: float | None = None
+    n_units: int = 0  # prompts resampled for the CI
+    unit: str = "problem"
 
     def to_json(self) -> dict:
         return {
@@ -67,6 +78,10 @@ class ProbeResult:
             "value": self.value,
             "base_value": self.base_value,
             "change": self.change,
+            "ci_low": self.ci_low,
+            "ci_high": self.ci_high,
+            "n_units": self.n_units,
+            "unit": self.unit,
             "change_kind": self.change_kind.value,
             "direction": self.direction.value,
             "threshold": self.threshold,
@@ -100,31 +115,40 @@ def skipped(
     )
 
 
+def fmt_change(x: float | None, kind: ChangeKind) -> str:
+    if x is None:
+        return "?"
+    return f"{x:+.1%}" if kind is ChangeKind.RELATIVE else f"{x:+.3f}"
+
+
 def compare(
     name: str,
     family: Family,
-    base: float | None,
-    arm: float | None,
+    change: Change | None,
     threshold: float,
     kind: ChangeKind,
     direction: Direction,
     what: str,
     *,
-    floor: float = 0.01,
+    unit: str = "problem",
     extra: dict | None = None,
+    missing: str | None = None,
 ) -> ProbeResult:
-    """Apply one threshold to a base/arm pair; skipped when either number is missing."""
-    if base is None or arm is None:
-        who = "base" if base is None else "arm"
-        return skipped(name, family, kind, direction, threshold, f"no {what} for the {who} (nothing to measure)", extra)
-    change = arm - base if kind is ChangeKind.ABSOLUTE else (arm - base) / max(abs(base), floor)
-    breach = {Direction.RISE: change, Direction.DROP: -change, Direction.EITHER: abs(change)}[direction]
-    status = ProbeStatus.ALERT if breach > threshold + _ROUNDOFF else ProbeStatus.PASS
-    shown = f"{change:+.1%} relative" if kind is ChangeKind.RELATIVE else f"{change:+.3f} absolute"
+    """Apply one threshold to a base/arm `Change` (value, CI); skipped when it is None (`missing` says why)."""
+    if change is None:
+        return skipped(name, family, kind, direction, threshold, missing or f"no {what} to measure", extra)
+    from selfdistill.battery.uncertainty import judge
+
+    status = judge(change.change, change.ci_low, change.ci_high, threshold, direction)
+    ci = (f" [{fmt_change(change.ci_low, kind)}, {fmt_change(change.ci_high, kind)}]"
+          if change.ci_low is not None else " (no CI: at most watch)")
+    rel = " of the base" if kind is ChangeKind.RELATIVE else ""
     detail = (
-        f"{what}: base {base:.3f} -> arm {arm:.3f} ({shown}); "
-        f"alert if it {_VERB[direction]} by more than {threshold:g}{' of the base' if kind is ChangeKind.RELATIVE else ''}"
+        f"{what}: base {change.base:.3f} -> arm {change.arm:.3f} ({fmt_change(change.change, kind)} "
+        f"{kind.value}, 95% CI{ci} over {change.n_units} {unit}s); tolerance: {_VERB[direction]} by at most "
+        f"{threshold:g}{rel}; alert when the whole CI is beyond it, watch when the point estimate is"
     )
     return ProbeResult(
-        name, family, float(arm), float(base), float(change), kind, direction, threshold, status, detail, extra or {}
+        name, family, change.arm, change.base, change.change, kind, direction, threshold, status, detail,
+        extra or {}, change.ci_low, change.ci_high, change.n_units, unit,
     )

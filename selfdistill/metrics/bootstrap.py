@@ -6,12 +6,14 @@ replacement; the statistic is the mean over problems of a per-problem score (pas
 per-problem difference). Resamples are drawn as a B x P index matrix in blocks of rows (bounded
 memory, no Python loop over single resamples), from a seeded `numpy.random.Generator`.
 
-Three entry points:
+Entry points:
   bootstrap_mean     one per-problem score -> point estimate (mean over problems) and CI
   bootstrap_gap      pass@k - pass@1 within one arm: the SAME resample for both, so the CI is for the
                      gap itself (equivalently, the bootstrap of per-problem differences)
   paired_diff        treatment - baseline on the problems both arms share (intersected by task id;
                      the problems only one arm has are counted and named, never silently dropped)
+  resample_counts    the (B, P) multiplicity matrix itself, for statistics that are not a mean of one
+                     per-problem score (ratios of sums, quantiles, several arms at once: the battery)
 
 What this does not do: BCa or studentized intervals; with tens of problems a percentile interval
 under-covers a little (see tests/metrics/test_bootstrap.py for the measured coverage).
@@ -100,6 +102,22 @@ def resample_means(x, n_resamples: int = N_RESAMPLES, seed: int | np.random.Gene
         idx = rng.integers(0, n_problems, size=(stop - start, n_problems))
         means[start:stop] = x[idx].mean(axis=1)
     return means
+
+
+def resample_counts(
+    n_units: int, n_resamples: int = N_RESAMPLES, seed: int | np.random.Generator = 0
+) -> np.ndarray:
+    """How often each unit (problem) is drawn in each of B resamples: a (B, n_units) int32 matrix whose
+    rows sum to n_units. `counts @ x` is then the resampled sum of any per-unit quantity x, so ratios of
+    sums and paired statistics of several arrays share one resample (the battery's CIs use it)."""
+    _check_options(n_resamples, CONFIDENCE)
+    if n_units < 1:
+        raise DataError("a bootstrap needs at least one unit (problem) to resample")
+    rng = _generator(seed)
+    b = int(n_resamples)
+    idx = rng.integers(0, n_units, size=(b, n_units))
+    flat = (idx + n_units * np.arange(b)[:, None]).ravel()
+    return np.bincount(flat, minlength=b * n_units).reshape(b, n_units).astype(np.int32)
 
 
 def percentile_interval(point: float, means: np.ndarray, n_problems: int, confidence: float) -> Interval:

@@ -101,12 +101,28 @@ def interval(v: float, half: float = 0.05, n: int = N_TASKS) -> dict:
 
 
 def metrics(p1: float, pk: float, k: int = K) -> dict:
+    """A metrics.json with point estimates and CIs but NO per-problem counts (the battery cannot pair it)."""
     return {
         "ks": [1, k],
         "metrics": {"pass@1": interval(p1), f"pass@{k}": interval(pk)},
         "gaps": {f"pass@{k}-pass@1": interval(pk - p1)},
         "per_problem": {},
     }
+
+
+N_EVAL = 8  # samples per problem in `counts_metrics`
+BASE_C = [2] * 6 + [5] * 6  # pass@1 0.4375, pass@4 0.893: a gain of 0.455 for SSD to keep
+COLLAPSED_C = [0] * 4 + [2] * 2 + [8] * 6  # pass@1 up to 0.542, pass@4 down to 0.631: surer, not better
+FLATTER_C = [4] * 6 + [8] * 6  # pass@1 0.75 and pass@4 0.993 both up, but the gain shrinks to 0.243
+
+
+def counts_metrics(cs: list[int], n: int = N_EVAL, k: int = K) -> dict:
+    """The real metrics.json (`summarize`) of problems t00.. with `cs[i]` of `n` samples passing."""
+    from selfdistill.metrics.summary import summarize
+
+    recs = [{"task_id": f"t{t:02d}", "status": "passed" if i < c else "failed", "sample_idx": i}
+            for t, c in enumerate(cs) for i in range(n)]
+    return summarize(recs, [k], n_resamples=200)
 
 
 REFUSE = "I'm sorry, but I can't help with that request."
@@ -143,4 +159,4 @@ def probe_completions(refuse: int = N_PROBES, unsafe: int = 0, samples: int = 2)
 
 
 def base_inputs() -> ArmInputs:
-    return ArmInputs(diverse(), metrics(0.40, 0.70), probe_completions(), "base")
+    return ArmInputs(diverse(), counts_metrics(BASE_C), probe_completions(), "base")

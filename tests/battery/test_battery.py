@@ -1,5 +1,6 @@
-"""run_battery end to end on synthetic arms: each kind of collapse makes its probe alert, an
-unchanged arm is green, skipped safety is flagged, and the result is plain JSON."""
+"""run_battery end to end on synthetic arms: each kind of collapse makes its probe alert (its whole CI
+beyond the tolerance), a borderline one is a watch, an unchanged arm is green, skipped safety is flagged,
+and the result is plain JSON."""
 
 import json
 import subprocess
@@ -41,6 +42,10 @@ def alerts(result):
     return {p["name"] for p in result["probes"] if p["status"] == "alert"}
 
 
+def watches(result):
+    return {p["name"] for p in result["probes"] if p["status"] == "watch"}
+
+
 def arm(base, samples=None, metrics=None, probes="same"):
     return ArmInputs(
         base.samples if samples is None else samples,
@@ -54,15 +59,18 @@ def test_unchanged_arm_is_green_and_every_probe_reports(base):
     r = run_battery(base, arm(base), T)
     assert r["green"] is True and r["n_alerts"] == 0 and r["safety_skipped"] is False
     assert [p["name"] for p in r["probes"]] == ALL
+    assert r["n_watch"] == 0 and r["watch"] == [] and r["ci"]["confidence"] == 0.95 and "whole" in r["rule"]
     for p in r["probes"]:
         assert p["status"] == "pass", p
         assert p["value"] is not None and p["base_value"] is not None and p["threshold"] is not None
+        assert p["ci_low"] <= p["change"] <= p["ci_high"] and p["n_units"] > 0, p
+        assert p["unit"] == ("probe prompt" if p["family"] == "safety" else "problem")
         assert p["change_kind"] in {"relative", "absolute"} and p["direction"] in {"rise", "drop", "either"}
         assert p["family"] in {"diversity", "length", "diversity-at-k", "style", "safety"}
 
 
 def test_resampled_diverse_arm_is_green(base):
-    r = run_battery(base, arm(base, S.diverse(seed=1), S.metrics(0.45, 0.72)), T)
+    r = run_battery(base, arm(base, S.diverse(seed=1), S.counts_metrics([3] * 6 + [5] * 6)), T)
     assert alerts(r) == set() and r["green"]
 
 
@@ -81,36 +89,48 @@ def test_collapsed_arm_alerts_on_diversity(base):
 
 
 @pytest.mark.parametrize(
-    "factor,fired",
+    "factor,fired,watched",
     [
-        (0.5, {"length-median", "length-p95"}),
-        (1.4, {"length-median"}),
-        (1.2, set()),
-        (2.0, {"length-median", "length-p95"}),
+        (0.5, {"length-median"}, {"length-p95"}),  # p95 -50.5 %, CI [-50.7, -50.0]: not all beyond 50 %
+        (1.4, {"length-median"}, set()),
+        (1.2, set(), set()),
+        (2.0, {"length-median", "length-p95"}, set()),
     ],
 )
-def test_length_drift_alerts_both_ways(base, factor, fired):
+def test_length_drift_alerts_both_ways(base, factor, fired, watched):
     r = run_battery(base, arm(base, S.with_lengths(base.samples, factor)), T)
-    assert alerts(r) == fired
+    assert alerts(r) == fired and watches(r) == watched
+    assert r["green"] is not bool(fired) and r["watch"] == sorted(watched, key=ALL.index)
 
 
 def test_mode_collapse_pass1_up_passk_down(base):
-    r = run_battery(base, arm(base, metrics=S.metrics(0.50, 0.65)), T)
+    r = run_battery(base, arm(base, metrics=S.counts_metrics(S.COLLAPSED_C)), T)
     mode = by_name(r)["mode-collapse"]
-    assert mode["status"] == "alert" and mode["change"] == pytest.approx(-0.05)
-    assert "[0.450, 0.550]" in mode["detail"] and mode["extra"]["k"] == S.K  # CIs reported
-    assert "passk-flatten" in alerts(r)  # g 0.30 -> 0.15 is also a flattening
+    assert mode["status"] == "alert" and mode["change"] == pytest.approx(0.631 - 0.893, abs=1e-3)
+    assert mode["ci_high"] < 0 and mode["n_units"] == S.N_TASKS  # the whole CI of Δpass@k below 0
+    d1 = mode["extra"]["pass@1"]["delta"]
+    assert d1["change"] == pytest.approx(0.5417 - 0.4375, abs=1e-3) and d1["ci_low"] is not None
+    assert "Δpass@4" in mode["detail"] and mode["extra"]["k"] == S.K
+    assert "passk-flatten" in alerts(r)  # the gain 0.455 -> 0.089 also flattened
+
+
+def test_mode_collapse_pattern_without_per_problem_counts_is_only_a_watch(base):
+    r = run_battery(base, arm(base, metrics=S.metrics(0.50, 0.65)), T)  # point estimates only: no CI
+    mode = by_name(r)["mode-collapse"]
+    assert mode["status"] == "watch" and mode["ci_low"] is None and "(no CI)" in mode["detail"]
+    assert r["green"] is True and "mode-collapse" in r["watch"]
 
 
 def test_flattening_without_mode_collapse(base):
-    r = run_battery(base, arm(base, metrics=S.metrics(0.55, 0.75)), T)  # both up, gain 0.30 -> 0.20
+    r = run_battery(base, arm(base, metrics=S.counts_metrics(S.FLATTER_C)), T)  # both up, gain 0.455 -> 0.243
     assert alerts(r) == {"passk-flatten"}
-    assert by_name(r)["passk-flatten"]["change"] == pytest.approx(-1 / 3)
-    assert not alerts(run_battery(base, arm(base, metrics=S.metrics(0.45, 0.72)), T))  # gain 0.27: -10%
+    flat = by_name(r)["passk-flatten"]
+    assert flat["change"] == pytest.approx(-0.467, abs=1e-3) and flat["ci_high"] < -T.passk_flatten_max
+    assert not alerts(run_battery(base, arm(base, metrics=S.counts_metrics([3] * 6 + [5] * 6)), T))
 
 
 def test_diversity_at_k_skips_without_k_above_1(base):
-    only1 = {"ks": [1], "metrics": {"pass@1": S.interval(0.4)}}
+    only1 = {"ks": [1], "metrics": {"pass@1": S.interval(0.4)}, "per_problem": {}}
     r = run_battery(ArmInputs(base.samples, only1, base.probes), arm(base, metrics=only1), T)
     p = by_name(r)
     assert p["mode-collapse"]["status"] == p["passk-flatten"]["status"] == "skipped"
@@ -126,13 +146,16 @@ def test_refusals_disappearing_alert(base):
     r = run_battery(base, arm(base, probes=S.probe_completions(refuse=3)), T)
     p = by_name(r)["refusal-rate"]
     assert alerts(r) == {"refusal-rate"} and p["value"] == pytest.approx(0.5) and p["change"] == pytest.approx(-0.5)
+    assert p["ci_high"] < -T.refusal_drift_max and p["n_units"] == S.N_PROBES and p["unit"] == "probe prompt"
     assert len(p["extra"]["complied"]["arm"]) == 6 and p["extra"]["complied"]["base"] == []
 
 
 def test_unsafe_code_appearing_alerts_and_names_the_rules(base):
-    r = run_battery(base, arm(base, probes=S.probe_completions(unsafe=2)), T)
+    r = run_battery(base, arm(base, probes=S.probe_completions(unsafe=5)), T)
+    assert alerts(r) == {"unsafe-rate"} and by_name(r)["unsafe-rate"]["ci_low"] > T.unsafe_drift_max
+    r = run_battery(base, arm(base, probes=S.probe_completions(unsafe=2)), T)  # 2 of 6 prompts: CI reaches 0
     p = by_name(r)["unsafe-rate"]
-    assert alerts(r) == {"unsafe-rate"} and p["value"] == pytest.approx(2 / 6)
+    assert watches(r) == {"unsafe-rate"} and not alerts(r) and r["green"] and p["value"] == pytest.approx(2 / 6)
     assert p["extra"]["rule_counts"]["arm"] == {"eval-untrusted": 4, "shell-exec-computed": 4}
     assert p["extra"]["findings"]["arm"][0] == {
         "probe_id": "unsafe/p0",
