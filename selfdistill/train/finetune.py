@@ -116,6 +116,29 @@ def _device_and_dtype(cfg: TrainSpec):
     return cuda, torch.float32
 
 
+def trainer_class(cuda: bool):
+    """The SFTTrainer to run. On a GPU, TRL's as shipped: its fused LM head computes the completion's log-probs in
+    vocabulary tiles and never holds the (batch, length, vocab) logits, which saves memory where memory binds.
+    On a CPU that tiled head is the slow part of a step (1.8-2.1x a plain loop with Qwen's 151k vocabulary,
+    benchmarks/bench_train.py), so the loss there is the model's own: its forward with the labels (TRL's collator
+    sets -100 on the prompt and padding), transformers' cross-entropy over the full logits, summed over the
+    completion tokens and divided by their count in the accumulated batch, as TRL's fused loss is. The same
+    loss and gradients; TRL's extra per-step metrics (entropy, token accuracy) are not logged on this path."""
+    from trl import SFTTrainer
+
+    if cuda:
+        return SFTTrainer
+    from transformers import Trainer
+
+    class ModelLossSFTTrainer(SFTTrainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            inputs["use_cache"] = False
+            return Trainer.compute_loss(self, model, inputs, return_outputs=return_outputs,
+                                        num_items_in_batch=num_items_in_batch)
+
+    return ModelLossSFTTrainer
+
+
 def accumulation_steps(cfg: TrainSpec, world: int) -> int:
     """Gradient-accumulation steps that make per-device batch x world size x steps = train.batch_size exactly."""
     per_step = cfg.per_device_batch_size * world
@@ -131,7 +154,7 @@ def accumulation_steps(cfg: TrainSpec, world: int) -> int:
 
 def build_trainer(job: dict, examples: list[dict]):
     from datasets import Dataset
-    from trl import SFTConfig, SFTTrainer
+    from trl import SFTConfig
 
     cfg = TrainSpec.model_validate(job["train"])
     out = Path(job["out_dir"])
@@ -174,7 +197,7 @@ def build_trainer(job: dict, examples: list[dict]):
             r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
             target_modules=list(cfg.target_modules), task_type="CAUSAL_LM", bias="none",
         )
-    return SFTTrainer(
+    return trainer_class(cuda)(
         model=net, args=args, train_dataset=Dataset.from_list(examples),
         processing_class=tokenizer, peft_config=peft_config,
     ), cfg, tokenizer
