@@ -12,9 +12,12 @@ back when it ends, and multi-GPU runs go through accelerate (DeepSpeed ZeRO-3 or
 examples/accelerate/) with no hand-written distributed code.
 
 What it does:
-- Examples are prompt-completion pairs: chat prompts as message lists (TRL applies the model's own chat
-  template; the completion is the assistant turn) or plain strings for base models. TRL masks the prompt:
-  the loss is on the completion only (`completion_only_loss=True`), unweighted cross-entropy.
+- Examples are prompt-completion pairs: chat prompts as message lists (the model's own chat template; the
+  completion is the assistant turn) or plain strings for base models, tokenized here (`tokenize_example`)
+  exactly as TRL's SFTTrainer would, except that an example marked `truncated` (cut off at max_new_tokens)
+  gets no end-of-turn / end-of-text token after it: it trains on the tokens the model produced, not on a
+  stop it never chose. The prompt is masked: the loss is on the completion only
+  (`completion_only_loss=True`), unweighted cross-entropy.
 - LoRA (PEFT `LoraConfig`: rank, alpha, dropout, target modules) or full fine-tuning; learning rate,
   epochs, warm-up share, schedule, seed, batch (per device x gradient accumulation), max length.
 - Checkpoints every `save_steps` optimizer steps (the last two kept); a killed job run again resumes
@@ -61,7 +64,7 @@ def load_examples(path: Path) -> list[dict]:
     for i, row in read_jsonl(path, "training examples"):
         if "prompt" not in row or "completion" not in row:
             raise DataError(f"error: {path}:{i}: an example needs 'prompt' and 'completion'")
-        rows.append({"prompt": row["prompt"], "completion": row["completion"]})
+        rows.append({"prompt": row["prompt"], "completion": row["completion"], "truncated": bool(row.get("truncated"))})
     if not rows:
         raise DataError(f"error: {path} holds no training examples; nothing to fine-tune on")
     return rows
@@ -152,6 +155,36 @@ def accumulation_steps(cfg: TrainSpec, world: int) -> int:
     return cfg.batch_size // per_step
 
 
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def tokenize_example(tokenizer, example: dict) -> dict:
+    """input_ids and completion_mask for one prompt-completion example, as TRL's SFTTrainer tokenizes it
+    (chat: the chat template over prompt + completion; base: prompt + completion + the EOS token), except
+    that a `truncated` example ends where the model was cut off: the prompt as sampled (with the generation
+    prompt) followed by the raw tokens, and no end-of-turn / end-of-text token."""
+    prompt, completion, cut = example["prompt"], example["completion"], bool(example.get("truncated"))
+    if isinstance(prompt, list):  # chat messages
+        prompt_text = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False)
+        text = (prompt_text + "".join(m["content"] for m in completion) if cut
+                else tokenizer.apply_chat_template(prompt + completion, tokenize=False))
+        special = False  # the template writes every special token itself (apply_chat_template's own setting)
+    else:
+        eos = tokenizer.eos_token or ""
+        prompt_text, special = prompt, True
+        text = prompt + completion + ("" if cut or completion.endswith(eos) else eos)
+    prompt_ids = tokenizer(prompt_text, add_special_tokens=special)["input_ids"]
+    ids = tokenizer(text, add_special_tokens=special)["input_ids"]
+    n = _common_prefix(prompt_ids, ids)
+    return {"input_ids": ids, "completion_mask": [0] * n + [1] * (len(ids) - n)}
+
+
 def build_trainer(job: dict, examples: list[dict]):
     from datasets import Dataset
     from trl import SFTConfig
@@ -198,16 +231,23 @@ def build_trainer(job: dict, examples: list[dict]):
             target_modules=list(cfg.target_modules), task_type="CAUSAL_LM", bias="none",
         )
     return trainer_class(cuda)(
-        model=net, args=args, train_dataset=Dataset.from_list(examples),
+        model=net, args=args, train_dataset=Dataset.from_list([tokenize_example(tokenizer, e) for e in examples]),
         processing_class=tokenizer, peft_config=peft_config,
     ), cfg, tokenizer
 
 
 def run_job(job: dict) -> dict:
     """Train (resuming from the last checkpoint), save, and write train.json; return its record."""
-    from transformers.trainer_utils import get_last_checkpoint
+    from selfdistill.train.launch import hold_output
 
     out = Path(job["out_dir"])
+    with hold_output(out):  # a second launch into `out` while this one runs is refused, not run beside it
+        return _run_job(job, out)
+
+
+def _run_job(job: dict, out: Path) -> dict:
+    from transformers.trainer_utils import get_last_checkpoint
+
     if (out / DONE).exists():
         return json.loads((out / DONE).read_text(encoding="utf-8"))
     examples = load_examples(Path(job["examples"]))
@@ -283,6 +323,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from selfdistill.errors import SelfdistillError
 
+    from selfdistill.train.launch import die_with_parent
+
+    die_with_parent()  # a killed launcher takes its workers with it
     try:
         job = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
         run_job(job)
