@@ -11,6 +11,14 @@ its reason and its fix. `selfdistill check` (and every stage that calls it) refu
   low-rank-lora        LoRA rank below 16 without a declared full-fine-tune or higher-rank pilot
   round2-promotion     a round-2 checkpoint named for promotion before its gate passed (read from the run
                        directory's gate.json when one is given)
+
+One more is named but not refused by `check`, because it is a property of the user's data rather than of
+the spec's choices (a user's own held-out set may simply be smaller):
+
+  heldout-below-200    a held-out set under the strategy's mandatory 200 problems (`below_minimum`); `check`
+                       prints it, and every verdict on such a set is stamped "below the 200-problem
+                       minimum" (verdict.json `meets_min_problems: false`, verdict.md and the report lead
+                       with it), so no GO goes out on it without the stamp
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from selfdistill.spec import Spec, TrainMethod
 
 MAX_ANCHOR = 0.20
 MIN_RANK = 16
+MIN_HELDOUT = 200  # the strategy's mandatory held-out size (tasks.registry.MIN_HELDOUT)
 
 
 @dataclass(frozen=True)
@@ -33,6 +42,19 @@ class AntiPattern:
 
     def line(self) -> str:
         return f"  [{self.code}] {self.field}: {self.reason}; {self.fix}"
+
+
+def below_minimum(n_problems: int, minimum: int = MIN_HELDOUT) -> AntiPattern | None:
+    """The heldout-below-200 anti-pattern for a held-out set of `n_problems`, or None when it meets the minimum."""
+    if n_problems >= minimum:
+        return None
+    return AntiPattern(
+        "heldout-below-200", "heldout.task",
+        f"the held-out set has {n_problems} problems, fewer than the {minimum} the strategy makes mandatory: "
+        "pass@k differences of a few points are within noise and the 95% CIs cover less often than they claim; "
+        f"every verdict on it is stamped as below the minimum",
+        f"use a larger held-out set (e.g. heldout.mbpp_share adds a seeded MBPP share: 164 + 60 >= {minimum}), "
+        "or read the stamped verdict as evidence, not a decision")
 
 
 def _same_task(pool_source: str, heldout_task: str) -> bool:

@@ -73,10 +73,16 @@ def load_pool(
     heldout: Sequence[Problem] = (),
     heldout_task: str | None = None,
     ngram: int = DEFAULT_N,
+    reserved: Sequence[str] = (),
 ) -> PromptPool:
-    """The prompt pool named by `source` (forms in the module docstring), checked against `heldout`."""
+    """The prompt pool named by `source` (forms in the module docstring), checked against `heldout`.
+    `reserved`: ids held out from the pool (the held-out MBPP share, `heldout.mbpp_share`), dropped
+    before duplicates, the subset and the contamination check."""
     problems, provenance, exclude = _load_source(source, split_fraction, seed, heldout_task, ngram)
     n_loaded = len(problems)
+    held = set(reserved)
+    problems = [p for p in problems if p.task_id not in held]
+    provenance["reserved_for_heldout"] = n_loaded - len(problems)
     problems, duplicates = drop_duplicates(problems)
     problems = choose_subset(problems, limit, seed)
     if not problems:

@@ -36,7 +36,9 @@ def title(run: Run) -> list[str]:
     task = heldout.get("task") or (spec.get("heldout") or {}).get("task")
     if task:
         n = f", {heldout['n_problems']} problems" if heldout.get("n_problems") is not None else ""
-        facts.append(f"held-out set `{task}`{n}")
+        share = heldout.get("mbpp_share")
+        plus = f" + {share['n']} MBPP problems (seed {share['seed']}, held out of the pool)" if share else ""
+        facts.append(f"held-out set `{task}`{plus}{n}")
     if (run.manifest or {}).get("created"):
         facts.append(f"created {run.manifest['created']}")
     if (run.manifest or {}).get("selfdistill_version"):

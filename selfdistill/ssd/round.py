@@ -95,7 +95,8 @@ def load_round_pool(spec: Spec, heldout: HeldoutSet):
 
     p = spec.pool
     pool = load_pool(p.source, split_fraction=p.split_fraction, seed=p.seed, limit=p.limit,
-                     heldout=heldout.problems, heldout_task=spec.heldout.task, ngram=p.ngram)
+                     heldout=heldout.problems, heldout_task=spec.heldout.task, ngram=p.ngram,
+                     reserved=heldout.reserved_pool_ids)
     if p.tests_available and pool.n_with_tests == 0:
         raise SpecError(
             f"error: pool.tests_available = true but the pool {p.source!r} has no tests; "
@@ -227,7 +228,9 @@ def train_arm(r: Round, arm: str, pool, samples: list[dict], passed: set | None)
     command = [*(t.launcher or [sys.executable]), "-m", "selfdistill.train.finetune", str(arm_dir / "job.json")]
     log_path = arm_dir / "train.log"
     with ledger.timed(r.run_dir, "training", r.label(arm)) as cost, log_path.open("a", encoding="utf-8") as log_file:
-        proc = subprocess.run(command, stdout=log_file, stderr=subprocess.STDOUT, check=False)
+        from selfdistill.train.launch import die_with_parent  # the launcher (and its workers) end with us
+
+        proc = subprocess.run(command, stdout=log_file, stderr=subprocess.STDOUT, check=False, preexec_fn=die_with_parent)
         if proc.returncode != 0 or not (arm_dir / DONE).exists():
             tail = "".join(log_path.read_text(encoding="utf-8", errors="replace").splitlines(True)[-15:])
             raise DataError(
