@@ -284,27 +284,38 @@ def _remove_jobdir(path: str, sandbox: isolation.Sandbox) -> None:
 
 
 def remove_tree(root: str) -> None:
-    """rmtree without recursion (a 1,500-deep tree made shutil.rmtree raise RecursionError) or symlink
-    following; a directory made unreadable by its owner is made readable first (we are its owner or root)."""
-    stack = [root]
-    while stack:
-        path = stack[-1]
-        try:
-            st = os.lstat(path)
-        except FileNotFoundError:
-            stack.pop()
-            continue
-        if not stat.S_ISDIR(st.st_mode):
-            os.unlink(path)
-            stack.pop()
-            continue
-        os.chmod(path, 0o700)
-        entries = os.listdir(path)
-        if entries:
-            stack.extend(os.path.join(path, e) for e in entries)
-        else:
-            os.rmdir(path)
-            stack.pop()
+    """rmtree without recursion (a 1,500-deep tree made shutil.rmtree raise RecursionError), without long
+    paths (it walks by chdir, so a tree deeper than PATH_MAX goes too) and without following symlinks; a
+    directory its owner made unreadable is opened up first (we are its owner or root). Single-threaded
+    callers only: it changes the working directory, and restores "/"."""
+    if not os.path.lexists(root):
+        return
+    os.chdir(os.path.dirname(os.path.abspath(root)))
+    levels = [[os.path.basename(os.path.abspath(root))]]  # names still to remove, per depth below the start
+    try:
+        while levels:
+            pending = levels[-1]
+            if not pending:
+                levels.pop()
+                if levels:
+                    os.chdir("..")
+                    os.rmdir(levels[-1].pop())
+                continue
+            name = pending[-1]
+            try:
+                st = os.lstat(name)
+            except FileNotFoundError:
+                pending.pop()
+                continue
+            if not stat.S_ISDIR(st.st_mode):
+                os.unlink(name)
+                pending.pop()
+                continue
+            os.chmod(name, 0o700)
+            os.chdir(name)
+            levels.append(os.listdir("."))
+    finally:
+        os.chdir("/")
 
 
 if __name__ == "__main__":
