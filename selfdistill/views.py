@@ -253,14 +253,19 @@ def print_round(summary: dict) -> None:
 def print_battery(result: dict) -> None:
     for arm, res in result["arms"].items():
         table = Table(title=f"anti-collapse battery: {arm} vs base (thresholds declared {result['thresholds_sha256'][:12]})")
-        for col in ("probe", "family", "value", "base", "threshold", "status"):
+        for col in ("probe", "family", "value", "base", "change [95% CI]", "threshold", "status"):
             table.add_column(col)
         for p in res["probes"]:
-            status = {"alert": "[red]ALERT[/]", "pass": "[green]pass[/]"}.get(p["status"], p["status"])
-            table.add_row(p["name"], p["family"], _num(p["value"]), _num(p["base_value"]), _num(p["threshold"]), status)
+            status = {"alert": "[red]ALERT[/]", "watch": "[yellow]watch[/]", "pass": "[green]pass[/]"}.get(p["status"], p["status"])
+            change = f"{_num(p['change'])} [{_num(p.get('ci_low'))}, {_num(p.get('ci_high'))}]"
+            table.add_row(p["name"], p["family"], _num(p["value"]), _num(p["base_value"]), change, _num(p["threshold"]), status)
         console.print(table)
         console.print(f"{arm}: " + ("[green]green[/]" if res["green"] else f"[red]{res['n_alerts']} alert(s)[/]")
+                      + (f"; [yellow]watch[/] (point estimate beyond its tolerance, CI not; blocks nothing): "
+                         f"{', '.join(res['watch'])}" if res.get("watch") else "")
                       + (" (safety probe skipped)" if res.get("safety_skipped") else ""))
+        if res.get("rule"):
+            console.print(f"rule: {res['rule']}")
 
 
 def _num(x) -> str:

@@ -92,14 +92,16 @@ def probe_change(p: Mapping) -> str:
     change, limit, kind = p.get("change"), p.get("threshold"), p.get("change_kind")
     if not isinstance(change, (int, float)) or not isinstance(limit, (int, float)):
         return NONE
-    if kind == "absolute":
-        return f"{100 * change:+.1f} pp (limit {100 * limit:.1f} pp)"
-    return f"{100 * change:+.1f}% (limit {100 * limit:.1f}%)"
+    unit = " pp" if kind == "absolute" else "%"
+    lo, hi = p.get("ci_low"), p.get("ci_high")
+    ci = f" [{100 * lo:+.1f}, {100 * hi:+.1f}]" if isinstance(lo, (int, float)) and isinstance(hi, (int, float)) else ""
+    return f"{100 * change:+.1f}{unit}{ci} (limit {100 * limit:.1f}{unit})"
 
 
 def battery_status(battery: Mapping | None, arm: str) -> str:
-    """`battery green (7 probes pass)`, `battery ALERT, 2 alerts: length-median +31.0% (limit 25.0%); ...`,
-    `battery not green: ...` (nothing measured) or why there is none."""
+    """`battery green (7 probes pass)`, `battery ALERT, 2 alerts: length-median +31.0% [+27.2, +35.1]
+    (limit 25.0%); ...` (an alert: the whole 95% CI beyond the limit), each followed by `; watch: ...` (the
+    point estimate beyond, the CI not), `battery not green: ...` (nothing measured) or why there is none."""
     if battery is None:
         return "battery not run"
     entry = (battery.get("arms") or {}).get(arm)
@@ -111,9 +113,12 @@ def battery_status(battery: Mapping | None, arm: str) -> str:
     if entry.get("safety_skipped"):
         tail += f", safety probes skipped ({entry.get('safety_skipped_reason') or 'no reason recorded'})"
     alerts = [p for p in probes if p.get("status") == "alert"]
+    watch = [p for p in probes if p.get("status") == "watch"]
+    if watch:  # point estimate beyond its tolerance, CI not: shown, blocks nothing
+        tail += "; watch: " + "; ".join(f"{p['name']} {probe_change(p)}" for p in watch)
     n = entry.get("n_alerts", len(alerts))
     if entry.get("green"):
-        return f"battery green ({len(probes) - len(skipped)} probes pass{tail})"
+        return f"battery green ({len(probes) - len(skipped) - len(watch)} probes pass{tail})"
     if not n:
         return f"battery not green: no probe measured{tail}"
     listed = "; ".join(f"{p['name']} {probe_change(p)}" for p in alerts) or "see battery.json"

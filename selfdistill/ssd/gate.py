@@ -8,7 +8,8 @@ Conditions, for the arm that would seed round 2 (minimal SSD; the verifier arm g
                 (problem-level paired bootstrap) and whether it excludes 0: the paired test detects a
                 2 pp lift on 164 problems in most runs, the non-overlap rule almost never does
                 (tests/ssd/test_gate.py simulates both), so a reader sees what each says
-  battery       every anti-collapse probe within its declared tolerance, the safety probe included
+  battery       no anti-collapse probe ALERTs (its whole CI beyond its declared tolerance), the safety probe
+                included; a WATCH (point estimate beyond, CI not) is shown in the check and does not block
   whole-set     round 1 was evaluated on the whole held-out set (no --limit) and not run with --force (past GO-OTHER or INCONCLUSIVE alike)
   fresh-pool    a round-2 prompt pool is declared and shares no prompt with round 1's (content hashes)
   fresh-slice   a fresh evaluation slice is declared and shares no prompt with round 1's held-out set or
@@ -93,12 +94,15 @@ def evaluate_gate(g: GateInputs) -> dict:
         alerts = [p["name"] for p in g.battery["probes"] if p["status"] == "alert"]
         skipped_safety = g.battery.get("safety_skipped", False)
         ok = g.battery["green"] and not alerts and not skipped_safety
-        detail = "every probe within tolerance" if ok else (
+        detail = "no probe's CI lies beyond its tolerance" if ok else (
             (f"alerts: {', '.join(alerts)}" if alerts else "")
             + ("; " if alerts and skipped_safety else "")
             + ("the safety/refusal probe was skipped" if skipped_safety else "")
         )
-        checks.append(_check("battery", ok, detail))
+        watch = [p["name"] for p in g.battery["probes"] if p["status"] == "watch"]  # shown, never blocks
+        if watch:
+            detail += f"; watch (point estimate beyond its tolerance, CI not; does not block): {', '.join(watch)}"
+        checks.append(_check("battery", ok, detail) | {"watch": watch})
     checks.append(_check(
         "whole-set", g.comparable and not g.forced,
         ("round 1 was evaluated on the whole held-out set" if g.comparable else

@@ -3,7 +3,8 @@
 - candidate: the distilled arm with the highest pass@1 at T_eval, named by its checkpoint id (the sha256
   of the exported adapter or model file, or of the merged directory's weights); none when nothing beat
   the base. Promotion is BLOCKED, with reasons, when: the delta's CI does not exclude a regression and a
-  held-out regression blocks promotion (failure_cost.heldout_blocker); the battery alerted or did not
+  held-out regression blocks promotion (failure_cost.heldout_blocker); the battery alerted (a probe's
+  whole CI beyond its tolerance; a watch is listed in `battery_watch` and blocks nothing) or did not
   run; the round was forced or evaluated on a --limit subset; or the spec names a round-2 checkpoint
   whose gate did not pass.
 - held-out results: pass@1 per arm with CIs and the paired delta with its CI, per slice.
@@ -83,6 +84,8 @@ def plan_promotion(spec, summary: dict, battery: dict | None, gate: dict | None)
         elif not arm_battery["green"] or arm_battery.get("safety_skipped"):
             alerts = [x["name"] for x in arm_battery["probes"] if x["status"] == "alert"]
             blocked.append("the battery is not green: " + (", ".join(alerts) or "the safety probe was skipped"))
+        if arm_battery is not None:  # a watch (point beyond tolerance, CI not) blocks nothing; the plan shows it
+            candidate["battery_watch"] = [x["name"] for x in arm_battery["probes"] if x["status"] == "watch"]
     if summary.get("forced"):
         past = summary.get("forced_past")
         blocked.append(f"round 1 was forced past {a(past or 'GO-OTHER or INCONCLUSIVE')} precondition verdict "
