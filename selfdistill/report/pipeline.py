@@ -79,11 +79,20 @@ def training_table(run: Run, arms: list[str]) -> list[str]:
         t, e = train.get(arm) or {}, export.get(arm) or {}
         loss = f"{fmt.num(t.get('loss_first'))} → {fmt.num(t.get('loss_last'))}"
         weights = "adapter" if t.get("adapter") else "merged" if t.get("merged") else fmt.NONE
-        rows.append([arm, t.get("method"), fmt.num(t.get("n_examples")), fmt.num(t.get("optimizer_steps")), loss,
-                     fmt.minutes(t.get("wall_s")), f"{t.get('device')} × {t.get('device_count')}", weights, e.get("how")])
-    head = ["arm", "method", "examples", "optimizer steps", "loss first → last", "wall (min)", "device", "weights",
-            "export for evaluation"]
+        rows.append([arm, t.get("method"), fmt.num(t.get("n_examples")), _truncated(t.get("truncated")),
+                     fmt.num(t.get("optimizer_steps")), loss, fmt.minutes(t.get("wall_s")),
+                     f"{t.get('device')} × {t.get('device_count')}", weights, e.get("how")])
+    head = ["arm", "method", "examples", "cut off at max_new_tokens", "optimizer steps", "loss first → last",
+            "wall (min)", "device", "weights", "export for evaluation"]
     return fmt.table(head, rows) + [""]
+
+
+def _truncated(t: dict | None) -> str:
+    """The arm's samples cut off at max_new_tokens and what ssd.truncated did with them."""
+    if not t:
+        return "not recorded"
+    what = "excluded" if t.get("policy") == "exclude" else "trained without the end token"
+    return f"{t.get('n_truncated')} of {t.get('n_kept')} ({fmt.share(t.get('truncated_share'))}), {what}"
 
 
 def sweep_table(run: Run) -> list[str]:
@@ -120,6 +129,9 @@ def battery_section(run: Run) -> list[str]:
         stamp = "" if declared is None else (", the hash stamped in manifest.json when sampling started" if declared == sha
                                              else f"; **manifest.json declared {_digest(declared)}: the thresholds moved**")
         lines += [f"Thresholds declared before training (sha256 {_digest(sha)}{stamp}); drifts are distilled vs base.", ""]
+    rule = next((e["rule"] for e in run.battery["arms"].values() if e.get("rule")), None)
+    if rule:  # each change carries a paired bootstrap CI over prompts: "change (limit)" shows it in brackets
+        lines += [f"Rule: {rule}. Changes show their 95% CI in brackets (paired bootstrap over prompts).", ""]
     for arm, entry in run.battery["arms"].items():
         lines += [f"**{arm}**: {fmt.battery_status(run.battery, arm)}", ""]
         rows = [[p.get("name"), p.get("family"), fmt.num(p.get("base_value")), fmt.num(p.get("value")),
