@@ -134,11 +134,30 @@ def sample_record(problem: Problem, result: GenResult, chat: bool) -> dict:
     }
 
 
-class Scorer:
-    """Scores samples in the sandbox while generation runs (a thread feeding the pool's workers)."""
+def live_share(cores: int) -> tuple[int, int]:
+    """How generation and live scoring share `cores`: (sandbox workers, generation threads while a program runs).
 
-    def __init__(self, problems: dict[str, Problem], cfg: ScoreConfig, stream: JsonlStream, progress) -> None:
+    llama.cpp's threads spin-wait for each other at every decoding step, so when a sandboxed program takes the
+    core of one of them, all of them stall: on 2 cores, decoding with 2 threads fell to 0.07x of its speed with
+    `score` running beside it (0.57x with 1 thread). So the scorer gets a quarter of the cores (at least one
+    worker) and generation the others while any program runs, and all of them again as soon as the scorer is
+    idle (batched decoding hands over samples in bursts, so it mostly is); benchmarks/bench_share.py measures
+    generating-while-scoring against generating-then-scoring."""
+    workers = max(1, cores // 4)
+    return workers, max(1, cores - workers)
+
+
+class Scorer:
+    """Scores samples in the sandbox while generation runs (a thread feeding the pool's workers); `on_busy(True)`
+    when a program starts running with none running before, `on_busy(False)` when the last one ends."""
+
+    def __init__(self, problems: dict[str, Problem], cfg: ScoreConfig, stream: JsonlStream, progress, *,
+                 workers: int | None = None, on_busy=None) -> None:
         self._problems, self._cfg, self._stream, self._progress = problems, cfg, stream, progress
+        self._workers = workers or cfg.workers
+        self._on_busy = on_busy or (lambda busy: None)
+        self._in_flight = 0
+        self._lock = threading.Lock()
         self._queue: queue.Queue[Sample | None] = queue.Queue()
         self._samples: dict[str, Sample] = {}
         self._thread = threading.Thread(target=self._run, name="scorer", daemon=True)
@@ -151,7 +170,15 @@ class Scorer:
     def submit(self, record: dict) -> None:
         sample = Sample(record["task_id"], record["sample_idx"], record["program"])
         self._samples[sample.key] = sample
+        self._busy(+1)
         self._queue.put(sample)
+
+    def _busy(self, change: int) -> None:
+        with self._lock:
+            self._in_flight += change
+            edge = (self._in_flight == 1 and change > 0) or (self._in_flight == 0 and change < 0)
+            if edge:
+                self._on_busy(self._in_flight > 0)
 
     def __exit__(self, *exc: object) -> None:
         self._queue.put(None)
@@ -166,13 +193,15 @@ class Scorer:
         from selfdistill.execute.pool import SandboxPool
 
         try:
-            with SandboxPool(workers=self._cfg.workers) as pool:
+            with SandboxPool(workers=self._workers) as pool:
                 for outcome in pool.imap(self._jobs()):
                     record = outcome_record(self._samples[outcome.job_id], outcome)
                     self._stream.append(record)
                     self._progress.scored(record)
+                    self._busy(-1)
         except BaseException as exc:  # surfaced by the caller after generation; score() finishes the rest
             self.error = exc
+            self._on_busy(False)
             for _ in iter(lambda: self._queue.get() is not None, False):
                 pass
 
@@ -214,8 +243,19 @@ def generate_into(spec, model, plan, todo, by_id, samples, cfg, progress, load_b
         description = backend.describe()
         if hasattr(backend, "request_body"):  # an HTTP server: what each request carries (refuses what it cannot honour)
             description["request_body"] = backend.request_body(plan.params)
+        workers, threads_while_scoring = live_share(_cores())
+        workers = cfg.workers or workers
+        set_threads = getattr(backend, "set_threads", None)  # llamacpp: fewer threads while a program runs
+
+        def on_busy(busy: bool) -> None:
+            if set_threads:
+                set_threads(threads_while_scoring if busy else None)
+
+        description["live_scoring"] = {"workers": workers,
+                                       "generation_threads_while_scoring": threads_while_scoring if set_threads else None}
         record_backend(plan.arm_dir, description)
-        with JsonlStream(plan.arm_dir / "outcomes.jsonl") as outcomes, Scorer(by_id, cfg, outcomes, progress) as scorer:
+        with JsonlStream(plan.arm_dir / "outcomes.jsonl") as outcomes, \
+                Scorer(by_id, cfg, outcomes, progress, workers=workers, on_busy=on_busy) as scorer:
             for result in backend.generate(todo, plan.params):
                 record = sample_record(by_id[result.task_id], result, spec.generation.chat)
                 samples.append(record)
@@ -225,6 +265,15 @@ def generate_into(spec, model, plan, todo, by_id, samples, cfg, progress, load_b
             log.warning("live scoring stopped (%s); scoring the rest after generation", scorer.error)
     finally:
         backend.close()
+
+
+def _cores() -> int:
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 def record_backend(arm_dir: Path, description: dict) -> None:

@@ -146,6 +146,7 @@ class LlamaCppBackend:
         self.n_ctx, self.n_batch, self.verbose = n_ctx, n_batch, verbose
         self.engine_version = llama_cpp.__version__
         self._decoders: list[BatchDecoder] = []
+        self._want_threads: int | None = None
         self._llms = [self._load() for _ in range(parallel)]
         self.chat_template = self._llms[0].metadata.get("tokenizer.chat_template")
         if chat and not self.chat_template:
@@ -201,15 +202,22 @@ class LlamaCppBackend:
         log.info("llamacpp: %d instance(s) x %d threads (batch %d) warmed up in %.1fs",
                  self.parallel, self.n_threads, self.batch, time.perf_counter() - start)
 
-    def set_threads(self, n_threads: int) -> None:
-        """Threads per instance from now on (llama_set_n_threads), e.g. fewer while the sandbox scores beside it."""
+    def set_threads(self, n_threads: int | None) -> None:
+        """Threads per instance from the next decoding step on (None: back to the configured n_threads); callable
+        from any thread: the eval stage lowers it while the sandbox scores beside generation (evaluate.py), since
+        llama.cpp's threads spin-wait for each other at every step and collapse when a core is taken."""
+        want = max(1, min(n_threads, self.n_threads)) if n_threads else self.n_threads
+        self._want_threads = want
+        for decoder in self._decoders:
+            decoder.want_threads = want
+
+    def _apply_threads(self, llm) -> None:
         import llama_cpp
 
-        self.n_threads = max(1, n_threads)
-        for llm in self._llms:
-            llama_cpp.llama_set_n_threads(llm.ctx, self.n_threads, self.n_threads)
-        for decoder in self._decoders:
-            decoder.set_threads(self.n_threads)
+        want = self._want_threads or self.n_threads
+        if getattr(llm, "_selfdistill_threads", self.n_threads) != want:
+            llama_cpp.llama_set_n_threads(llm.ctx, want, want)
+            llm._selfdistill_threads = want
 
     # prompts ---------------------------------------------------------------------------------------
 
@@ -255,6 +263,7 @@ class LlamaCppBackend:
 
     def _one(self, llm, request: GenRequest, params: SamplingParams) -> GenResult:
         tokens = self._checked_tokens(request, llm)
+        self._apply_threads(llm)
         self._prime(llm, tokens)
         out = llm.create_completion(
             tokens, max_tokens=params.max_new_tokens, temperature=params.temperature, top_k=params.top_k,

@@ -56,7 +56,7 @@ class BatchDecoder:
     def __init__(self, llm, *, size: int, n_ctx: int, n_batch: int, n_threads: int, flash_attn: bool = True) -> None:
         self.llm, self.size, self.n_ctx = llm, size, n_ctx
         self.n_batch = max(n_batch, size)
-        self.n_threads = n_threads
+        self.n_threads = self.want_threads = n_threads  # want_threads: set from any thread, applied at the next step
         self.flash_attn = flash_attn
         self._ctx = None
         self._kv_cells = 0
@@ -92,12 +92,6 @@ class BatchDecoder:
             if llama_cpp.llama_set_adapters_lora(self._ctx.ctx, adapters, 1, scales):
                 raise RuntimeError("llama.cpp could not set the LoRA adapter on the batch context")
 
-    def set_threads(self, n_threads: int) -> None:
-        self.n_threads = n_threads
-        if self._ctx is not None:
-            import llama_cpp
-
-            llama_cpp.llama_set_n_threads(self._ctx.ctx, n_threads, n_threads)
 
     def close(self) -> None:
         if self._batch is not None:
@@ -177,6 +171,9 @@ class BatchDecoder:
     def _decode(self) -> None:
         import llama_cpp
 
+        if self.want_threads != self.n_threads:  # applied here, in the decoding thread, between steps
+            self.n_threads = self.want_threads
+            llama_cpp.llama_set_n_threads(self._ctx.ctx, self.n_threads, self.n_threads)
         rc = llama_cpp.llama_decode(self._ctx.ctx, self._batch.batch)
         if rc != 0:
             raise RuntimeError(f"llama_decode failed ({rc}) with {self._kv_cells} KV cells for {self.size} sequences")

@@ -160,3 +160,21 @@ def test_parallel_instances_give_the_same_batched_samples(tiny_gguf, batched):
 def test_describe_records_the_batching(batched, sequential):
     assert (batched.describe()["batch"], sequential.describe()["batch"]) == (4, 1)
     assert "one sampler chain and seed per sequence" in batched.describe()["batch_decoding"]
+
+
+def test_llamacpp_threads_drop_while_busy_and_come_back(tiny_gguf):
+    backend = LlamaCppBackend(str(tiny_gguf), chat=False, n_ctx=256, n_threads=2, batch=2)
+    try:
+        reqs = [GenRequest("t", i, "def f(x):", 1 + i) for i in range(2)]
+        params = SamplingParams(temperature=1.0, max_new_tokens=4)
+        before = list(backend.generate(reqs, params))
+        backend.set_threads(1)
+        assert list(backend.generate(reqs, params)) == before  # threads change speed, never the samples
+        assert backend._decoders[0].n_threads == 1
+        backend.set_threads(None)
+        list(backend.generate(reqs, params))
+        assert backend._decoders[0].n_threads == 2
+        backend.set_threads(8)  # never more than configured
+        assert backend._decoders[0].want_threads == 2
+    finally:
+        backend.close()
