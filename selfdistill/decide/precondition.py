@@ -88,14 +88,18 @@ def _group_verdict(group: Mapping, ks: list[int], rules: Rules, n_samples: int |
         rows = {k: (group["gaps"][f"pass@{k}-pass@1"], group["metrics"][f"pass@{k}"]) for k in ks}
     except KeyError as missing:
         raise DataError(f"metrics.json lacks {missing} for pass@k at k={ks}; re-run the metrics stage") from None
-    if pass1["value"] is None or rows[ks[-1]][0]["value"] is None:
-        return f"no problem has n >= {ks[-1]} samples after infra exclusion"
     rows = {k: row for k, row in rows.items() if row[0]["value"] is not None}
+    if pass1["value"] is None or not rows:
+        return f"no problem has n >= {ks[0]} samples after infra exclusion"
     verdict = verdict_over_ks(
         {k: gap for k, (gap, _) in rows.items()}, pass1, {k: passk for k, (_, passk) in rows.items()}, rules,
         n_problems={k: gap["n_problems"] for k, (gap, _) in rows.items()}, n_samples_per_problem=n_samples,
     )
     k = verdict.k
+    if max(rows) < ks[-1]:
+        note = (f" (This group has pass@k only up to k = {max(rows)}: no problem in it has n >= {ks[-1]} samples "
+                "here, e.g. after a cross-fit split of the samples or infra exclusion.)")
+        verdict = dataclasses.replace(verdict, justification=verdict.justification + note)
     if pass1["n_problems"] != verdict.n_problems:
         note = (
             f" (pass@1 is over the {pass1['n_problems']} problems with a sample; pass@{k} and the gap over the "
