@@ -132,9 +132,6 @@ def battery_section(run: Run) -> list[str]:
     rule = next((e["rule"] for e in run.battery["arms"].values() if e.get("rule")), None)
     if rule:  # each change carries a paired bootstrap CI over prompts: "change (limit)" shows it in brackets
         lines += [f"Rule: {rule}. Changes show their 95% CI in brackets (paired bootstrap over prompts).", ""]
-    rule = next((e["rule"] for e in run.battery["arms"].values() if e.get("rule")), None)
-    if rule:  # each change carries a paired bootstrap CI over prompts: "change (limit)" shows it in brackets
-        lines += [f"Rule: {rule}. Changes show their 95% CI in brackets (paired bootstrap over prompts).", ""]
     for arm, entry in run.battery["arms"].items():
         lines += [f"**{arm}**: {fmt.battery_status(run.battery, arm)}", ""]
         rows = [[p.get("name"), p.get("family"), fmt.num(p.get("base_value")), fmt.num(p.get("value")),
