@@ -40,7 +40,10 @@ class CheckReport:
 
 
 def check_spec(path: str | Path, run_dir: Path | None = None) -> CheckReport:
+    if run_dir is not None and run_dir.exists() and not run_dir.is_dir():
+        raise SpecError(f"error: --run-dir {run_dir} is a file; give the run directory (or a new path for one)")
     spec = load_spec(path)
+    refuse_missing_inputs(spec, Path(path))
     refuse_antipatterns(spec, Path(path), run_dir)
     h = spec.heldout
     heldout = load_heldout(
@@ -58,3 +61,79 @@ def refuse_antipatterns(spec: Spec, path: Path, run_dir: Path | None) -> None:
             f"error: {path} contains {len(found)} anti-pattern{'s' if len(found) != 1 else ''} the SSD strategy "
             "refuses:\n" + "\n".join(a.line() for a in found)
         )
+
+
+def refuse_missing_inputs(spec: Spec, path: Path) -> None:
+    """What `check` can see before any stage runs: prompt-pool and round-2 sources that name nothing, and
+    generation options the chosen backend does not take (or takes with another type or range)."""
+    problems = _source_problems("pool.source", spec.pool.source, pool=True)
+    for key in ("round2_pool", "round2_heldout"):
+        value = getattr(spec.gate, key)
+        if value:
+            problems += _source_problems(f"gate.{key}", value, pool=key == "round2_pool")
+    problems += _option_problems(spec.generation.backend.value, spec.generation.options)
+    if problems:
+        raise SpecError(f"error: {path}:\n" + "\n".join(problems))
+
+
+def _source_problems(field: str, value: str, pool: bool) -> list[str]:
+    from selfdistill.tasks.registry import NAMED
+
+    forms = '"mbpp", "split:<task name or file>", "codebase:<directory>" or a JSONL file' if pool else \
+        f"a task name ({', '.join(sorted(NAMED))}) or a task file"
+    if value.lower() in NAMED or (pool and value == "mbpp"):
+        return []
+    if pool and value.startswith("codebase:"):
+        root = Path(value.removeprefix("codebase:")).expanduser()
+        if not root.exists():
+            return [f"  {field} = {value!r}: no such directory; give the root of a Python codebase"]
+        return [] if root.is_dir() else [f"  {field} = {value!r}: is a file; codebase: takes a directory"]
+    if pool and value.startswith("split:"):
+        task = value.removeprefix("split:")
+        if task.lower() in NAMED or Path(task).expanduser().is_file():
+            return []
+        return [f"  {field} = {value!r}: {task!r} is neither a task name ({', '.join(sorted(NAMED))}) nor a file"]
+    if Path(value).expanduser().is_file():
+        return []
+    return [f"  {field} = {value!r}: no such file; give {forms}"]
+
+
+def _option_problems(backend: str, options: dict) -> list[str]:
+    """generation.options against the backend's constructor: unknown keys, wrong types, out-of-range numbers."""
+    import importlib
+    import inspect
+    import math
+
+    from selfdistill.generate.backends import BACKENDS
+
+    module_name, cls_name = BACKENDS[backend].split(":")
+    try:
+        cls = getattr(importlib.import_module(module_name), cls_name)
+    except ImportError:  # the engine is checked when the backend loads
+        return []
+    params = {n: p for n, p in inspect.signature(cls.__init__).parameters.items()
+              if p.kind is p.KEYWORD_ONLY and n != "chat"}  # fmt: skip
+    problems = []
+    for key, value in options.items():
+        if key not in params:
+            problems.append(f"  generation.options.{key}: not an option of the {backend} backend; "
+                            f"it takes {', '.join(sorted(params)) or 'none'}")
+            continue
+        annotation, default = str(params[key].annotation), params[key].default
+        if "bool" in annotation:
+            ok, want = isinstance(value, bool), "true or false"
+        elif "int" in annotation:
+            low = 0 if default == 0 else 1
+            ok = isinstance(value, int) and not isinstance(value, bool) and value >= low
+            want = f"an integer >= {low}"
+        elif "float" in annotation:
+            low_ok = (lambda v: v > 0) if isinstance(default, (int, float)) and default > 0 else (lambda v: v >= 0)
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and low_ok(value)
+            want = "a finite number" + (" > 0" if isinstance(default, (int, float)) and default > 0 else " >= 0")
+        elif "str" in annotation:
+            ok, want = isinstance(value, str), "a string"
+        else:
+            continue
+        if not ok:
+            problems.append(f"  generation.options.{key} = {value!r}: expected {want} ({backend} backend)")
+    return problems

@@ -233,6 +233,8 @@ def cmd_contamination(args: argparse.Namespace) -> int:
     from selfdistill.tasks.contamination import check_contamination
     from selfdistill.tasks.registry import load_task
 
+    if args.out and args.out.is_dir():  # before the work, not after it
+        raise SelfdistillError(f"error: --out {args.out} is a directory; name the JSON file to write, e.g. {args.out}/contamination.json")
     pool, heldout = load_task(args.pool), load_task(args.heldout)
     report = check_contamination(pool, heldout, n=args.ngram)
     views.print_contamination(report)
@@ -256,7 +258,9 @@ def cmd_ssd(args: argparse.Namespace) -> int:
         print(str(exc), file=sys.stderr)
         return EXIT_REFUSED
     views.print_round(summary)
-    print(f"wrote {run_dir / 'round1' / 'round.json'}")
+    from selfdistill import layout
+
+    print(f"wrote {layout.round_file(run_dir, layout.ROUND_SUMMARY, summary['round'])}")
     return 0
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
@@ -74,6 +75,12 @@ def _loads(text: str | bytes) -> Any:
         return json.loads(text)
     except RecursionError:
         raise ValueError("nested too deeply") from None
+    except json.JSONDecodeError:
+        raise
+    except ValueError as exc:  # CPython's int limit: "Exceeds the limit (4300 digits) ..."
+        if "digits" in str(exc):
+            raise ValueError(f"an integer longer than {sys.get_int_max_str_digits()} digits") from None
+        raise
 
 
 def read_json(path: Path, what: str) -> dict:
