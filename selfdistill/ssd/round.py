@@ -115,7 +115,7 @@ def load_round_pool(spec: Spec, heldout: HeldoutSet):
 
 
 def write_pool_record(round_dir: Path, pool) -> None:
-    path = round_dir / "pool.json"
+    path = round_dir / layout.POOL
     record = {
         "provenance": pool.provenance,
         "n_problems": len(pool.problems),
@@ -177,11 +177,11 @@ def precondition(r: Round, progress_factory) -> dict:
     from selfdistill.decision import decide
 
     metrics = evaluate_arm(r, "base", r.spec.generation.temperature, r.model, {}, progress_factory)
-    decide(r.spec, r.run_dir / "base" / "metrics.json", r.run_dir / "base")
+    decide(r.spec, r.run_dir / layout.BASE / layout.METRICS, r.run_dir / layout.BASE)
     verdict = layout.read_record(r.run_dir / layout.BASE / layout.VERDICT, "verdict")
     kind = verdict["overall"]["kind"]
     if refuses(kind) and not r.force:
-        raise RoundRefused(refusal(verdict, str(r.run_dir / "base" / "verdict.md")))
+        raise RoundRefused(refusal(verdict, str(r.run_dir / layout.BASE / layout.VERDICT_MD)))
     return {"kind": kind, "verdict": verdict, "metrics": metrics}
 
 
@@ -199,7 +199,7 @@ def train_arm(r: Round, arm: str, pool, samples: list[dict], passed: set | None)
     """Write the arm's examples and job, run the training process (resumable), return train.json."""
     from selfdistill.train.finetune import DONE, job_record
 
-    arm_dir = r.dir / f"train-{arm}"
+    arm_dir = layout.train_dir(r.dir, arm)
     if (arm_dir / DONE).exists():
         return read_json(arm_dir / DONE, "training record")
     by_id = {p.task_id: p for p in pool.problems}
@@ -244,7 +244,7 @@ def train_arm(r: Round, arm: str, pool, samples: list[dict], passed: set | None)
 
 def export_arm(r: Round, arm: str, record: dict) -> tuple[str, dict, dict]:
     """The distilled model as the evaluation engine loads it: (model path, backend options, export record)."""
-    arm_dir = r.dir / f"train-{arm}"
+    arm_dir = layout.train_dir(r.dir, arm)
     path = arm_dir / "export.json"
     if path.exists():
         exp = read_json(path, "export record")
@@ -422,7 +422,7 @@ def distill(r: Round, pool, arms: list[str], slice_metrics: dict | None, verdict
             evals[(arm, t)] = evaluate_arm(r, name, t, model, options, progress_factory)
     summary = summarize_round(r, arms, evals, slice_metrics or evals[("base", spec.ssd.t_eval)], verdict, pool,
                               stats, trains, exports)
-    write_json_atomic(r.dir / "round.json", summary)
+    write_json_atomic(r.dir / layout.ROUND_SUMMARY, summary)
     return summary
 
 

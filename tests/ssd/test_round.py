@@ -139,8 +139,19 @@ def tiny(tmp_path_factory) -> Path:
 
 
 @pytest.mark.timeout(1200)  # minutes on a loaded 2-core machine; ~1 min alone
+def write_round2_sources(tmp_path: Path) -> str:
+    """A fresh round-2 pool and slice, declared in the spec's [gate] from the start (sealed before training)."""
+    write_jsonl(tmp_path / "pool2.jsonl", [{"task_id": f"q/{i}", "prompt": f"Write a function twice_{i}(x) "
+                                            f"returning x times {i}, then explain it.", "tests": "assert True\n"}
+                                           for i in range(3)])
+    write_jsonl(tmp_path / "fresh.jsonl", [dict(h, task_id=h["task_id"].replace("h/", "f/"),
+                                                prompt=h["prompt"].replace("Return", "Give back"),
+                                                prefix=h["prefix"].replace("Return", "Give back")) for h in HELDOUT[:2]])
+    return '[gate]\nround2_pool = "pool2.jsonl"\nround2_heldout = "fresh.jsonl"\n'
+
+
 def test_go_other_refuses_the_round_and_force_runs_it_with_every_arm_separate(tiny, tmp_path):
-    spec = make_spec(tmp_path, tiny)
+    spec = make_spec(tmp_path, tiny, extra=write_round2_sources(tmp_path))
     refused = cli("ssd", str(spec), "--run-dir", "run", cwd=tmp_path)
     assert refused.returncode == 3, refused.stderr
     assert "GO-OTHER" in refused.stderr and "--force" in refused.stderr
@@ -184,6 +195,23 @@ def test_go_other_refuses_the_round_and_force_runs_it_with_every_arm_separate(ti
     assert stages.count("sampling") == 1 and stages.count("training") == 2 and stages.count("evaluation") == 5
     assert set(summary["costs"]["totals"]["stages"]) >= {"precondition", "sampling", "training", "evaluation"}
     assert "paired pass@1 deltas" in done.stdout
+    # provenance: the manifest holds the spec as the spec file resolves to, not the last arm's copy of it
+    from selfdistill.report.inputs import load_run
+    from selfdistill.report.plots import _passk_series
+    from selfdistill.spec import load_spec
+
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["spec"] == load_spec(spec).model_dump(mode="json")
+    assert "base (diagnostic, T=0.8)" in [label for label, _, _ in _passk_series(load_run(run))]
+    assert manifest["gate"]["values"]["round2_pool"].endswith("pool2.jsonl") and manifest["battery"]
+    # a sample cut off at max_new_tokens trains without the end token: the policy and counts per arm
+    assert s["truncated_policy"] == "train-no-eos"
+    for arm, kept in (("ssd", s["kept_minimal"]), ("verifier", s["kept_verifier"])):
+        examples = [json.loads(x) for x in (run / "round1" / f"train-{arm}" / "examples.jsonl").read_text().splitlines()]
+        cut = summary["training"][arm]["truncated"]
+        assert cut["policy"] == "train-no-eos" and cut["n_kept"] == kept == len(examples)
+        assert cut["n_truncated"] == cut["n_trained_without_end"] == sum(e["truncated"] for e in examples)
+    assert sum(x["finish_reason"] == "length" for x in samples) / 5 == s["truncated_share"]
 
     again = cli("ssd", str(spec), "--run-dir", "run", "--force", cwd=tmp_path)  # resume of a finished round
     assert again.returncode == 0, again.stderr
@@ -191,20 +219,14 @@ def test_go_other_refuses_the_round_and_force_runs_it_with_every_arm_separate(ti
     assert stages_after == stages  # nothing re-ran
 
     # round 2: refused without a passed gate (--force does not override it); entered through one
-    write_jsonl(tmp_path / "pool2.jsonl", [{"task_id": f"q/{i}", "prompt": f"Write a function twice_{i}(x) "
-                                            f"returning x times {i}, then explain it.", "tests": "assert True\n"}
-                                           for i in range(3)])
-    write_jsonl(tmp_path / "fresh.jsonl", [dict(h, task_id=h["task_id"].replace("h/", "f/"),
-                                                prompt=h["prompt"].replace("Return", "Give back"),
-                                                prefix=h["prefix"].replace("Return", "Give back")) for h in HELDOUT[:2]])
-    spec.write_text(spec.read_text().replace('verifier_arm = "on"', 'verifier_arm = "off"\nround = 2')
-                    + '[gate]\nround2_pool = "pool2.jsonl"\nround2_heldout = "fresh.jsonl"\n')
+    spec.write_text(spec.read_text().replace('verifier_arm = "on"', 'verifier_arm = "off"\nround = 2'))
     no_gate = cli("ssd", str(spec), "--run-dir", "run", "--force", cwd=tmp_path)
     assert no_gate.returncode == 3 and "gate.json does not exist" in no_gate.stderr
-    (run / "round1" / "gate.json").write_text(json.dumps({"decision": "STOP", "arm": "ssd", "reasons": ["lift: no"]}))
+    tag = {"schema": "selfdistill.gate/1"}
+    (run / "round1" / "gate.json").write_text(json.dumps(tag | {"decision": "STOP", "arm": "ssd", "reasons": ["lift: no"]}))
     stopped = cli("ssd", str(spec), "--run-dir", "run", "--force", cwd=tmp_path)
     assert stopped.returncode == 3 and "lift: no" in stopped.stderr
-    (run / "round1" / "gate.json").write_text(json.dumps({"decision": "ENTER", "arm": "ssd", "reasons": []}))
+    (run / "round1" / "gate.json").write_text(json.dumps(tag | {"decision": "ENTER", "arm": "ssd", "reasons": []}))
     entered = cli("ssd", str(spec), "--run-dir", "run", cwd=tmp_path)
     assert entered.returncode == 0, entered.stderr + entered.stdout
     r2 = json.loads((run / "round2" / "round.json").read_text())
@@ -217,6 +239,10 @@ def test_go_other_refuses_the_round_and_force_runs_it_with_every_arm_separate(ti
     for name in ("r2-base-T1.1", "r2-parent-T1.1", "r2-ssd-T1.1"):
         assert json.loads((run / name / "metrics.json").read_text())["n_samples"] == 8, name
     assert json.loads((run / "round1" / "round.json").read_text()) == summary  # round 1 untouched
+    manifest = json.loads((run / "manifest.json").read_text())  # round 2 has its own entry; the run's stays
+    assert manifest["spec"]["ssd"]["round"] == 1 and manifest["heldout"]["task"].endswith("heldout.jsonl")
+    assert manifest["rounds"]["round2"]["heldout"]["task"].endswith("fresh.jsonl")
+    assert manifest["rounds"]["round2"]["spec"]["ssd"]["round"] == 2
 
 
 @pytest.mark.timeout(1200)  # minutes on a loaded 2-core machine; ~1 min alone
