@@ -20,6 +20,7 @@ import ctypes
 import os
 import random
 import resource
+import signal
 import sys
 
 from selfdistill.execute import isolation
@@ -65,6 +66,8 @@ def confine(spec: dict, sandbox: isolation.Sandbox) -> None:
         os.setgroups([])
         os.setresgid(sandbox.gid, sandbox.gid, sandbox.gid)
         os.setresuid(sandbox.uid, sandbox.uid, sandbox.uid)
+    if not sandbox.pid_namespace:  # after the uid change, which clears it: the worker dies -> so do we
+        isolation.prctl(isolation.PR_SET_PDEATHSIG, signal.SIGKILL)
     _fresh_interpreter_state()
 
 
