@@ -133,3 +133,29 @@ def test_the_gate_settings_are_sealed_before_training_and_a_change_is_refused_na
     (tmp_path / "pool2.jsonl").write_text('{"task_id": "q/0", "prompt": "another prompt"}\n')
     with pytest.raises(DataError, match=r"round2_pool_sha256.*gate\.round2_pool content declared"):
         gate.check_declared(spec, tmp_path)
+
+
+def test_gate_for_run_refuses_changed_settings_and_records_both_lift_readings(tmp_path):
+    import json
+    from types import SimpleNamespace
+
+    from selfdistill.errors import DataError
+    from selfdistill.spec import Spec
+    from selfdistill.ssd import gate
+    from tests.report.fixtures import write_run
+
+    run = write_run(tmp_path / "run")
+    (run / "round1" / "pool.json").write_text(json.dumps({"content_hashes": {"p/0": "p0"}}))
+    spec = Spec.model_validate(json.loads((run / "manifest.json").read_text())["spec"])
+    heldout = SimpleNamespace(problems=[])
+    with pytest.raises(DataError, match="records no declaration of the gate's settings"):
+        gate.gate_for_run(spec, heldout, run)  # a run from before the seal: refused, not decided on today's values
+    digest = gate.declare(spec, run)
+    moved = spec.model_copy(update={"gate": spec.gate.model_copy(update={"min_lift_pp": 0.5})})
+    with pytest.raises(DataError, match=r"\(min_lift_pp\)"):
+        gate.gate_for_run(moved, heldout, run)
+    result = gate.gate_for_run(spec, heldout, run)
+    assert result["declared_sha256"] == digest
+    lift = next(c for c in result["checks"] if c["name"] == "lift")
+    assert set(lift["rules"]) == {"non_overlap", "paired"} and lift["rules"]["non_overlap"]["decides"]
+    assert json.loads((run / "round1" / "gate.json").read_text())["schema"] == "selfdistill.gate/1"

@@ -128,3 +128,25 @@ def test_spec_defaults_follow_the_paper_and_validate_the_train_section():
         TrainSpec(anchor_ratio=0.1)
     with pytest.raises(ValueError, match="multiple"):
         TrainSpec(batch_size=6, per_device_batch_size=4)
+
+
+@pytest.mark.parametrize(("policy", "trained", "excluded", "without_end"),
+                         [("train-no-eos", 4, 0, 1), ("exclude", 3, 1, 0)])
+def test_a_sample_cut_off_at_max_new_tokens_is_marked_and_the_declared_policy_applies(policy, trained, excluded,
+                                                                                     without_end):
+    from selfdistill.tasks.problem import Problem
+
+    samples = [_sample("a", 0), _sample("b", 0) | {"finish_reason": "length"}, _sample("c", 0), _sample("d", 0)]
+    kept, record = data.apply_truncated_policy(samples, policy)
+    assert len(kept) == trained and record["policy"] == policy
+    assert record["n_kept"] == 4 and record["n_truncated"] == 1 and record["truncated_share"] == 0.25
+    assert record["n_excluded"] == excluded and record["n_trained_without_end"] == without_end
+    problem = Problem("b", "Write b.", None, "pool")
+    assert data.example(problem, samples[1], chat=True)["truncated"] is True
+    assert data.example(problem, samples[0], chat=False)["truncated"] is False
+
+
+def test_the_truncated_policy_is_declared_in_the_spec():
+    assert SSDSpec().truncated.value == "train-no-eos"  # the recipe's tokens, never a stop the model did not choose
+    with pytest.raises(ValueError, match="train-no-eos"):
+        SSDSpec(truncated="drop")
