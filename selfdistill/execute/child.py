@@ -13,18 +13,18 @@ What the runners defend against (each has a test in tests/execute/):
   the program gets a COPY of the builtins dict; before the tests run, guard.py puts back the real
   builtins and the stdlib modules tests use, and the tests see a copy of the program's namespace in
   which every builtin name is reset to the pristine object;
-- `__eq__` tricks in call tests: the return value is JSON-encoded here by the C encoder and compared
-  by the worker, outside this process; expected values never enter this process's object graph;
+- `__eq__` tricks: call tests JSON-encode the return value here and the POOL compares it (expected
+  values are in no process that forks programs); assert tests get a plain copy of each result of a call
+  into the program (`make_call_guard`), and the guarded modules are restored after each such call;
 - `os.fork()` in the program: only the original pid may report.
 
-What is NOT covered (documented, marked xfail in the tests): a program that inspects the harness from
-inside its own process (frames via `sys._getframe`, `gc.get_objects`, ctypes, /proc/self/mem) can find
-the nonce and forge `passed` for ASSERT tests; an assert test compares with the program's objects, so
-an object whose `__eq__` always returns True passes `assert candidate(x) == y`; patching C-level types
-(ctypes, `gc.get_referents(int.__dict__)`); see guard.py for what is put back and what is not; a
-thread the program leaves running during the tests (made unlikely, not impossible, by a very long GIL
-switch interval while the tests run); a completion that redefines a prompt helper the tests call
-(HumanEval/38's `encode_cyclic`) changes what the tests check.
+What is NOT covered (documented, marked xfail in the tests): assert tests run in this process, so their
+code (and expected values) is here, and a program that inspects its own process (frames via
+`sys._getframe`, `gc.get_objects`, ctypes) can find the nonce and forge `passed` for ASSERT tests;
+patching C-level types (ctypes, `gc.get_referents(int.__dict__)`); see guard.py for what is put back and
+what is not; a thread the program leaves running during the tests (made unlikely, not impossible, by a
+very long GIL switch interval while the tests run); a completion that redefines a prompt helper the tests
+call (HumanEval/38's `encode_cyclic`) changes what the tests check.
 """
 
 # ruff: noqa: BLE001, S102 - this module runs untrusted code: exec is its job, and the program may raise anything

