@@ -209,6 +209,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     run_dir = args.run_dir or Path("runs") / args.spec.stem
     with views.EvalProgress() as progress:
         metrics = evaluate(report.spec, report.heldout, run_dir, args.arm, args.limit, progress)
+    if metrics is None:  # a data-parallel rank other than 0: its share is written, rank 0 merges and scores
+        print(f"wrote this rank's samples under {run_dir / args.arm}; data-parallel rank 0 merges and scores them")
+        return 0
     views.print_metrics(metrics)
     views.print_generation(metrics)
     print(f"wrote {run_dir / args.arm}/{{samples.jsonl, outcomes.jsonl, metrics.json}}")

@@ -88,16 +88,17 @@ def generation_record(spec: Spec, plan: EvalPlan, model: str) -> dict:
     }
 
 
-def guard_resume(arm_dir: Path, record: dict) -> None:
-    """Write generation.json on first run; refuse to mix samples drawn with other settings."""
+def guard_resume(arm_dir: Path, record: dict, write: bool = True) -> None:
+    """Write generation.json on first run (when `write`); refuse to mix samples drawn with other settings."""
     path = arm_dir / "generation.json"
     if path.exists():
         old = read_json(path, "generation record")
         keys = ("backend", "model", "chat", "sampling", "limit", "problems")
         changed = [k for k in keys if old.get(k) != record.get(k)]
-        samples = arm_dir / "samples.jsonl"
-        if changed and not (samples.exists() and samples.stat().st_size):  # nothing drawn yet: nothing to mix
-            write_json_atomic(path, record)
+        drawn = any(p.stat().st_size for p in arm_dir.glob("samples*.jsonl"))  # merged, or a data-parallel rank's
+        if changed and not drawn:  # nothing drawn yet: nothing to mix
+            if write:
+                write_json_atomic(path, record)
             return
         if changed:
             raise DataError(
@@ -105,7 +106,8 @@ def guard_resume(arm_dir: Path, record: dict) -> None:
                 "its samples cannot be mixed with these: use another --arm name or run directory"
             )
         return
-    write_json_atomic(path, record)
+    if write:
+        write_json_atomic(path, record)
 
 
 def pending_requests(plan: EvalPlan, prompts: dict[str, object], done: set[tuple[str, int]]) -> list[GenRequest]:
@@ -206,22 +208,32 @@ class Scorer:
                 pass
 
 
-def evaluate(spec: Spec, heldout: HeldoutSet, run_dir: Path, arm: str, limit: int | None, progress) -> dict:
-    """Generate, score and summarise one arm; return its metrics."""
+def evaluate(spec: Spec, heldout: HeldoutSet, run_dir: Path, arm: str, limit: int | None, progress) -> dict | None:
+    """Generate, score and summarise one arm; return its metrics (None on a data-parallel rank that does
+    not merge: generate/shards.py)."""
     from selfdistill.generate.backends import load_backend
     from selfdistill.generate.default_model import resolve_model
     from selfdistill.generate.prompts import build_prompt
+    from selfdistill.generate.shards import data_parallel_size, generate_shard
 
     problems = choose_problems(heldout.problems, limit, spec.diagnostics.seed)
     plan = EvalPlan(arm, run_dir / arm, problems, sampling_params(spec, problems), limit)
     model = resolve_model(spec.model.path, spec.model.name)
     plan.arm_dir.mkdir(parents=True, exist_ok=True)
-    guard_resume(plan.arm_dir, generation_record(spec, plan, model))
-    write_manifest(run_dir, spec, heldout)
+    record = generation_record(spec, plan, model)
+    dp = data_parallel_size(spec) > 1  # vLLM data parallelism: every rank checks, the merging rank writes
+    guard_resume(plan.arm_dir, record, write=not dp)
+    if not dp:
+        write_manifest(run_dir, spec, heldout)
     cfg = ScoreConfig(k=tuple(k for k in spec.diagnostics.k if k <= plan.params.n), timeout_s=spec.diagnostics.timeout_s,
                       memory_mb=spec.diagnostics.memory_mb, bootstrap_resamples=spec.diagnostics.bootstrap_resamples,
                       seed=spec.diagnostics.seed)
     by_id = {p.task_id: p for p in plan.problems}
+    if dp:  # each rank samples its share into its own file; DP rank 0 records, merges and scores
+        prompts = {p.task_id: build_prompt(p, spec.generation.chat) for p in plan.problems}
+        prepare = lambda: (guard_resume(plan.arm_dir, record), write_manifest(run_dir, spec, heldout))  # noqa: E731
+        if not generate_shard(spec, model, plan, prompts, load_backend, prepare):
+            return None  # not the merging rank
     with JsonlStream(plan.arm_dir / "samples.jsonl") as samples:
         done = {(r["task_id"], r["sample_idx"]) for r in samples.records}
         prompts = {p.task_id: build_prompt(p, spec.generation.chat) for p in plan.problems}

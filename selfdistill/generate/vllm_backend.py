@@ -21,7 +21,10 @@ Data parallelism. A single offline `LLM(data_parallel_size>1)` raises ValueError
 data_parallel_size > 1. Launch one process per DP rank (x TP) with torchrun, e.g.
     torchrun --nproc-per-node=4 -m selfdistill ...   (data_parallel_size=2, tensor_parallel_size=2)
 Each rank generates only its share of the requests (`shard_of(task_id, sample_idx)` == its DP rank),
-so every rank yields a disjoint subset and the caller must write per-rank outputs (or merge them).
+so every rank yields a disjoint subset. The eval stage writes each DP rank's share to its own file
+(TP rank 0 of the rank writes: `writes_outputs`), meets the other ranks at `barrier()`, and DP rank 0
+merges the files and scores the merged set (generate/shards.py):
+    torchrun --nproc-per-node=4 -m selfdistill eval SPEC   (options: data_parallel_size=2, tensor_parallel_size=2)
 The simpler alternative needs no launcher: run one selfdistill process per GPU group
 (CUDA_VISIBLE_DEVICES=...) on a disjoint subset of tasks, with data_parallel_size = 1.
 
@@ -33,6 +36,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import logging
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -120,6 +124,7 @@ class VLLMBackend:
         self.data_parallel_size = data_parallel_size
         self._llm = vllm.LLM(**self.llm_kwargs)
         self.dp_rank = _dp_rank(self._llm) if data_parallel_size > 1 else 0
+        self.writes_outputs = _tp_rank(tensor_parallel_size) == 0  # TP peers hold the same outputs
 
     def generate(self, requests: Sequence[GenRequest], params: SamplingParams) -> Iterator[GenResult]:
         """Results for this DP rank's requests, chunk by chunk, in request order within a chunk."""
@@ -139,6 +144,15 @@ class VLLMBackend:
             "vllm": getattr(self._vllm, "__version__", "unknown"),
             "llm_kwargs": dict(self.llm_kwargs), "dp_rank": self.dp_rank,
         }
+
+    def barrier(self) -> None:
+        """Wait for every rank of the launch (data parallelism only; vLLM initialised torch.distributed)."""
+        if self.data_parallel_size == 1:
+            return
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.barrier()
 
     def close(self) -> None:
         self._llm = None
@@ -178,6 +192,17 @@ def to_result(request: GenRequest, output: Any) -> GenResult:
 
 def _dp_rank(llm: Any) -> int:
     return int(llm.llm_engine.vllm_config.parallel_config.data_parallel_rank)
+
+
+def _tp_rank(tensor_parallel_size: int) -> int:
+    if tensor_parallel_size == 1:
+        return 0
+    try:
+        from vllm.distributed.parallel_state import get_tensor_model_parallel_rank
+
+        return int(get_tensor_model_parallel_rank())
+    except (ImportError, AssertionError, AttributeError):  # no group: the launcher's rank order (TP innermost)
+        return int(os.environ.get("RANK", "0")) % tensor_parallel_size
 
 
 def _check_options(unknown: dict, tp: Any, dp: Any, gpu_memory_utilization: Any, max_model_len: Any) -> None:

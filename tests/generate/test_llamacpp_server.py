@@ -29,10 +29,10 @@ pytest.importorskip("llama_cpp")
 for module in ("fastapi", "uvicorn", "sse_starlette", "starlette_context", "pydantic_settings"):
     pytest.importorskip(module)
 
-from selfdistill.errors import SpecError
-from selfdistill.generate.backends import load_backend
-from selfdistill.generate.base import GenRequest
-from selfdistill.generate.params import SamplingParams
+from selfdistill.errors import SpecError  # noqa: E402
+from selfdistill.generate.backends import load_backend  # noqa: E402
+from selfdistill.generate.base import GenRequest  # noqa: E402
+from selfdistill.generate.params import SamplingParams  # noqa: E402
 
 pytestmark = pytest.mark.timeout(120)
 PROMPT = "def add(a, b):\n"

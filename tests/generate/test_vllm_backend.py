@@ -192,3 +192,100 @@ def test_load_backend_without_vllm_names_the_extra():
 
     with pytest.raises(BackendUnavailable, match=r"selfdistill\[vllm\]"):
         load_backend("vllm", "org/model", chat=True)
+
+
+# --- data parallelism through the eval stage: two faked ranks in two threads -----------------------
+
+
+def dp_spec(tmp_path):
+    from tests.test_evaluate import make_spec
+
+    path = make_spec(tmp_path)
+    text = path.read_text().replace('backend = "llamacpp"', 'backend = "vllm"')
+    path.write_text(text.replace("options = { parallel = 2 }", "options = { data_parallel_size = 2 }"))
+    return path
+
+
+def run_ranks(report, run_dir, monkeypatch, limit=3):
+    """Both DP ranks of one launch, as threads: each one's engine reports its rank; they meet at a barrier."""
+    import threading
+
+    from selfdistill.evaluate import evaluate
+    from tests.test_evaluate import NullProgress
+
+    barrier, lock, results = threading.Barrier(2), threading.Lock(), {}
+    monkeypatch.setattr(VLLMBackend, "barrier", lambda self: barrier.wait(timeout=120))
+    init = FakeLLM.__init__
+
+    def rank_init(self, **kwargs):
+        with lock:
+            FakeLLM.dp_rank = int(threading.current_thread().name.removeprefix("rank"))
+            init(self, **kwargs)
+
+    monkeypatch.setattr(FakeLLM, "__init__", rank_init)
+
+    def main(rank):
+        try:
+            results[rank] = evaluate(report.spec, report.heldout, run_dir, "base", limit, NullProgress())
+        except BaseException as exc:  # surfaced below
+            results[rank] = exc
+            barrier.abort()
+
+    threads = [threading.Thread(target=main, args=(r,), name=f"rank{r}") for r in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    errors = [results.get(r) for r in (0, 1) if isinstance(results.get(r), BaseException)]
+    errors.sort(key=lambda e: isinstance(e, threading.BrokenBarrierError))  # the cause first
+    if errors:
+        raise errors[0]
+    return results
+
+
+def test_data_parallel_eval_writes_rank_files_and_rank_0_merges_and_scores_once(fake_vllm, tmp_path, monkeypatch):
+    import json
+
+    from selfdistill.checks import check_spec
+
+    report = check_spec(dp_spec(tmp_path))
+    arm = tmp_path / "run" / "base"
+    results = run_ranks(report, tmp_path / "run", monkeypatch)
+    assert results[1] is None and results[0]["generation"]["n_samples"] == 12  # 3 problems x n = 4
+
+    def keys(path):
+        return [(r["task_id"], r["sample_idx"]) for r in map(json.loads, path.read_text().splitlines())]
+
+    merged, shards = keys(arm / "samples.jsonl"), [keys(arm / f"samples.rank{r}.jsonl") for r in (0, 1)]
+    assert len(merged) == len(set(merged)) == 12  # no duplicates, no loss
+    assert set(shards[0]).isdisjoint(shards[1]) and set(shards[0]) | set(shards[1]) == set(merged)
+    assert all(shard_of(t, i, 2) == r for r in (0, 1) for t, i in shards[r])
+    outcomes = keys(arm / "outcomes.jsonl")
+    assert sorted(outcomes) == sorted(merged)  # scored once, on the merged set
+    assert len(json.loads((arm / "generation.json").read_text())["backend_runs"]) == 1  # recorded by rank 0
+
+    calls = len(FakeLLM.instances)
+    again = run_ranks(report, tmp_path / "run", monkeypatch)  # a rerun generates nothing and duplicates nothing
+    assert again[1] is None and keys(arm / "samples.jsonl") == merged
+    assert all(c == [] or all(len(x[1]) == 0 for x in c) for c in (i.calls for i in FakeLLM.instances[calls:]))
+
+
+def test_a_rank_file_missing_samples_is_refused_at_merge_and_a_torn_line_is_not_a_sample(tmp_path):
+    import json
+    import types
+
+    from selfdistill.errors import DataError
+    from selfdistill.generate.shards import keys_in, merge_shards
+
+    problem = types.SimpleNamespace(task_id="t/0")
+    plan = types.SimpleNamespace(arm_dir=tmp_path, problems=[problem], params=types.SimpleNamespace(n=3))
+    (tmp_path / "samples.rank0.jsonl").write_text(json.dumps({"task_id": "t/0", "sample_idx": 0}) + "\n")
+    (tmp_path / "samples.rank1.jsonl").write_text(
+        json.dumps({"task_id": "t/0", "sample_idx": 1}) + "\n" + '{"task_id": "t/0", "sample_i')
+    assert keys_in(tmp_path / "samples.rank1.jsonl") == {("t/0", 1)}
+    with pytest.raises(DataError, match="1 of 3 samples are in no rank's file"):
+        merge_shards(plan, 2)
+    with (tmp_path / "samples.rank0.jsonl").open("a") as f:
+        f.write(json.dumps({"task_id": "t/0", "sample_idx": 2}) + "\n")
+    assert merge_shards(plan, 2) == 1  # the two merged before are not appended again
+    assert keys_in(tmp_path / "samples.jsonl") == {("t/0", 0), ("t/0", 1), ("t/0", 2)}
