@@ -12,9 +12,10 @@ template, generation prompt added); base models through `LLM.generate` with the 
 Requests are sent in chunks of `CHUNK_REQUESTS` with a list of per-request params, and results are
 yielded chunk by chunk (a crash loses one chunk, not the run).
 
-Sampling order caveat: vLLM applies temperature, then min-p, then top-k/top-p; the SSD order is
+Sampling order: vLLM applies temperature, then min-p, then top-k/top-p; the SSD order is
 temperature -> top-k -> top-p -> min-p. Top-k and min-p commute, so the two differ only when min-p
-AND top-p are both set (then top-p's nucleus is computed after min-p's cut).
+AND top-p are both set (then top-p's nucleus is computed after min-p's cut): that combination is
+refused (SpecError) before any request rather than recorded as applied.
 
 Data parallelism. A single offline `LLM(data_parallel_size>1)` raises ValueError in recent vLLM unless
 `distributed_executor_backend="external_launcher"`; `llm_kwargs` passes that when
@@ -128,6 +129,11 @@ class VLLMBackend:
 
     def generate(self, requests: Sequence[GenRequest], params: SamplingParams) -> Iterator[GenResult]:
         """Results for this DP rank's requests, chunk by chunk, in request order within a chunk."""
+        from selfdistill.generate.servers import Dialect
+
+        refused = Dialect("vllm", None, detected=False).refusals(params)
+        if refused:
+            raise SpecError("error: vLLM cannot sample as the spec says: " + "; ".join(refused))
         mine = [r for r in requests if self._is_mine(r)]
         for start in range(0, len(mine), CHUNK_REQUESTS):
             chunk = mine[start : start + CHUNK_REQUESTS]

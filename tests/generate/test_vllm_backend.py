@@ -21,7 +21,7 @@ from selfdistill.generate.vllm_backend import (
     to_result,
 )
 
-PARAMS = SamplingParams(temperature=0.6, top_p=0.9, top_k=50, min_p=0.02, max_new_tokens=256, stop=("\nEND",))
+PARAMS = SamplingParams(temperature=0.6, top_p=0.9, top_k=50, min_p=0.0, max_new_tokens=256, stop=("\nEND",))
 
 
 def test_llm_kwargs_defaults_never_inherit_generation_config():
@@ -43,7 +43,7 @@ def test_llm_kwargs_passes_max_model_len_and_external_launcher_for_data_parallel
 
 def test_sampling_kwargs_state_every_field_with_the_sample_seed():
     assert sampling_kwargs(PARAMS, seed=12345) == {
-        "n": 1, "temperature": 0.6, "top_p": 0.9, "top_k": 50, "min_p": 0.02, "max_tokens": 256,
+        "n": 1, "temperature": 0.6, "top_p": 0.9, "top_k": 50, "min_p": 0.0, "max_tokens": 256,
         "seed": 12345, "stop": ["\nEND"], "repetition_penalty": 1.0,
     }
 
@@ -202,7 +202,7 @@ def dp_spec(tmp_path):
 
     path = make_spec(tmp_path)
     text = path.read_text().replace('backend = "llamacpp"', 'backend = "vllm"')
-    path.write_text(text.replace("options = { parallel = 2 }", "options = { data_parallel_size = 2 }"))
+    path.write_text(text.replace("options = { batch = 16 }", "options = { data_parallel_size = 2 }"))
     return path
 
 
@@ -289,3 +289,14 @@ def test_a_rank_file_missing_samples_is_refused_at_merge_and_a_torn_line_is_not_
         f.write(json.dumps({"task_id": "t/0", "sample_idx": 2}) + "\n")
     assert merge_shards(plan, 2) == 1  # the two merged before are not appended again
     assert keys_in(tmp_path / "samples.jsonl") == {("t/0", 0), ("t/0", 1), ("t/0", 2)}
+
+
+def test_min_p_with_top_p_is_refused_before_any_request(fake_vllm):
+    """vLLM cuts min-p before top-p: the SSD order (top-p, then min-p) cannot be honoured, so it is refused."""
+    backend = VLLMBackend("m", chat=True)
+    both = SamplingParams(temperature=0.6, top_p=0.9, min_p=0.02)
+    with pytest.raises(SpecError, match="min_p = 0.02 with top_p = 0.9"):
+        list(backend.generate([chat_request(0)], both))
+    assert FakeLLM.instances[0].calls == []
+    [result] = backend.generate([chat_request(0)], SamplingParams(temperature=0.6, min_p=0.02))  # min-p alone
+    assert result.seed == 100
