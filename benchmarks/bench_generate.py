@@ -1,16 +1,20 @@
 """Generation throughput on the embedded default (Qwen2.5-Coder-0.5B-Instruct GGUF), in one run:
 
-1. tokens/s of the `llamacpp` backend (parallel=1 and parallel=2) and of the `hf` backend (the same GGUF
-   dequantized to fp32 by transformers, batched), with the same chat prompts and sampling parameters;
-2. the time selfdistill adds over the bare engine call (goal: under 5%), for each engine, as seconds
-   per generated token: backend.generate vs the engine called directly on the same loaded model, the
-   same rendered prompts and parameters, measured in alternating rounds (medians), because the speed
-   of these shared VMs drifts by up to 4x within minutes.
+1. batched vs sequential: tokens/s of the `llamacpp` backend decoding the n samples of a prompt together
+   (`batch` = n, one llama.cpp batch, the prompt evaluated once) against one sequence at a time (`batch` = 1),
+   on the same requests (same prompts, seeds, parameters); goal >= 1.8x at batch 16 on 2 cores;
+2. the time selfdistill adds over the bare engine (goal: under 5%), as seconds per generated token:
+   backend.generate vs a minimal loop over llama.cpp's batch API (decode, per-sequence sampler chains,
+   end at end-of-generation or max tokens; no stop strings, records or checks) on the same context;
+3. optionally (`--hf`) the `hf` backend (the same GGUF dequantized to fp32, batched) with its bare
+   `model.generate`.
 
-Each engine is warmed up before timing (threaded math runs slowly for the first seconds of a process
-on these VMs). Output lengths differ between runs (sampling), so rates are per generated token.
+Every comparison runs in alternating rounds (A, B, A, B, ...) and reports medians, because the speed of
+these shared VMs drifts by up to 4x within minutes; the ratios come from one run. Each engine is warmed up
+before timing. Output lengths differ between the two sides of a sampling comparison, so rates are per
+generated token.
 
-Run: `python benchmarks/bench_generate.py [--prompts 4] [--per-prompt 2] [--max-new-tokens 128] [--skip-hf]`
+Run: `python benchmarks/bench_generate.py [--prompts 1] [--n 16] [--max-new-tokens 128] [--rounds 3] [--hf]`
 """
 
 from __future__ import annotations
@@ -46,17 +50,57 @@ def via_backend(backend, requests, params) -> int:
     return sum(r.completion_tokens for r in backend.generate(requests, params))
 
 
-def bare_llamacpp(backend, requests, params) -> int:
-    """The engine alone: Llama.create_completion on the backend's loaded model and rendered prompts."""
-    llm = backend._llms[0]
+def bare_batched(backend, requests, params) -> int:
+    """The engine alone: llama.cpp's batch API on the backend's batch context, groups of `batch` requests."""
+    import llama_cpp
+
+    from selfdistill.generate.llamacpp import build_sampler
+
+    decoder, llm = backend._decoders[0], backend._llms[0]
     tokens = 0
-    for r in requests:
-        out = llm.create_completion(
-            backend.render_prompt(r.prompt), max_tokens=params.max_new_tokens, temperature=params.temperature,
-            top_k=params.top_k, top_p=params.top_p, min_p=params.min_p, seed=r.seed,
-        )
-        tokens += out["usage"]["completion_tokens"]
+    for start in range(0, len(requests), decoder.size):
+        group = requests[start : start + decoder.size]
+        prompts = [backend.prompt_tokens(r.prompt) for r in group]
+        decoder._ensure(sum(len(p) for p in prompts) + len(group) * (params.max_new_tokens + 1) + 8)
+        ctx, mem = decoder._ctx.ctx, decoder._ctx.memory
+        llama_cpp.llama_memory_clear(mem, True)
+        chains = [build_sampler(_chain(), temp=params.temperature, top_k=params.top_k, top_p=params.top_p,
+                                min_p=params.min_p, seed=r.seed) for r in group]
+        last, pos, out = [0] * len(group), [0] * len(group), {}
+        for i, p in enumerate(prompts):  # each distinct prompt once, shared by copy
+            key = tuple(p)
+            if key not in out:
+                out[key] = i
+                decoder._decode_prompt(p, i)
+            else:
+                llama_cpp.llama_memory_seq_cp(mem, out[key], i, -1, -1)
+        # first tokens: groups are the n samples of one prompt here, so all from the last decode's logits
+        for i in range(len(group)):
+            last[i], pos[i] = llama_cpp.llama_sampler_sample(chains[i].sampler, ctx, decoder._batch.batch.n_tokens - 1), len(prompts[i])
+        live, n_new = list(range(len(group))), [1] * len(group)
+        live = [i for i in live if not llama_cpp.llama_vocab_is_eog(llm._model.vocab, last[i])]
+        while live:
+            decoder._fill([(last[i], pos[i], i, True) for i in live])
+            decoder._decode()
+            keep = []
+            for k, i in enumerate(live):
+                last[i] = llama_cpp.llama_sampler_sample(chains[i].sampler, ctx, k)
+                pos[i] += 1
+                if not llama_cpp.llama_vocab_is_eog(llm._model.vocab, last[i]):
+                    n_new[i] += 1
+                    if n_new[i] < params.max_new_tokens:
+                        keep.append(i)
+            live = keep
+        tokens += sum(n_new)
+        for c in chains:
+            c.close()
     return tokens
+
+
+def _chain():
+    from llama_cpp._internals import LlamaSampler
+
+    return LlamaSampler()
 
 
 def bare_hf(backend, requests, params) -> int:
@@ -78,64 +122,65 @@ def bare_hf(backend, requests, params) -> int:
     return tokens
 
 
-def alternate(rounds: int, ours, bare) -> tuple[list[float], list[float]]:
-    """Seconds per token of `ours` and `bare`, measured in alternation (ours, bare, ours, bare, ...), so
-    that drift in machine speed (these VMs share hosts) hits both sides alike; compare medians."""
-    ours_spt, bare_spt = [], []
+def alternate(rounds: int, a, b) -> tuple[list[float], list[float]]:
+    """Seconds per token of `a` and `b`, measured in alternation (a, b, a, b, ...), so that drift in machine
+    speed (these VMs share hosts) hits both sides alike; compare medians."""
+    a_spt, b_spt = [], []
     for _ in range(rounds):
-        for fn, out in ((ours, ours_spt), (bare, bare_spt)):
+        for fn, out in ((a, a_spt), (b, b_spt)):
             s, n = timed(fn)
             out.append(s / n)
-    return ours_spt, bare_spt
+    return a_spt, b_spt
 
 
-def report(name: str, ours_spt: list[float], bare_spt: list[float] | None = None) -> None:
-    ours = statistics.median(ours_spt)
-    line = f"{name:<24} {1 / ours:7.1f} tok/s (median of {len(ours_spt)}: {', '.join(f'{1 / x:.1f}' for x in ours_spt)})"
-    if bare_spt:
-        bare = statistics.median(bare_spt)
-        line += f"   bare engine {1 / bare:7.1f} tok/s   selfdistill overhead {100 * (ours / bare - 1):+.1f}%"
-    print(line, flush=True)
+def rates(spt: list[float]) -> str:
+    return f"{1 / statistics.median(spt):7.1f} tok/s (median of {len(spt)}: {', '.join(f'{1 / x:.1f}' for x in spt)})"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--prompts", type=int, default=4)
-    ap.add_argument("--per-prompt", type=int, default=2)
+    ap.add_argument("--prompts", type=int, default=1)
+    ap.add_argument("--n", type=int, default=16, help="samples per prompt = the batch size")
     ap.add_argument("--max-new-tokens", type=int, default=128)
     ap.add_argument("--rounds", type=int, default=3, help="alternating rounds per comparison (medians reported)")
-    ap.add_argument("--skip-hf", action="store_true", help="skip the hf backend (its GGUF load takes ~1 min)")
+    ap.add_argument("--threads", type=int, default=None, help="llama.cpp threads (default: all cores)")
+    ap.add_argument("--hf", action="store_true", help="also the hf backend (its GGUF load takes ~1 min)")
     args = ap.parse_args()
 
     from selfdistill.generate.backends import load_backend
 
     model = str(default_model_path())
-    requests = requests_for(args.prompts, args.per_prompt)
+    requests = requests_for(args.prompts, args.n)
     params = SamplingParams(temperature=0.8, top_k=20, top_p=0.95, max_new_tokens=args.max_new_tokens)
-    warm = requests[:1]
-    print(f"machine: {os.cpu_count()} cores; model: {model}")
-    print(f"{len(requests)} requests ({args.prompts} HumanEval chat prompts x {args.per_prompt}), "
-          f"T={params.temperature} top_k={params.top_k} top_p={params.top_p} max_new_tokens={params.max_new_tokens}")
+    threads = {"n_threads": args.threads} if args.threads else {}
+    print(f"machine: {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; model: {model}")
+    print(f"{len(requests)} requests ({args.prompts} HumanEval chat prompts x {args.n}), T={params.temperature} "
+          f"top_k={params.top_k} top_p={params.top_p} max_new_tokens={params.max_new_tokens}")
 
-    backend = load_backend("llamacpp", model, chat=True, options={"parallel": 1})
-    via_backend(backend, warm, params), bare_llamacpp(backend, warm, params)
-    ours, bare = alternate(args.rounds, lambda: via_backend(backend, requests, params),
-                           lambda: bare_llamacpp(backend, requests, params))
-    report("llamacpp parallel=1", ours, bare)
-    backend.close()
+    batched = load_backend("llamacpp", model, chat=True, options={"batch": args.n, **threads})
+    sequential = load_backend("llamacpp", model, chat=True, options={"batch": 1, **threads})
+    via_backend(sequential, requests[:1], params)
+    b_spt, s_spt = alternate(args.rounds, lambda: via_backend(batched, requests, params),
+                             lambda: via_backend(sequential, requests, params))
+    sequential.close()
+    print(f"llamacpp batch={args.n:<3} {rates(b_spt)}")
+    print(f"llamacpp batch=1    {rates(s_spt)}")
+    print(f"batched / sequential: {statistics.median(s_spt) / statistics.median(b_spt):.2f}x tokens/s", flush=True)
 
-    backend = load_backend("llamacpp", model, chat=True, options={"parallel": 2})
-    via_backend(backend, warm, params)
-    report("llamacpp parallel=2", [(lambda s, n: s / n)(*timed(lambda: via_backend(backend, requests, params)))
-                                   for _ in range(args.rounds)])
-    backend.close()
+    ours, bare = alternate(args.rounds, lambda: via_backend(batched, requests, params),
+                           lambda: bare_batched(batched, requests, params))
+    print(f"bare llama.cpp batch  {rates(bare)}")
+    print(f"selfdistill overhead over the bare batched engine: "
+          f"{100 * (statistics.median(ours) / statistics.median(bare) - 1):+.1f}% seconds per token", flush=True)
+    batched.close()
 
-    if not args.skip_hf:
+    if args.hf:
         backend = load_backend("hf", model, chat=True, options={"batch_size": len(requests)})
-        via_backend(backend, warm, params), bare_hf(backend, warm, params)
+        via_backend(backend, requests[:1], params), bare_hf(backend, requests[:1], params)
         ours, bare = alternate(args.rounds, lambda: via_backend(backend, requests, params),
                                lambda: bare_hf(backend, requests, params))
-        report(f"hf fp32 batch={len(requests)}", ours, bare)
+        print(f"hf fp32 batch={len(requests)}  {rates(ours)}   bare {rates(bare)}   overhead "
+              f"{100 * (statistics.median(ours) / statistics.median(bare) - 1):+.1f}%")
         backend.close()
 
 

@@ -176,7 +176,7 @@ def test_eval_then_decide_end_to_end_on_a_tiny_gguf(tmp_path):
 
     model = write_tiny_gguf(tmp_path / "tiny.gguf")
     text = QUICKSTART.read_text().replace('path = "embedded-default"', f'path = "{model}"')
-    text = text.replace("max_new_tokens = 512", "max_new_tokens = 16").replace("options = { parallel = 2 }", "options = { n_ctx = 2048 }")
+    text = text.replace("max_new_tokens = 512", "max_new_tokens = 16").replace("options = { batch = 16 }", "options = { n_ctx = 2048 }")
     spec = tmp_path / "spec.toml"
     spec.write_text(text)
     run = tmp_path / "run"

@@ -1,4 +1,4 @@
-"""llama.cpp backend (llama-cpp-python): a GGUF file, CPU, one request at a time per model instance.
+"""llama.cpp backend (llama-cpp-python): a GGUF file, CPU; up to `batch` requests decoded together per instance.
 
 What it does:
 - Samples in the paper's order, temperature -> top-k -> top-p -> min-p -> draw. llama-cpp-python's own
@@ -30,8 +30,17 @@ What it does:
   each instance then holds its own copy of the weights in memory. describe() records the adapter's path,
   size and sha256.
 
-What it does not: batch several sequences in one llama.cpp context (llama-cpp-python has no such API),
-return logprobs, or hash the model file (describe() records size and mtime; the caller records sha256).
+- `batch=B` (default 16, the diagnostics' n): up to B consecutive requests decoded in one llama.cpp batch
+  through the low-level API (`llamacpp_batch.BatchDecoder`: one context with B sequence ids and a unified
+  KV cache, each distinct prompt evaluated once and shared by `llama_memory_seq_cp`, one sampler chain
+  built by `build_sampler` and seeded per sequence). On 2 cores it decodes the 16 samples of a prompt at
+  about twice the tokens/s of one at a time (benchmarks/bench_generate.py). `batch=1` is the sequential
+  path described above. What reproduces under batching: see llamacpp_batch.py and the README.
+- `set_threads(n)`: fewer threads from the next decoding step on, and back (None); the eval stage lowers it
+  while its sandbox scores beside generation (evaluate.live_share).
+
+What it does not: return logprobs, or hash the model file (describe() records size and mtime; the caller
+records sha256).
 """
 
 from __future__ import annotations
