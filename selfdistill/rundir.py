@@ -26,7 +26,9 @@ log = logging.getLogger(__name__)
 
 def dumps_line(record: Any) -> str:
     """One JSON line, non-ASCII text kept readable; a record holding lone surrogates (model output can:
-    "\\ud800") is written with \\u escapes instead, so it round-trips exactly and the file stays UTF-8."""
+    "\\ud800") is written with \\u escapes instead, so it round-trips and the file stays UTF-8. (JSON itself
+    cannot tell a high surrogate followed by a low one from the astral character they encode: readers join
+    that one case.)"""
     line = json.dumps(record, ensure_ascii=False)
     try:
         line.encode("utf-8")

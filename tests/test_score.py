@@ -96,3 +96,21 @@ def test_a_run_where_every_program_is_infra_fails_and_writes_no_metrics(tmp_path
     with pytest.raises(SandboxError, match="every one of the 2 programs ended as infra"):
         score(problems, samples, tmp_path / "o", ScoreConfig(k=(1,), bootstrap_resamples=200))
     assert not (tmp_path / "o" / "metrics.json").exists()
+
+
+def test_lone_surrogates_end_to_end_through_the_score_command(tmp_path, capsys):
+    from selfdistill import cli
+
+    samples = tmp_path / "s.jsonl"
+    lines = [{"task_id": "HumanEval/0", "completion": "    raise ValueError(chr(0xD800) + ' and \\udfff')\n"},
+             {"task_id": "HumanEval/0", "completion": "    return True  # \ud800\n"}]
+    samples.write_text("".join(json.dumps(x) + "\n" for x in lines))  # \ud800 escapes, as json writes them
+    out = tmp_path / "o"
+    argv = ["score", "--task", "humaneval", "--samples", str(samples), "--out", str(out), "--k", "1", "--resamples", "100"]
+    assert cli.main(argv) == 0
+    records = [json.loads(x) for x in (out / "outcomes.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert sorted(r["status"] for r in records) == ["error", "error"]
+    assert any("\ud800 and \udfff" in r["detail"] for r in records)  # lone surrogates, kept as they were
+    assert cli.main(argv) == 0  # the rerun matches every program by its hash: nothing is run again
+    assert len((out / "outcomes.jsonl").read_text().splitlines()) == 2
+    assert "Traceback" not in capsys.readouterr().err

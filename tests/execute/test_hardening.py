@@ -168,6 +168,24 @@ def test_a_job_dir_under_the_host_tmp_is_removed_without_recursion(tmp_path):
     os.chdir(here)
 
 
+def test_a_job_dir_that_cannot_be_removed_keeps_the_verdict_and_retires_the_slot(tmp_path, monkeypatch):
+    """Cleanup never turns a verdict into infra; the worker answers, then exits to be replaced."""
+    import types
+
+    from selfdistill.execute import confine, isolation, worker
+
+    def stuck(path, sandbox):
+        raise OSError(16, "Device or resource busy")
+
+    monkeypatch.setattr(worker, "_run_kind", lambda job, ctx: ("failed", "case 0: wrong", {}))
+    monkeypatch.setattr(worker, "sweep", lambda sandbox: None)
+    monkeypatch.setattr(worker, "_remove_jobdir", stuck)
+    monkeypatch.setattr(confine, "point_environment", lambda jobdir: None)
+    ctx = types.SimpleNamespace(sandbox=isolation.Sandbox("none", 0, str(tmp_path), False, None, {}), broken=None)
+    assert worker._run_in_jobdir({}, ctx) == ("failed", "case 0: wrong", {})
+    assert "Device or resource busy" in ctx.broken
+
+
 # --- 6. two runs never share slot uids -----------------------------------------------------------------------
 
 
