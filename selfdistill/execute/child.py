@@ -148,7 +148,7 @@ def make_call_guard(snapshot: Snapshot, trusted: frozenset, before):
     a subclass of int or str with a lying `__eq__`, or a result that patches math when the test uses it,
     cannot pass. A program-defined class that is not such a subclass fails the check (NotPlain).
     Everything is bound here, in the worker, before any program runs."""
-    restore, gc_disable = snapshot.restore, gc.disable
+    restore, gc_disable, pristine_builtins = snapshot.restore, gc.disable, snapshot.builtins
     type_, isinstance_, list_, tuple_, dict_, set_, frozenset_ = type, isinstance, list, tuple, dict, set, frozenset
     int_int, float_float, str_str, bytes_bytes = int.__int__, float.__float__, str.__str__, bytes.__bytes__
     list_copy, dict_copy, set_copy, frozenset_copy = list.copy, dict.copy, set.copy, frozenset.copy
@@ -192,12 +192,25 @@ def make_call_guard(snapshot: Snapshot, trusted: frozenset, before):
             raise NotPlain(f"the program returned a {t.__name__} object; the tests compare plain values only")
         return v  # a C type (Decimal, range, a generator...): its methods are not the program's
 
-    def guard(fn):
+    def put_back(live: dict, saved: dict) -> None:
+        for key in list_(k for k in live if k not in saved):
+            del live[key]
+        for key, value in saved.items():
+            if live.get(key) is not value:
+                live[key] = value
+
+    def guard(fn, tests_ns: dict):
+        """`tests_ns`: the tests' globals; their `__builtins__` is the pristine copy the tests got."""
+        tests_builtins = tests_ns["__builtins__"]
+
         def call(*args, **kwargs):
+            saved_ns = dict_(tests_ns)  # the program may reach them through its caller's frame
             try:
                 value = fn(*args, **kwargs)
             finally:
                 restore(before)
+                put_back(tests_builtins, pristine_builtins)
+                put_back(tests_ns, saved_ns)
                 gc_disable()  # no finalizer of the program's runs between the checks
             try:
                 return plain(value)
@@ -236,15 +249,16 @@ def run_assert(spec: dict, report, snapshot: Snapshot, stage: Stage) -> None:
 
 def _run_tests(spec: dict, ns: dict, pristine: dict, guard) -> None:
     entry = spec.get("entry_point")
-    candidate = guard(ns[entry]) if entry else None  # KeyError -> error: the entry point is not defined
+    target = ns[entry] if entry else None  # KeyError -> error: the entry point is not defined
     tests_ns = dict(ns)
+    tests_ns["__builtins__"] = pristine
     for name, value in ns.items():
         if name in pristine:  # `def abs(x): ...` in the program: the tests still get the real abs
             tests_ns[name] = pristine[name]
         elif type(value) is types.FunctionType:  # MBPP-style tests call the program's functions by name
-            tests_ns[name] = guard(value)
+            tests_ns[name] = guard(value, tests_ns)
+    candidate = guard(target, tests_ns) if entry else None
     gc.disable()
-    tests_ns["__builtins__"] = pristine
     random.seed(0)
     sys.setswitchinterval(1e6)  # a thread the program left running hardly ever gets the GIL now
     exec(spec.get("tests_code") or compile(spec["code"], "<tests>", "exec"), tests_ns)

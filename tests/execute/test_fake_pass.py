@@ -180,6 +180,18 @@ def test_patching_math_inside_the_entry_point_does_not_reach_the_check(pool):
     assert run(pool, assert_job(operator_patch)).status is Status.FAILED
 
 
+FRAME_PATCHES = {
+    "tests-builtins": "import sys\ndef add(a, b):\n    sys._getframe(2).f_builtins['abs'] = lambda x: 0\n    return 0\n",
+    "tests-globals": "import sys\ndef add(a, b):\n    sys._getframe(2).f_globals['math'] = type('M', (), {'fabs': staticmethod(lambda x: 0)})\n    return 0\n",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(FRAME_PATCHES))
+def test_patching_the_tests_namespace_through_the_callers_frame_does_not_reach_the_check(pool, kind):
+    tests = "import math\ndef check(candidate):\n    assert abs(candidate(1, 2) - 3) < 1e-9\n    assert math.fabs(candidate(1, 2) - 3) < 1e-9\n"
+    assert run(pool, assert_job(FRAME_PATCHES[kind], tests=tests)).status is Status.FAILED
+
+
 def test_humaneval_32_with_math_fabs_patched_in_find_zero_fails():
     from selfdistill.execute.pool import SandboxPool
     from selfdistill.tasks.humaneval import load_humaneval
