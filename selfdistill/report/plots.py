@@ -133,9 +133,13 @@ def slice_deltas(run: Run) -> Plot | None:
     ax.set_title(f"paired pass@1 deltas at T_eval={run.round['t_eval']:g}, 95% CI")
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=7)
+    first = next(iter(deltas.values()))
+    source = first.get("slice_source") or "unknown"
+    method = f" ({first['slice_method']})" if first.get("slice_method") else ""
     return Plot("slice_deltas", _png(fig), "pass@1 deltas per difficulty slice with 95% CI error bars",
                 "Paired pass@1 deltas (pp) overall and per difficulty slice; bars are 95% CIs; "
-                "each label carries its treatment arm's battery status.")
+                "each label carries its treatment arm's battery status. "
+                f"Slices: {source}{method}.")
 
 
 def lengths(run: Run) -> Plot | None:
