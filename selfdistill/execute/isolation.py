@@ -60,6 +60,7 @@ JOBDIR_TMPFS_OPTS = "size=256m,nr_inodes=100000,mode=0700"  # one fresh tmpfs pe
 KEPT_TOP_LEVEL = ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc", "proc", "sys", "tmp")
 DEV_NODES = ("null", "zero", "full", "random", "urandom")
 MNT_DETACH = 2
+JOBDIR = "/tmp/job"  # in a mount namespace: the mountpoint of each job's fresh tmpfs
 
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
 CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
@@ -152,7 +153,9 @@ def _isolate(slot: int, mode: str, uid: int) -> Sandbox:
     for d in SHARED_WRITABLE_DIRS:
         if os.path.isdir(d):
             inside = [p for p in needed if p.startswith(d + "/")]
-            exposed += _cover(d, JOB_TMPFS_OPTS if d == "/tmp" else OTHER_TMPFS_OPTS, inside)
+            exposed += _cover(d, JOB_TMPFS_OPTS if d == "/tmp" else OTHER_TMPFS_OPTS, inside, read_only=d != "/tmp")
+    os.mkdir(JOBDIR, 0o755)  # every job mounts its own tmpfs here; /tmp itself is then read-only
+    mount(None, "/tmp", None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
     _become_init()
     proc = _mount_proc(hidepid=mode == "root")
     _limit_ipc()
@@ -202,6 +205,7 @@ def _minimal_view(needed: list[str]) -> bool:
                 continue
             _cover(path, "mode=0755,size=1m,nr_inodes=4096", [p for p in needed if p.startswith(path + "/")])
         _minimal_dev()
+        mount(None, "/dev", None, MS_REMOUNT | MS_RDONLY | MS_NOSUID)
         for path in hidden_data_dirs():
             mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV | MS_RDONLY, "mode=0755,size=4k,nr_inodes=4")
     except OSError as e:
@@ -300,8 +304,10 @@ def _blocked(paths: list[str]) -> dict[str, list[str]]:
     return by_blocker
 
 
-def _cover(directory: str, tmpfs_opts: str, keep: list[str]) -> list[str]:
-    """Mount a fresh tmpfs over `directory`, then bind `keep` (paths under it) back, read-only.
+def _cover(directory: str, tmpfs_opts: str, keep: list[str], read_only: bool = True) -> list[str]:
+    """Mount a fresh tmpfs over `directory`, then bind `keep` (paths under it) back, read-only; then
+    make the tmpfs itself read-only (with `read_only`): in user-namespace mode children have our uid and
+    could otherwise write there and leave things for the next job.
 
     Host permissions are never changed: the new view exists only in this mount namespace.
     """
@@ -313,6 +319,8 @@ def _cover(directory: str, tmpfs_opts: str, keep: list[str]) -> list[str]:
         mount(f"/proc/self/fd/{fd}", p, None, MS_BIND | MS_REC)
         mount(None, p, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
         os.close(fd)
+    if read_only:
+        mount(None, directory, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
     return keep
 
 

@@ -260,15 +260,12 @@ _jobdir_numbers = itertools.count(1)
 
 
 def _make_jobdir(sandbox: isolation.Sandbox) -> str:
+    if sandbox.pid_namespace:  # our own mount namespace: a fresh tmpfs, removed whole by one unmount
+        isolation.mount_jobdir(isolation.JOBDIR, sandbox.uid)
+        return isolation.JOBDIR
     path = os.path.join(sandbox.job_root, f"job{next(_jobdir_numbers)}")
     os.mkdir(path, 0o700)
-    if sandbox.pid_namespace:  # our own mount namespace: a fresh tmpfs, removed whole by one unmount
-        try:
-            isolation.mount_jobdir(path, sandbox.uid)
-        except OSError:
-            os.rmdir(path)
-            raise
-    elif sandbox.uid is not None:
+    if sandbox.uid is not None:
         os.chown(path, sandbox.uid, sandbox.gid)
     return path
 
@@ -276,9 +273,10 @@ def _make_jobdir(sandbox: isolation.Sandbox) -> str:
 def _remove_jobdir(path: str, sandbox: isolation.Sandbox) -> None:
     if sandbox.pid_namespace:
         isolation.unmount(path)
-        os.rmdir(path)
-    else:
-        remove_tree(path)
+        if os.path.ismount(path):
+            raise OSError(f"{path} is still mounted")
+        return
+    remove_tree(path)
     if os.path.lexists(path):
         raise OSError(f"{path} is still there")
 

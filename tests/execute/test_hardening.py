@@ -281,3 +281,34 @@ def test_a_worker_whose_harness_is_gone_exits_while_idle():
     while os.path.exists(f"/proc/{worker}") and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not os.path.exists(f"/proc/{worker}")
+
+
+LEAVE_BEHIND = (
+    "import os\nopen('mine', 'w').write('x')\nleft = []\n"
+    "for d in ('/tmp', '/dev/shm', '/dev', '/var', '/home', '/run', '/root', '/opt', '/srv', '/mnt'):\n"
+    "    try:\n        open(os.path.join(d, 'left-behind'), 'w').write('x')\n        left.append(d)\n"
+    "    except OSError:\n        pass\n"
+    "assert not left, f'wrote outside the job dir: {left}'\n"
+)
+FIND_LEFTOVERS = (
+    "import os\nassert os.listdir('.') == [], os.listdir('.')\n"
+    "for d in ('/tmp', '/dev/shm', '/dev', '/var', '/home', '/run', '/root', '/opt', '/srv', '/mnt'):\n"
+    "    assert not os.path.exists(os.path.join(d, 'left-behind')), d\n"
+)
+
+
+@pytest.mark.parametrize("mode", ["auto", "userns"])
+def test_nothing_outside_the_job_dir_is_writable_and_the_next_job_starts_empty(mode):
+    """In userns mode children keep the worker's uid: only read-only mounts stop them there."""
+    try:
+        pool = SandboxPool(workers=1, mode=mode)
+        pool.start()
+    except Exception as e:  # noqa: BLE001
+        pytest.skip(f"mode {mode} unavailable here: {e}")
+    try:
+        first = pool.run_one(assert_job(LEAVE_BEHIND + GOOD_ADD))
+        assert first.status is Status.PASSED, first
+        second = pool.run_one(assert_job(FIND_LEFTOVERS + GOOD_ADD))
+        assert second.status is Status.PASSED, second
+    finally:
+        pool.close()
