@@ -200,9 +200,13 @@ def test_load_backend_without_vllm_names_the_extra():
 def dp_spec(tmp_path):
     from tests.test_evaluate import make_spec
 
+    import re
+
     path = make_spec(tmp_path)
     text = path.read_text().replace('backend = "llamacpp"', 'backend = "vllm"')
-    path.write_text(text.replace("options = { batch = 16 }", "options = { data_parallel_size = 2 }"))
+    text, n = re.subn(r"(?m)^options = \{.*?\}", "options = { data_parallel_size = 2 }", text)
+    assert n == 1, "the quickstart spec has no generation options line to replace"
+    path.write_text(text)
     return path
 
 
