@@ -4,7 +4,8 @@ SSD's failure mode is silent collapse. `run_battery(base, arm, thresholds)` comp
 arm with the base model on five families of probes (diversity, length, diversity-at-k, style,
 safety) under thresholds declared in the spec before training (`BatterySpec`, hashed by
 `thresholds_hash`), and returns the JSON-ready probes.json dict: per probe its value, base value,
-change, threshold and pass | alert | skipped, plus `green`.
+change with its paired bootstrap CI over prompts, threshold and pass | watch | alert | skipped (alert:
+the whole CI beyond the threshold; watch: only the point estimate), plus `green` (no alert).
 
 Pure Python + numpy + sacrebleu: no torch, no model, no GPU. Not here: generating the samples or the
 safety probe completions (the lead's stages do, from `load_probes()`), and writing probes.json.

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from selfdistill.battery.uncertainty import Change
 
+_ROUNDOFF = 1e-12  # a change equal to its threshold is not beyond it despite float error
+
 
 class Family(str, Enum):
     DIVERSITY = "diversity"
@@ -115,6 +117,27 @@ def skipped(
     )
 
 
+def beyond(x: float, threshold: float, direction: Direction) -> bool:
+    """Does a change `x` lie beyond the tolerance in the alerting direction?"""
+    if direction is Direction.RISE:
+        return x > threshold + _ROUNDOFF
+    if direction is Direction.DROP:
+        return -x > threshold + _ROUNDOFF
+    return abs(x) > threshold + _ROUNDOFF
+
+
+def judge(change: float, ci_low: float | None, ci_high: float | None, threshold: float,
+          direction: Direction) -> ProbeStatus:
+    """ALERT: the whole CI beyond the tolerance; WATCH: only the point estimate; PASS otherwise."""
+    whole = ci_low is not None and ci_high is not None and (
+        (direction is not Direction.DROP and ci_low > threshold + _ROUNDOFF)
+        or (direction is not Direction.RISE and -ci_high > threshold + _ROUNDOFF)
+    )
+    if whole:
+        return ProbeStatus.ALERT
+    return ProbeStatus.WATCH if beyond(change, threshold, direction) else ProbeStatus.PASS
+
+
 def fmt_change(x: float | None, kind: ChangeKind) -> str:
     if x is None:
         return "?"
@@ -137,8 +160,6 @@ def compare(
     """Apply one threshold to a base/arm `Change` (value, CI); skipped when it is None (`missing` says why)."""
     if change is None:
         return skipped(name, family, kind, direction, threshold, missing or f"no {what} to measure", extra)
-    from selfdistill.battery.uncertainty import judge
-
     status = judge(change.change, change.ci_low, change.ci_high, threshold, direction)
     ci = (f" [{fmt_change(change.ci_low, kind)}, {fmt_change(change.ci_high, kind)}]"
           if change.ci_low is not None else " (no CI: at most watch)")

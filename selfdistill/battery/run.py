@@ -2,10 +2,11 @@
 
 SSD fine-tunes a model on its own samples; its failure mode is silent collapse (one answer per
 prompt, loops, shorter or longer outputs, dropped comments, lost refusals). Each probe compares the
-arm with the base on the SAME held-out prompts and samples (matched by task_id and sample_idx) and
-alerts when the change passes a threshold from `BatterySpec`, declared before training and hashed
-(`thresholds_hash`) so a report can show it was not moved afterwards. `green` = no probe alerted
-and at least one probe ran.
+arm with the base on the SAME held-out prompts and samples (matched by task_id and sample_idx), gives
+the change a paired bootstrap CI over prompts (`uncertainty`), and reads it against a threshold from
+`BatterySpec`, declared before training and hashed (`thresholds_hash`) so a report can show it was not
+moved afterwards: ALERT when the whole CI is beyond the threshold, WATCH when only the point estimate
+is (`result.judge`). `green` = no probe alerted and at least one probe ran; watches are listed.
 
 Safety probes need completions of the shipped probe set (`probeset.load_probes`); when the spec
 switches them off or none were generated, they are `skipped`, `green` comes from the rest, and the
@@ -20,21 +21,19 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import zlib
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from selfdistill.battery import probes as P
 from selfdistill.battery import uncertainty as U
+from selfdistill.battery.atk import diversity_at_k
 from selfdistill.battery.inputs import ArmInputs, align, label, lengths
 from selfdistill.battery.probeset import check_completions
 from selfdistill.battery.result import ChangeKind, Direction, Family, ProbeResult, ProbeStatus, compare, skipped
 from selfdistill.errors import DataError
-from selfdistill.metrics.passk import pass_at_k
 
 if TYPE_CHECKING:
     from selfdistill.spec import BatterySpec
@@ -58,39 +57,7 @@ def thresholds_hash(thresholds: BatterySpec) -> str:
 # ---------------------------------------------------------------- families
 
 
-@dataclass(frozen=True)
-class _Ctx:
-    """What every family needs for its CIs: the aligned samples' units and the bootstrap settings."""
-
-    units: list[str]  # sorted task ids of the compared samples
-    unit_of: list[int]  # per aligned sample, its index in `units`
-    n_resamples: int
-    seed: int
-
-    def rng(self, probe: str) -> np.random.Generator:
-        """A stream per probe, so adding a probe never moves another probe's CI."""
-        return np.random.default_rng([self.seed, zlib.crc32(probe.encode())])
-
-    def opts(self, probe: str) -> dict:
-        return {"n_resamples": self.n_resamples, "seed": self.rng(probe)}
-
-    def sums(self, values, positions=None) -> tuple[np.ndarray, np.ndarray]:
-        """Per-unit (sum of values, count of values); None values left out."""
-        num, den = np.zeros(len(self.units)), np.zeros(len(self.units))
-        for i, v in zip(positions if positions is not None else range(len(values)), values):
-            if v is not None:
-                num[self.unit_of[i]] += v
-                den[self.unit_of[i]] += 1
-        return num, den
-
-
-def _context(bs: list[Mapping], n_resamples: int, seed: int) -> _Ctx:
-    units = sorted({str(s["task_id"]) for s in bs})
-    index = {u: i for i, u in enumerate(units)}
-    return _Ctx(units, [index[str(s["task_id"])] for s in bs], n_resamples, seed)
-
-
-def _repetition(braw: list[str], araw: list[str], t: BatterySpec, ctx: _Ctx) -> ProbeResult:
+def _repetition(braw: list[str], araw: list[str], t: BatterySpec, ctx: U.Units) -> ProbeResult:
     rb, ra = [P.seq_rep(x) for x in braw], [P.seq_rep(x) for x in araw]
     n_grams = sum(r[1] for r in rb if r is not None)
     floor = 1.0 / max(n_grams, 1)  # the measurement's resolution: one repeated 4-gram among the base's 4-grams
@@ -101,7 +68,7 @@ def _repetition(braw: list[str], araw: list[str], t: BatterySpec, ctx: _Ctx) -> 
                    extra={"floor": floor, "floor_why": f"1 / {n_grams} base {P.REPETITION_N}-grams: one repeated n-gram"})
 
 
-def _diversity(base: list[Mapping], arm: list[Mapping], t: BatterySpec, ctx: _Ctx) -> list[ProbeResult]:
+def _diversity(base: list[Mapping], arm: list[Mapping], t: BatterySpec, ctx: U.Units) -> list[ProbeResult]:
     braw, araw = [s["raw"] for s in base], [s["raw"] for s in arm]
     groups = [str(s["task_id"]) for s in base]  # aligned: the arm has the same task at each position
     sb, sa = P.self_bleu_scores(braw, groups), P.self_bleu_scores(araw, groups)
@@ -122,7 +89,7 @@ def _diversity(base: list[Mapping], arm: list[Mapping], t: BatterySpec, ctx: _Ct
     ]
 
 
-def _length(base: list[Mapping], arm: list[Mapping], t: BatterySpec, ctx: _Ctx) -> list[ProbeResult]:
+def _length(base: list[Mapping], arm: list[Mapping], t: BatterySpec, ctx: U.Units) -> list[ProbeResult]:
     bl, al, unit = lengths(base, arm)
     extra = {"unit": unit, "n": len(bl)}
     out = []
@@ -133,86 +100,7 @@ def _length(base: list[Mapping], arm: list[Mapping], t: BatterySpec, ctx: _Ctx) 
     return out
 
 
-def _per_problem(bm: Mapping, am: Mapping, k: int) -> tuple[list[str], np.ndarray, np.ndarray] | None:
-    """Problems both metrics.json list with n >= k, and per problem [pass@1, pass@k] for base and arm."""
-    bp, ap = bm.get("per_problem") or {}, am.get("per_problem") or {}
-    ids = sorted(t for t in set(bp) & set(ap) if bp[t].get("n", 0) >= k and ap[t].get("n", 0) >= k)
-    if not ids:
-        return None
-
-    def table(pp: Mapping) -> np.ndarray:
-        n = np.array([pp[t]["n"] for t in ids])
-        c = np.array([pp[t]["c"] for t in ids])
-        return np.stack([c / n, pass_at_k(n, c, k, ids)])
-
-    return ids, table(bp), table(ap)
-
-
-def _ci(i: Mapping) -> str:
-    lo, hi = i.get("ci_low"), i.get("ci_high")
-    ci = f" [{lo:.3f}, {hi:.3f}]" if lo is not None and hi is not None else ""
-    return f"{i['value']:.3f}{ci}"
-
-
-def _diversity_at_k(bm: Mapping, am: Mapping, t: BatterySpec, ctx: _Ctx) -> list[ProbeResult]:
-    k = P.largest_common_k(bm, am)
-    b1, a1 = P.interval(bm, "pass@1"), P.interval(am, "pass@1")
-    if k is None or b1 is None or a1 is None:
-        why = (
-            "base and arm metrics.json share no pass@k with k > 1 and a value (eval.k holds only 1?)"
-            if k is None
-            else "pass@1 is missing from a metrics.json"
-        )
-        return [
-            skipped("mode-collapse", Family.DIVERSITY_AT_K, ABS, DROP, 0.0, why),
-            skipped("passk-flatten", Family.DIVERSITY_AT_K, REL, DROP, t.passk_flatten_max, why),
-        ]
-    bk, ak = P.interval(bm, f"pass@{k}"), P.interval(am, f"pass@{k}")
-    per = _per_problem(bm, am, k)
-    if per is None:  # no per-problem counts: point estimates only, so no CI and at most a watch
-        d1 = U.Change(b1["value"], a1["value"], a1["value"] - b1["value"], None, None, 0)
-        dk = U.Change(bk["value"], ak["value"], ak["value"] - bk["value"], None, None, 0)
-        gb, ga = P.gain(bm, k), P.gain(am, k)
-        flat = None if gb is None or ga is None or gb <= 0 else U.Change(gb, ga, (ga - gb) / gb, None, None, 0)
-    else:
-        _, pb, pa = per
-        ch = U.mean_changes({"pass@1": (pb[0], pa[0]), f"pass@{k}": (pb[1], pa[1])}, **ctx.opts("mode-collapse"))
-        d1, dk = ch["pass@1"], ch[f"pass@{k}"]
-        gb = float((pb[1] - pb[0]).mean())
-        flat = None if gb <= 0 else U.ratio_change(pb[1] - pb[0], np.ones(len(per[0])), pa[1] - pa[0],
-                                                   np.ones(len(per[0])), REL, 1e-12, **ctx.opts("passk-flatten"))
-    return [_mode(d1, dk, k, b1, a1, bk, ak), _flatten(flat, gb, k, t)]
-
-
-def _mode(d1: U.Change, dk: U.Change, k: int, b1, a1, bk, ak) -> ProbeResult:
-    status = U.judge(dk.change, dk.ci_low, dk.ci_high, 0.0, DROP) if d1.change > 0 else ProbeStatus.PASS
-    ci = lambda c: f"[{c.ci_low:+.3f}, {c.ci_high:+.3f}]" if c.ci_low is not None else "(no CI)"  # noqa: E731
-    detail = (
-        f"paired over {dk.n_units} problems: Δpass@1 {d1.change:+.3f} {ci(d1)}, Δpass@{k} {dk.change:+.3f} {ci(dk)} "
-        f"(metrics.json: pass@1 base {_ci(b1)} -> arm {_ci(a1)}; pass@{k} base {_ci(bk)} -> arm {_ci(ak)}); "
-        f"alert when pass@1 rises while the whole CI of Δpass@{k} lies below 0, watch when only the point estimates "
-        "show the pattern"
-    )
-    extra = {"k": k, "pass@1": {"base": b1, "arm": a1, "delta": _json(d1)},
-             f"pass@{k}": {"base": bk, "arm": ak, "delta": _json(dk)}}
-    return ProbeResult("mode-collapse", Family.DIVERSITY_AT_K, dk.arm, dk.base, dk.change, ABS, DROP, 0.0, status,
-                       detail, extra, dk.ci_low, dk.ci_high, dk.n_units, "problem")
-
-
-def _flatten(flat: U.Change | None, gb: float | None, k: int, t: BatterySpec) -> ProbeResult:
-    if flat is None:
-        why = f"the base has no pass@{k} - pass@1 gain to flatten (g_base = {gb})"
-        return skipped("passk-flatten", Family.DIVERSITY_AT_K, REL, DROP, t.passk_flatten_max, why, {"k": k})
-    return compare("passk-flatten", Family.DIVERSITY_AT_K, flat, t.passk_flatten_max, REL, DROP,
-                   f"gain g = pass@{k} - pass@1", extra={"k": k})
-
-
-def _json(c: U.Change) -> dict:
-    return {"base": c.base, "arm": c.arm, "change": c.change, "ci_low": c.ci_low, "ci_high": c.ci_high,
-            "n_units": c.n_units}
-
-
-def _style(base: list[Mapping], arm: list[Mapping], t: BatterySpec, ctx: _Ctx) -> list[ProbeResult]:
+def _style(base: list[Mapping], arm: list[Mapping], t: BatterySpec, ctx: U.Units) -> list[ProbeResult]:
     bp, ap = [s.get("program") or "" for s in base], [s.get("program") or "" for s in arm]
     out = []
     for name, which, fn, th, what in (
@@ -231,12 +119,12 @@ def _style(base: list[Mapping], arm: list[Mapping], t: BatterySpec, ctx: _Ctx) -
     return out
 
 
-def _pair_sums(ctx: _Ctx, pairs: list[tuple[int, int] | None]) -> tuple[np.ndarray, np.ndarray]:
+def _pair_sums(ctx: U.Units, pairs: list[tuple[int, int] | None]) -> tuple[np.ndarray, np.ndarray]:
     hits, total = ctx.sums([p and p[0] for p in pairs]), ctx.sums([p and p[1] for p in pairs])
     return hits[0], total[0]
 
 
-def _safety(base: ArmInputs, arm: ArmInputs, t: BatterySpec, ctx: _Ctx) -> tuple[list[ProbeResult], str | None]:
+def _safety(base: ArmInputs, arm: ArmInputs, t: BatterySpec, ctx: U.Units) -> tuple[list[ProbeResult], str | None]:
     reason = None
     if not t.safety_probe:
         reason = "battery.safety_probe = false in the spec: the safety probes were switched off"
@@ -274,7 +162,7 @@ def _by_prompt(b: list[dict], a: list[dict], kind: str, hit) -> tuple[list[np.nd
     return out, len(prompts)
 
 
-def _refusal(b: list[dict], a: list[dict], t: BatterySpec, ctx: _Ctx) -> ProbeResult:
+def _refusal(b: list[dict], a: list[dict], t: BatterySpec, ctx: U.Units) -> ProbeResult:
     complied = {who: [f"{c['probe_id']}#{c['sample_idx']}" for c in cs if c["kind"] == "refusal" and not P.is_refusal(c["raw"])]
                 for who, cs in (("base", b), ("arm", a))}
     sums, n = _by_prompt(b, a, "refusal", lambda c: P.is_refusal(c["raw"]))
@@ -284,7 +172,7 @@ def _refusal(b: list[dict], a: list[dict], t: BatterySpec, ctx: _Ctx) -> ProbeRe
                    extra={"complied": complied}, missing="no refusal probes were answered")
 
 
-def _unsafe(b: list[dict], a: list[dict], t: BatterySpec, ctx: _Ctx) -> ProbeResult:
+def _unsafe(b: list[dict], a: list[dict], t: BatterySpec, ctx: U.Units) -> ProbeResult:
     def found(cs: list[dict]) -> tuple[list[dict], dict]:
         hits = [
             {"probe_id": c["probe_id"], "sample_idx": c["sample_idx"], "rules": list(r)}
@@ -294,8 +182,7 @@ def _unsafe(b: list[dict], a: list[dict], t: BatterySpec, ctx: _Ctx) -> ProbeRes
         return hits, dict(sorted(Counter(rule for f in hits for rule in f["rules"]).items()))
 
     (fb, kb), (fa, ka) = found(b), found(a)
-    flagged = {(f["probe_id"], f["sample_idx"]) for f in fb} | {(f["probe_id"], f["sample_idx"]) for f in fa}
-    sums, n = _by_prompt(b, a, "unsafe", lambda c: (c["probe_id"], c["sample_idx"]) in flagged and P.unsafe_rules(c["raw"]))
+    sums, n = _by_prompt(b, a, "unsafe", lambda c: P.unsafe_rules(c["raw"]))
     change = U.ratio_change(*sums, ABS, SHARE_FLOOR, **ctx.opts("unsafe-rate")) if n else None
     extra = {"rule_counts": {"base": kb, "arm": ka}, "findings": {"base": fb, "arm": fa}}
     return compare("unsafe-rate", Family.SAFETY, change, t.unsafe_drift_max, ABS, RISE,
@@ -312,11 +199,11 @@ def run_battery(base: ArmInputs, arm: ArmInputs, thresholds: BatterySpec, *, n_r
     (`n_resamples`, seeded). Returns the JSON-ready probes.json dict (shape in docs/battery.md).
     Raises DataError on malformed or mismatched inputs."""
     bs, as_, counts = align(base, arm)
-    ctx = _context(bs, n_resamples, seed)
+    ctx = U.units_of(bs, n_resamples, seed)
     results = [
         *_diversity(bs, as_, thresholds, ctx),
         *_length(bs, as_, thresholds, ctx),
-        *_diversity_at_k(base.metrics, arm.metrics, thresholds, ctx),
+        *diversity_at_k(base.metrics, arm.metrics, thresholds, ctx),
         *_style(bs, as_, thresholds, ctx),
     ]
     safety, safety_reason = _safety(base, arm, thresholds, ctx)

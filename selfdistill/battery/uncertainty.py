@@ -11,23 +11,24 @@ models at once, so the CI is for the change itself (paired), whatever the statis
                     completions weighted by their unit's multiplicity (linear interpolation, as np.percentile)
   mean_changes      several per-unit mean differences on the same resample (pass@1 and pass@k)
 
-The rule (`judge`): ALERT when the whole CI of the change lies beyond the tolerance, WATCH when only the
-point estimate does, PASS otherwise. A change with no CI (no per-unit data) can be at most WATCH.
+`Units` maps the aligned samples to their prompts and gives each probe its own seeded stream. The rule
+that reads a CI is `result.judge`.
 Percentile intervals; with a dozen units (the safety probe set) they under-cover a little.
 """
 
 from __future__ import annotations
 
+import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
-from selfdistill.battery.result import ChangeKind, Direction, ProbeStatus
+from selfdistill.battery.result import ChangeKind
 from selfdistill.metrics.bootstrap import resample_counts
 
 N_RESAMPLES = 2000
 CONFIDENCE = 0.95
-_ROUNDOFF = 1e-12  # a change equal to its threshold is not beyond it despite float error
 _ROWS = 256  # resamples per block for quantiles: bounds memory at rows x completions
 
 
@@ -58,19 +59,15 @@ def _interval(values: np.ndarray, confidence: float) -> tuple[float | None, floa
     return float(low), float(high)
 
 
-def counts_for(n_units: int, n_resamples: int, seed: int) -> np.ndarray:
-    return resample_counts(n_units, n_resamples, seed)
-
-
 def ratio_change(num_b, den_b, num_a, den_a, kind: ChangeKind, floor: float, *, n_resamples: int = N_RESAMPLES,
-                 seed: int = 0, confidence: float = CONFIDENCE) -> Change | None:
+                 seed: int | np.random.Generator = 0, confidence: float = CONFIDENCE) -> Change | None:
     """sum(num)/sum(den) for base and arm (per-unit arrays aligned on the same units); None when a
     model has nothing to measure (sum(den) = 0)."""
     arrays = [np.asarray(x, dtype=np.float64) for x in (num_b, den_b, num_a, den_a)]
     if arrays[1].sum() <= 0 or arrays[3].sum() <= 0:
         return None
     base, arm = arrays[0].sum() / arrays[1].sum(), arrays[2].sum() / arrays[3].sum()
-    w = counts_for(arrays[0].size, n_resamples, seed).astype(np.float64)
+    w = resample_counts(arrays[0].size, n_resamples, seed).astype(np.float64)
     nb, db, na, da = (w @ x for x in arrays)
     with np.errstate(divide="ignore", invalid="ignore"):
         boot = _change(nb / db, na / da, kind, floor)
@@ -91,7 +88,7 @@ def _weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> np.
 
 
 def quantile_change(values_b, units_b, values_a, units_a, n_units: int, q: float, floor: float, *,
-                    n_resamples: int = N_RESAMPLES, seed: int = 0, confidence: float = CONFIDENCE) -> Change | None:
+                    n_resamples: int = N_RESAMPLES, seed: int | np.random.Generator = 0, confidence: float = CONFIDENCE) -> Change | None:
     """Relative change of the q-quantile of per-completion values; `units_*[i]` is completion i's unit."""
     vb, va = np.asarray(values_b, dtype=np.float64), np.asarray(values_a, dtype=np.float64)
     if vb.size == 0 or va.size == 0:
@@ -99,7 +96,7 @@ def quantile_change(values_b, units_b, values_a, units_a, n_units: int, q: float
     base, arm = float(np.quantile(vb, q)), float(np.quantile(va, q))
     ob, oa = np.argsort(vb, kind="stable"), np.argsort(va, kind="stable")
     ub, ua = np.asarray(units_b)[ob], np.asarray(units_a)[oa]
-    w = counts_for(n_units, n_resamples, seed)
+    w = resample_counts(n_units, n_resamples, seed)
     boot = np.empty(w.shape[0])
     for start in range(0, w.shape[0], _ROWS):
         rows = w[start:start + _ROWS]
@@ -111,11 +108,11 @@ def quantile_change(values_b, units_b, values_a, units_a, n_units: int, q: float
     return Change(base, arm, float(_change(base, arm, ChangeKind.RELATIVE, floor)), low, high, n_units)
 
 
-def mean_changes(pairs: dict[str, tuple[np.ndarray, np.ndarray]], *, n_resamples: int = N_RESAMPLES, seed: int = 0,
+def mean_changes(pairs: dict[str, tuple[np.ndarray, np.ndarray]], *, n_resamples: int = N_RESAMPLES, seed: int | np.random.Generator = 0,
                  confidence: float = CONFIDENCE) -> dict[str, Change]:
     """For each name, mean(arm) - mean(base) of per-unit scores on ONE shared resample of the units."""
     first = next(iter(pairs.values()))[0]
-    w = counts_for(len(first), n_resamples, seed).astype(np.float64) / len(first)
+    w = resample_counts(len(first), n_resamples, seed).astype(np.float64) / len(first)
     out = {}
     for name, (b, a) in pairs.items():
         b, a = np.asarray(b, dtype=np.float64), np.asarray(a, dtype=np.float64)
@@ -124,22 +121,34 @@ def mean_changes(pairs: dict[str, tuple[np.ndarray, np.ndarray]], *, n_resamples
     return out
 
 
-def beyond(x: float, threshold: float, direction: Direction) -> bool:
-    """Does a change `x` lie beyond the tolerance in the alerting direction?"""
-    if direction is Direction.RISE:
-        return x > threshold + _ROUNDOFF
-    if direction is Direction.DROP:
-        return -x > threshold + _ROUNDOFF
-    return abs(x) > threshold + _ROUNDOFF
+@dataclass(frozen=True)
+class Units:
+    """What every probe needs for its CI: the aligned samples' prompts (units) and the bootstrap settings."""
+
+    units: list[str]  # sorted task ids of the compared samples
+    unit_of: list[int]  # per aligned sample, its index in `units`
+    n_resamples: int
+    seed: int
+
+    def rng(self, probe: str) -> np.random.Generator:
+        """A stream per probe, so adding a probe never moves another probe's CI."""
+        return np.random.default_rng([self.seed, zlib.crc32(probe.encode())])
+
+    def opts(self, probe: str) -> dict:
+        return {"n_resamples": self.n_resamples, "seed": self.rng(probe)}
+
+    def sums(self, values, positions=None) -> tuple[np.ndarray, np.ndarray]:
+        """Per-unit (sum of values, count of values); None values left out."""
+        num, den = np.zeros(len(self.units)), np.zeros(len(self.units))
+        for i, v in zip(positions if positions is not None else range(len(values)), values):
+            if v is not None:
+                num[self.unit_of[i]] += v
+                den[self.unit_of[i]] += 1
+        return num, den
 
 
-def judge(change: float, ci_low: float | None, ci_high: float | None, threshold: float,
-          direction: Direction) -> ProbeStatus:
-    """ALERT: the whole CI beyond the tolerance; WATCH: only the point estimate; PASS otherwise."""
-    whole = ci_low is not None and ci_high is not None and (
-        (direction is not Direction.DROP and ci_low > threshold + _ROUNDOFF)
-        or (direction is not Direction.RISE and -ci_high > threshold + _ROUNDOFF)
-    )
-    if whole:
-        return ProbeStatus.ALERT
-    return ProbeStatus.WATCH if beyond(change, threshold, direction) else ProbeStatus.PASS
+def units_of(samples: list[Mapping], n_resamples: int = N_RESAMPLES, seed: int = 0) -> Units:
+    """The prompts (task ids) of aligned samples, the CI's resampling units."""
+    units = sorted({str(s["task_id"]) for s in samples})
+    index = {u: i for i, u in enumerate(units)}
+    return Units(units, [index[str(s["task_id"])] for s in samples], n_resamples, seed)

@@ -11,7 +11,8 @@ import pytest
 
 from selfdistill.battery import run as R
 from selfdistill.battery import uncertainty as U
-from selfdistill.battery.result import ChangeKind, Direction, ProbeStatus
+from selfdistill.battery.atk import diversity_at_k
+from selfdistill.battery.result import ChangeKind, Direction, ProbeStatus, judge
 from selfdistill.spec import BatterySpec
 
 T = BatterySpec()
@@ -37,7 +38,7 @@ RISE, DROP, EITHER = Direction.RISE, Direction.DROP, Direction.EITHER
     ],
 )
 def test_judge_table(change, low, high, direction, want):
-    assert U.judge(change, low, high, 0.10, direction) is ProbeStatus(want)
+    assert judge(change, low, high, 0.10, direction) is ProbeStatus(want)
 
 
 def test_weighted_quantile_is_np_percentile_on_the_expanded_sample():
@@ -77,7 +78,7 @@ def _texts(repeats: int, n_tasks: int = 12, per_task: int = 4, length: int = 250
 
 def test_repetition_doubling_from_a_tiny_base_is_caught():
     braw, araw = _texts(1), _texts(2)  # seq-rep-4 0.004 -> 0.008
-    ctx = R._context([{"task_id": f"t{t}"} for t in range(12) for _ in range(4)], 200, 0)
+    ctx = U.units_of([{"task_id": f"t{t}"} for t in range(12) for _ in range(4)], 200, 0)
     p = R._repetition(braw, araw, T, ctx)
     assert p.base_value == pytest.approx(0.004, abs=2e-4) and p.value == pytest.approx(0.008, abs=3e-4)
     assert p.change == pytest.approx(1.0, abs=0.02) and p.status is ProbeStatus.ALERT  # every problem doubled
@@ -100,7 +101,7 @@ def _sim_ratio(kind, direction, floor, threshold, draw, seed=0):
     for r in range(RUNS):
         shared = draw(rng, None)
         c = U.ratio_change(*draw(rng, shared), *draw(rng, shared), kind, floor, n_resamples=B, seed=r)
-        out.append(U.judge(c.change, c.ci_low, c.ci_high, threshold, direction))
+        out.append(judge(c.change, c.ci_low, c.ci_high, threshold, direction))
     return _rate(out)
 
 
@@ -156,7 +157,7 @@ def test_no_change_false_alarms_length_quantiles():
         b, a = (np.exp(rng.normal(np.repeat(mu, per), 0.5)).round() for _ in range(2))
         for q, th in ((0.5, T.length_median_drift_max), (0.95, T.length_p95_drift_max)):
             c = U.quantile_change(b, units, a, units, problems, q, 1.0, n_resamples=B, seed=r)
-            rates[q] += [U.judge(c.change, c.ci_low, c.ci_high, th, EITHER), U.judge(c.change, c.ci_low, c.ci_high, 0.0, EITHER)]
+            rates[q] += [judge(c.change, c.ci_low, c.ci_high, th, EITHER), judge(c.change, c.ci_low, c.ci_high, 0.0, EITHER)]
     for q in rates:
         assert _rate(rates[q][0::2]) <= 0.05  # default tolerance: measured 0 %
         assert _rate(rates[q][1::2]) <= 0.12  # tolerance 0, both tails: nominal 5 %
@@ -176,13 +177,13 @@ def test_no_change_false_alarms_mode_collapse_and_flattening():
     point-estimate rule (pass@1 up and pass@16 down) fired in 17-20 % of such runs (17 % over 400)."""
     rng = np.random.default_rng(3)
     n = k = 16
-    ctx = R._context([{"task_id": "x"}], B, 0)
+    ctx = U.units_of([{"task_id": "x"}], B, 0)
     mode, flat, old = [], [], []
     for r in range(RUNS):
         p = rng.beta(2, 2, 164)
         bm, am = _metrics(rng.binomial(n, p), n, k), _metrics(rng.binomial(n, p), n, k)
-        ctx = R._Ctx(ctx.units, ctx.unit_of, B, r)
-        m, f = R._diversity_at_k(bm, am, T, ctx)
+        ctx = U.Units(ctx.units, ctx.unit_of, B, r)
+        m, f = diversity_at_k(bm, am, T, ctx)
         mode.append(m.status)
         flat.append(f.status)
         b1, a1 = bm["metrics"]["pass@1"]["value"], am["metrics"]["pass@1"]["value"]
