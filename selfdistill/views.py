@@ -239,6 +239,8 @@ def print_round(summary: dict) -> None:
     console.print(line)
     first = next(iter(summary["deltas"].values()))
     console.print("slices: " + first["slice_source"] + (f" ({first['slice_method']})" if first.get("slice_method") else ""))
+    if first.get("slice_note"):
+        console.print(f"  {first['slice_note']}")
     for stage, row in summary["costs"]["totals"]["stages"].items():
         console.print(f"cost {stage}: {row['wall_s'] / 60:.1f} min wall, {row['device_hours']:.3f} device-h, "
                       f"{row['gpu_hours']:.3f} GPU-h")
