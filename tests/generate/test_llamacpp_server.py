@@ -47,7 +47,7 @@ def server_url(tiny_gguf, tmp_path_factory):
     log = (tmp_path_factory.mktemp("server") / "server.log").open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "llama_cpp.server", "--model", str(tiny_gguf), "--host", "127.0.0.1",
-         "--port", str(port), "--n_ctx", "512", "--n_threads", "1"],
+         "--port", str(port), "--n_ctx", "2048", "--n_threads", "1"],
         stdout=log, stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}/v1"
@@ -134,3 +134,37 @@ def test_an_order_the_server_cannot_follow_is_refused(server_url):
     with pytest.raises(SpecError, match="temperature = 1.6 with top_p = 0.95.*applies temperature AFTER"):
         texts(backend, [GenRequest("t/0", 0, PROMPT, 1)], SamplingParams(temperature=1.6, top_p=0.95))
 
+
+
+def test_eval_through_the_server_refuses_with_exit_2_then_records_what_it_sent(server_url, tmp_path):
+    """The CLI path: a setting the server cannot follow is exit 2 naming it, with no sample drawn; fixed, the
+    same arm runs and generation.json records the detected server and the exact request body."""
+    import json
+    import os
+    import re
+
+    from tests.test_evaluate import make_spec
+
+    spec = make_spec(tmp_path)  # T 0.8, top_p 0.95, top_k 20
+    text = spec.read_text().replace('backend = "llamacpp"', 'backend = "openai"')
+    text = re.sub(r"(?m)^max_new_tokens = \d+", "max_new_tokens = 32", text)
+    text, n = re.subn(r"(?m)^options = \{.*?\}", f'options = {{ base_url = "{server_url}", timeout_s = 60 }}', text)
+    assert n == 1
+    spec.write_text(text)
+    env = dict(os.environ, NO_PROXY="127.0.0.1,localhost")
+    command = [sys.executable, "-m", "selfdistill", "eval", str(spec), "--limit", "1", "--run-dir", str(tmp_path / "run")]
+    refused = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert refused.returncode == 2, refused.stderr[-2000:]
+    assert "temperature = 0.8 with top_p = 0.95" in refused.stderr and "Traceback" not in refused.stderr
+    assert not (tmp_path / "run" / "base" / "samples.jsonl").read_text()
+
+    spec.write_text(text.replace("top_p = 0.95", "top_p = 1.0"))
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    record = json.loads((tmp_path / "run" / "base" / "generation.json").read_text())
+    run = record["backend_runs"][-1]
+    assert (run["server"], run["server_detected"], run["concurrency"]) == ("llama-cpp-python", True, 1)
+    assert run["request_body"] == {"top_k": 20, "min_p": 0.0, "repeat_penalty": 1.0, "mirostat_mode": 0}
+    assert record["sampling"]["top_p"] == 1.0
+    samples = (tmp_path / "run" / "base" / "samples.jsonl").read_text().splitlines()
+    assert len(samples) == 4
