@@ -95,3 +95,21 @@ def test_labels_slice_on_all_samples():
     base = base | {"slice_source": "labels", "slice_proxy_from": None, "slice_note": ""}
     d = compare.delta(base, treat, compare.slice_of(base), n_resamples=50, seed=0)
     assert d["slice_source"] == "labels" and "all samples" in d["slice_method"]
+
+
+def test_records_to_round_delta_cross_fit_end_to_end():
+    """summarize writes the halves, slice_of reads the slicing arm's, delta compares the odd halves."""
+    from selfdistill.metrics.summary import summarize
+
+    def recs(pattern: dict[str, list[bool]]) -> list[dict]:
+        return [{"task_id": t, "status": "passed" if ok else "failed", "sample_idx": i}
+                for t, oks in pattern.items() for i, ok in enumerate(oks)]
+
+    lucky = [True, False] * 4  # even samples pass, odd fail: "easy" by the assign half, 0 on the estimate half
+    base = summarize(recs({"a": lucky, "b": [False] * 8}), [1], n_resamples=50)
+    treat = summarize(recs({"a": [True] * 8, "b": [False] * 8}), [1], n_resamples=50)
+    d = compare.delta(base, treat, compare.slice_of(base), n_resamples=50, seed=0)
+    assert base["per_problem"]["a"]["slice"] == "easy" and base["per_problem"]["b"]["slice"] == "hard"
+    assert d["slices"]["easy"]["value"] == pytest.approx(1.0)  # odd halves: treat 1.0 - base 0.0
+    assert d["overall"]["value"] == pytest.approx(0.25)  # every sample: (1.0 - 0.5) / 2 problems
+    assert d["slice_method"].startswith("cross-fit") and "cross-fit" in d["slice_note"]
