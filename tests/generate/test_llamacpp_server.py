@@ -6,12 +6,15 @@ the same seeds are identical to the in-process llamacpp backend's (which samples
 it cannot honour is refused before any request. Needs the server's pure-Python deps (fastapi, uvicorn,
 sse-starlette, starlette-context, pydantic-settings; the `test` extra pins them).
 
-Seed-for-seed identity is asserted only where it was measured to hold (base-model completions of the tiny
-llama GGUF). Not root-caused, left open: llama-cpp-python's chat endpoint never prepends BOS to a GGUF
-chat template's text (it assumes the template writes it), so chat prompts of a GGUF that asks for BOS
-differ from the llamacpp backend's; and at temperature 1 with no filter, at 0.8 past ~16 tokens, with top-p AND min-p, or on the
-tiny qwen2 GGUF, the same seeds draw other tokens than in-process (possibly llama.cpp's draw depending on
-the candidate array's order, which the two chains leave differently sorted).
+Seed-for-seed identity is asserted only where it was measured to hold, repeatedly (base-model completions
+of the tiny llama GGUF with top-k 20 at T 1.3, top-p 0.9 or min-p 0.1 at T 1). Not root-caused, left
+open: at T 1 with no filter (or with top-k = the vocabulary, a no-op filter that only sorts) the server's
+draws differ from the in-process backend's and even from its own with the other no-op spelling; at T 0.8
+they part after ~16 tokens; on the tiny qwen2 GGUF they differ; top-p with min-p differed in one run of
+three. Candidates: llama-cpp-python reuses the previous request's KV prefix (the llamacpp backend resets
+the context per request) and its chain's sort points differ. And its chat endpoint never prepends BOS to
+a GGUF chat template's text (it assumes the template writes it): chat prompts of a GGUF that asks for BOS
+differ from the llamacpp backend's (Qwen2.5's asks for none).
 """
 
 from __future__ import annotations
