@@ -88,6 +88,8 @@ def delta(baseline: dict, treatment: dict, slices: Slicing | Mapping[str, str | 
         base_s, treat_s = per_problem_pass1(baseline, "estimate"), per_problem_pass1(treatment, "estimate")
         if base_s is None or treat_s is None:
             base_s, treat_s, note = base, treat, OLD_METRICS_NOTE
+        elif not base_s or not treat_s:
+            note += "; no problem has an odd-indexed sample (one sample per problem), so there is no slice delta"
     else:
         base_s, treat_s = base, treat
     out = {

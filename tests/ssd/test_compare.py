@@ -113,3 +113,12 @@ def test_records_to_round_delta_cross_fit_end_to_end():
     assert d["slices"]["easy"]["value"] == pytest.approx(1.0)  # odd halves: treat 1.0 - base 0.0
     assert d["overall"]["value"] == pytest.approx(0.25)  # every sample: (1.0 - 0.5) / 2 problems
     assert d["slice_method"].startswith("cross-fit") and "cross-fit" in d["slice_note"]
+
+
+def test_one_sample_per_problem_has_no_cross_fit_slice_delta_and_says_so():
+    from selfdistill.metrics.summary import summarize
+
+    recs = [{"task_id": t, "status": "passed", "sample_idx": 0} for t in ("a", "b")]
+    m = summarize(recs, [1], n_resamples=20)
+    d = compare.delta(m, m, compare.slice_of(m), n_resamples=20, seed=0)
+    assert d["slices"] == {} and "no slice delta" in d["slice_note"] and d["overall"]["n_problems"] == 2
