@@ -11,8 +11,10 @@ tests/generate/test_llamacpp_server.py):
   model's generation_config). Order: temperature -> min-p -> top-k/top-p, so min-p AND top-p together
   would cut a different nucleus than recorded: refused. Batches requests (max_num_seqs, 256+).
 - SGLang (`owned_by: "sglang"`): top_k -1 = off (0 is rejected), min_p, repetition_penalty 1.0. Its
-  sampler filters top-k, top-p and min-p jointly on the temperature-scaled distribution (min-p relative to
-  the most likely token), so min-p with top-p is refused as for vLLM. Batches requests.
+  samplers filter top-k and top-p JOINTLY on the temperature-scaled distribution (the pytorch backend
+  masks both from one cumulative sum; flashinfer's is called with filter_apply_order="joint"), so top-p's
+  nucleus is not recomputed after top-k's cut: top-k with top-p is refused. Min-p is relative to the most
+  likely token, which no renormalisation changes, so it agrees with the SSD order. Batches requests.
 - llama.cpp's llama-server (`owned_by: "llamacpp"`): top_k 0 = off, min_p, `repeat_penalty` 1.0 (the
   key it reads), typical_p 1.0, and `samplers` = ["temperature", "top_k", "top_p", "min_p"], the SSD order
   (its own default applies temperature last). Serves `total_slots` requests at once (GET /props).
@@ -57,11 +59,17 @@ class Dialect:
         """The settings this server cannot honour as recorded, each with why and what to do instead."""
         if params.greedy:
             return []
-        if self.server in ("vllm", "sglang") and params.min_p > 0 and params.top_p < 1:
+        if self.server == "vllm" and params.min_p > 0 and params.top_p < 1:
             return [
-                f"generation.min_p = {params.min_p} with top_p = {params.top_p}: {self.server} applies min-p "
-                "and top-p on the same distribution (not top-p, then min-p on the renormalised nucleus); "
-                "set one of them off, or use backend 'llamacpp' / a llama.cpp server"
+                f"generation.min_p = {params.min_p} with top_p = {params.top_p}: vLLM cuts min-p BEFORE top-p, "
+                "so top-p's nucleus is taken from another distribution than the SSD order's; set one of them "
+                "off, or use backend 'llamacpp' / a llama.cpp server"
+            ]
+        if self.server == "sglang" and params.top_k > 0 and params.top_p < 1:
+            return [
+                f"generation.top_k = {params.top_k} with top_p = {params.top_p}: SGLang filters top-k and top-p "
+                "jointly (top-p over the whole distribution, not over the top-k renormalised); set one of them "
+                "off, or use a vLLM or llama.cpp server"
             ]
         if self.server == "llama-cpp-python" and params.temperature != 1 and (params.top_p < 1 or params.min_p > 0):
             return [

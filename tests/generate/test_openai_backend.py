@@ -218,7 +218,7 @@ def test_an_unknown_server_must_be_declared(server):
 
 @pytest.mark.parametrize("owned_by, params, setting", [
     ("vllm", PARAMS, "min_p = 0.05 with top_p = 0.95"),
-    ("sglang", PARAMS, "min_p = 0.05 with top_p = 0.95"),
+    ("sglang", PARAMS, "top_k = 20 with top_p = 0.95: SGLang filters top-k and top-p jointly"),
     ("me", SamplingParams(temperature=1.5, top_p=0.9), "temperature = 1.5 with top_p = 0.9"),
     ("me", SamplingParams(temperature=0.7, min_p=0.1), "temperature = 0.7 with top_p = 1.0, min_p = 0.1"),
 ])
@@ -231,6 +231,7 @@ def test_what_a_server_cannot_honour_is_refused_before_any_request(server, owned
 
 @pytest.mark.parametrize("owned_by, params", [
     ("vllm", SamplingParams(temperature=1.5, top_p=0.9, top_k=20)),  # no min-p: vLLM's order is SSD's
+    ("sglang", SamplingParams(temperature=1.5, top_p=0.9, min_p=0.1)),  # min-p is relative to the top token
     ("me", SamplingParams(temperature=1.5, top_k=20)),  # top-k commutes with temperature
     ("me", SamplingParams(temperature=1.0, top_p=0.9, min_p=0.1)),  # temperature 1 is the identity
     ("me", SamplingParams(temperature=0.0, top_p=0.9)),  # greedy
@@ -261,7 +262,7 @@ def test_concurrency_bound_is_respected(server):
 @pytest.mark.parametrize("owned_by, slots, expected", [("llamacpp", 2, 2), ("me", None, 1), ("vllm", None, 8)])
 def test_in_flight_requests_are_bounded_by_what_the_server_runs_at_once(server, owned_by, slots, expected):
     """Queue time must not count against timeout_s: no more requests in flight than the server serves."""
-    server.owned_by, server.total_slots, server.delay_s = owned_by, slots, 0.1
+    server.owned_by, server.total_slots, server.delay_s = owned_by, slots, 0.3
     backend = make(server, concurrency=8)
     assert (backend.concurrency, backend.describe()["concurrency_requested"]) == (expected, 8)
     list(backend.generate([chat_request(i) for i in range(expected + 2)], SamplingParams(temperature=1.0)))
