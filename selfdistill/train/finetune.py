@@ -19,7 +19,11 @@ What it does:
   stop it never chose. The prompt is masked: the loss is on the completion only
   (`completion_only_loss=True`), unweighted cross-entropy.
 - LoRA (PEFT `LoraConfig`: rank, alpha, dropout, target modules) or full fine-tuning; learning rate,
-  epochs, warm-up share, schedule, seed, batch (per device x gradient accumulation), max length.
+  epochs, warm-up share, schedule, seed, batch (per device x processes x gradient accumulation = exactly
+  train.batch_size, else exit 2), max length. bf16 full fine-tuning keeps float32 master weights under
+  bf16 autocast (bf16 weights would round most lr-1e-5 updates away); LoRA's frozen base is bf16.
+- One launch per output directory: each process dies with its parent (launcher) and each rank locks
+  `locks/rank<R>.lock` while it trains, so a second launch there is refused (train/launch.py).
 - Checkpoints every `save_steps` optimizer steps (the last two kept); a killed job run again resumes
   from the last checkpoint (`resume_from_checkpoint`), and a finished one (train.json exists) is not run
   again.
