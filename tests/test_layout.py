@@ -88,3 +88,19 @@ def test_arm_directories_and_stage_labels():
     assert layout.arm_dir_name("ssd", 1.1, 0.8, 2) == "r2-ssd-T1.1"
     assert layout.stage_label("samples", 2) == "r2-samples" and layout.stage_label("samples") == "samples"
     assert layout.round_file("run", layout.GATE).as_posix() == "run/round1/gate.json"
+
+
+def test_a_run_directory_from_another_version_exits_2_naming_the_file(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.report.fixtures import write_run
+
+    run = write_run(tmp_path / "run")
+    summary = json.loads((run / "round1" / "round.json").read_text())
+    (run / "round1" / "round.json").write_text(json.dumps(summary | {"schema": "selfdistill.round/2"}))
+    out = subprocess.run([sys.executable, "-m", "selfdistill", "report", str(run)], capture_output=True, text=True,
+                         timeout=120, check=False)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "round1/round.json carries schema 'selfdistill.round/2'" in out.stderr
+    assert "reads 'selfdistill.round/1'" in out.stderr
