@@ -138,3 +138,22 @@ def test_decide_writes_the_minimum_and_the_gap_table(tmp_path):
     assert md.splitlines()[2].startswith("> **Below the 200-problem minimum**: 40 held-out problems")
     assert "gap pass@4 − pass@1 (pp) | gap pass@8 − pass@1 (pp) | gap pass@16 − pass@1 (pp) | verdict | rests on" in md
     assert Rules().gap_threshold == 0.05  # the default rule is untouched by the spec's 15 pp elsewhere
+
+
+def test_run_stops_after_deliverable_a_on_inconclusive_and_says_how_many_problems_settle_it(tmp_path, monkeypatch):
+    from selfdistill.checks import CheckReport
+    from selfdistill.pipeline import run_all
+
+    run = write_precondition_only(tmp_path / "run")
+    _set_kind(run, "INCONCLUSIVE", "R6", problems_needed=450, n_problems=36, k=8)
+    verdict = json.loads((run / "base" / "verdict.json").read_text())
+
+    def refused(*args, **kwargs):
+        raise ssd_round.RoundRefused(refusal(verdict, str(run / "base" / "verdict.md")))
+
+    monkeypatch.setattr(ssd_round, "run_round", refused)
+    result = run_all(CheckReport(load_spec(QUICKSTART), None), run, limit=None, force=False,
+                     progress_factory=None, say=lambda *_: None)
+    assert result.stopped_after_verdict and result.verdict == "INCONCLUSIVE"
+    assert "About 450 held-out problems in total (414 more than the 36 measured)" in result.why
+    assert result.report_md.exists() and "Not run." in result.report_md.read_text()
