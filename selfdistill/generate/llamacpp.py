@@ -30,10 +30,12 @@ What it does:
   each instance then holds its own copy of the weights in memory. describe() records the adapter's path,
   size and sha256.
 
-- `batch=B` (default 16, the diagnostics' n): up to B consecutive requests decoded in one llama.cpp batch
-  through the low-level API (`llamacpp_batch.BatchDecoder`: one context with B sequence ids and a unified
-  KV cache, each distinct prompt evaluated once and shared by `llama_memory_seq_cp`, one sampler chain
-  built by `build_sampler` and seeded per sequence). On 2 cores it decodes the 16 samples of a prompt at
+- `batch=B` (default 16, the diagnostics' n): up to B requests decoded in one llama.cpp batch through the
+  low-level API (`llamacpp_batch.BatchDecoder`: one context with B sequence ids and a unified KV cache, a
+  prompt evaluated once and shared by `llama_memory_seq_cp` among the live sequences that have it, one
+  sampler chain built by `build_sampler` and seeded per sequence); a finished sequence's slot takes the
+  next request at once (continuous batching), so short samples do not wait for the longest of a group.
+  With `parallel` > 1 each instance decodes groups of B requests. On 2 cores it decodes the 16 samples of a prompt at
   about twice the tokens/s of one at a time (benchmarks/bench_generate.py). `batch=1` is the sequential
   path described above. What reproduces under batching: see llamacpp_batch.py and the README.
 - `set_threads(n)`: fewer threads from the next decoding step on, and back (None); the eval stage lowers it
@@ -207,7 +209,7 @@ class LlamaCppBackend:
         greedy = SamplingParams(temperature=0.0, max_new_tokens=WARMUP_TOKENS)
         for decoder in self._decoders:
             tokens = decoder.llm.tokenize(b"def", add_bos=True)
-            decoder.decode_group([(GenRequest("warm-up", i, "def", 1), tokens) for i in range(2)], greedy)
+            list(decoder.decode([(GenRequest("warm-up", i, "def", 1), tokens) for i in range(2)], greedy))
         log.info("llamacpp: %d instance(s) x %d threads (batch %d) warmed up in %.1fs",
                  self.parallel, self.n_threads, self.batch, time.perf_counter() - start)
 
@@ -303,6 +305,10 @@ class LlamaCppBackend:
         if params.max_new_tokens >= self.n_ctx:
             log.warning("llamacpp: max_new_tokens=%d >= n_ctx=%d; completions end early, at the context limit",
                         params.max_new_tokens, self.n_ctx)
+        if self._decoders and self.parallel == 1:  # one stream: a finished sequence's slot takes the next request
+            items = [(request, self._checked_tokens(request, self._llms[0])) for request in requests]
+            yield from self._decoders[0].decode(items, params)
+            return
         size = max(1, self.batch)
         units = [list(requests[i : i + size]) for i in range(0, len(requests), size)]
         if self.parallel == 1 or len(units) <= 1:
@@ -312,12 +318,11 @@ class LlamaCppBackend:
         yield from self._generate_threads(units, params)
 
     def _run(self, slot: int, unit: list[GenRequest], params: SamplingParams) -> list[GenResult]:
-        """One unit of work on instance `slot`: a request alone (batch 1) or a group decoded together."""
+        """One unit of work on instance `slot`: a request alone (batch 1) or `batch` requests decoded together."""
         llm = self._llms[slot]
         if not self._decoders:
             return [self._one(llm, request, params) for request in unit]
-        group = [(request, self._checked_tokens(request, llm)) for request in unit]
-        return self._decoders[slot].decode_group(group, params)
+        return list(self._decoders[slot].decode([(r, self._checked_tokens(r, llm)) for r in unit], params))
 
     def _generate_threads(self, units: list[list[GenRequest]], params: SamplingParams) -> Iterator[GenResult]:
         idle: queue.Queue = queue.Queue()
@@ -356,8 +361,8 @@ class LlamaCppBackend:
             "n_threads": self.n_threads,
             "parallel": self.parallel,
             "batch": self.batch,
-            "batch_decoding": ("up to batch requests (in the order given) decoded together: each distinct prompt "
-                               "evaluated once and its KV shared, one sampler chain and seed per sequence")
+            "batch_decoding": ("up to batch requests decoded together, a finished one's slot taken by the next in "
+                               "order; a prompt evaluated once and its KV shared; one sampler chain and seed per sequence")
             if self.batch > 1 else "one sequence at a time",
             "flash_attn_batch": self.flash_attn if self.batch > 1 else None,
             "n_ctx": self.n_ctx,

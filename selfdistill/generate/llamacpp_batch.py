@@ -1,34 +1,38 @@
 """Batched multi-sample decoding on llama.cpp: up to B sequences advanced by one `llama_decode` per step.
 
 What it does (for `LlamaCppBackend` with `batch` > 1):
-- A group of up to B requests (in the order given; the eval stage lists the n samples of a problem
-  together) shares one llama.cpp context with B sequence ids and one unified KV cache. Each distinct
-  prompt in the group is evaluated ONCE, on its first sequence, and `llama_memory_seq_cp` gives its KV
-  cells to the group's other sequences of that prompt (in a unified cache a copy shares the cells, it does
-  not duplicate them). Each sequence draws its first token from that one evaluation, then every step puts
-  one token per unfinished sequence into a single batch: the weights are read once per step for all of
-  them, which is what makes it faster on a CPU (memory-bound decode turns into small matrix products).
+- B slots share one llama.cpp context with B sequence ids and one unified KV cache. Requests enter the
+  slots in the order given (the eval stage lists the n samples of a problem together), and a sequence
+  that finishes gives its slot to the next request at once (continuous batching), so the samples of a
+  problem do not wait for the longest one before the next problem starts. A request's prompt minus its
+  last token goes into the cache once: copied (`llama_memory_seq_cp`; in a unified cache a copy shares the
+  cells) from a live sequence with the same prompt, or else evaluated; its last token enters the next
+  step's batch, whose logits give the first sampled token. Every step puts one token per live sequence
+  into a single batch: the weights are read once per step for all of them, which is what makes it faster
+  on a CPU (memory-bound decode turns into small matrix products).
 - Each sequence has its OWN sampler chain, built by `build_sampler` in the paper's order (temperature ->
   top-k -> top-p -> min-p -> dist), seeded with the request's own seed; the seed is returned with the
   sample as before.
 - Per sequence: end-of-generation tokens and stop strings end it with finish_reason "stop" (the stop
   string and what follows are cut), `max_new_tokens` or the per-sequence context (`n_ctx`) with "length";
-  a finished sequence leaves the batch, the others go on.
+  its result is yielded at once and its cells freed (`llama_memory_seq_rm`), the others go on.
 
-Reproducibility: a sample is a function of (prompt, seed, params, and the batch it was decoded in). The
-same request list with the same `batch` reproduces every sample exactly (same machine and build); a
-request decoded in another batch composition (another `batch`, a resumed run whose remaining requests
-group differently) gets logits that differ in the last float bits (matrix products of another shape sum
-in another order), so its text can differ from the uninterrupted run's while being an equally valid,
-independent draw from the same distribution with its own recorded seed.
+Reproducibility: a sample is a function of (prompt, seed, params, and the sequences it was decoded
+beside). The schedule is deterministic, so the same request list with the same `batch` reproduces every
+sample exactly (same machine and build); a request decoded beside other sequences (another `batch`, a
+resumed run whose remaining requests are scheduled differently) gets logits that differ in the last
+float bits (matrix products of another shape sum in another order), so its text can differ from the
+uninterrupted run's while being an equally valid, independent draw from the same distribution with its
+own recorded seed.
 
-What it does not: continuous batching (a finished sequence's slot stays empty until the group ends),
-several prompts sharing a prefix, logprobs, speculative decoding.
+What it does not: share prefixes between different prompts, logprobs, speculative decoding.
 """
 
 from __future__ import annotations
 
 import ctypes
+from collections import deque
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from selfdistill.generate.base import GenRequest, GenResult
@@ -102,63 +106,67 @@ class BatchDecoder:
 
     # decoding -------------------------------------------------------------------------------------------
 
-    def decode_group(self, group: list[tuple[GenRequest, list[int]]], params: SamplingParams) -> list[GenResult]:
-        """Decode every (request, prompt tokens) of `group` (at most `size`) together; results in group order."""
+    def decode(self, items: Sequence[tuple[GenRequest, list[int]]], params: SamplingParams) -> Iterator[GenResult]:
+        """Decode every (request, prompt tokens) of `items`, at most `size` at a time, yielding each result as
+        its sequence finishes: a finished sequence's slot goes at once to the next request in order."""
+        import llama_cpp
+
+        if not items:
+            return
+        longest = max(len(tokens) for _, tokens in items)
+        self._ensure(self.size * (longest + params.max_new_tokens + 1) + 8)
+        llama_cpp.llama_memory_clear(self._ctx.memory, True)
+        waiting, slots = deque(items), [None] * self.size
+        try:
+            while waiting or any(slots):
+                self._admit(waiting, slots, params)
+                active = [s for s in slots if s is not None]
+                self._fill([(s.pending, len(s.prompt) + len(s.tokens) - 1, s.seq_id, True) for s in active])
+                self._decode()
+                for out, s in enumerate(active):
+                    self._accept(s, llama_cpp.llama_sampler_sample(s.sampler.sampler, self._ctx.ctx, out), params)
+                    if s.finish is not None:
+                        slots[s.seq_id] = None
+                        self._release(s)
+                        yield self._result(s)
+        finally:
+            for s in slots:
+                if s is not None:
+                    self._release(s)
+
+    def _admit(self, waiting: deque, slots: list, params: SamplingParams) -> None:
+        """Fill free slots with the next requests: the prompt minus its last token put in the KV cache, shared
+        from a live sequence with the same prompt (`llama_memory_seq_cp`) or else evaluated once; the last
+        prompt token then goes into the next step's batch, so its logits give the first sampled token."""
         import llama_cpp
 
         from selfdistill.generate.llamacpp import build_sampler
 
-        assert 0 < len(group) <= self.size
-        prompts = {tuple(tokens): tokens for _, tokens in group}
-        self._ensure(sum(len(t) for t in prompts.values()) + len(group) * (params.max_new_tokens + 1) + 8)
-        llama_cpp.llama_memory_clear(self._ctx.memory, True)
-        seqs = [
-            _Seq(i, request, tokens, build_sampler(_new_chain(), temp=params.temperature, top_k=params.top_k,
-                                                top_p=params.top_p, min_p=params.min_p, seed=request.seed))
-            for i, (request, tokens) in enumerate(group)
-        ]
-        try:
-            self._prefill(seqs, params)
-            self._steps(seqs, params)
-        finally:
-            for s in seqs:
-                s.sampler.close()
-        return [self._result(s) for s in seqs]
+        for seq_id in range(self.size):
+            if slots[seq_id] is not None or not waiting:
+                continue
+            request, tokens = waiting.popleft()
+            sampler = build_sampler(_new_chain(), temp=params.temperature, top_k=params.top_k, top_p=params.top_p,
+                                    min_p=params.min_p, seed=request.seed)
+            s = _Seq(seq_id, request, tokens, sampler, pending=tokens[-1])
+            donor = next((o for o in slots if o is not None and o.prompt == tokens), None)
+            if donor is not None:
+                llama_cpp.llama_memory_seq_cp(self._ctx.memory, donor.seq_id, seq_id, 0, len(tokens) - 1)
+            elif len(tokens) > 1:
+                self._decode_prompt(tokens[:-1], seq_id)
+            slots[seq_id] = s
 
-    def _prefill(self, seqs: list[_Seq], params: SamplingParams) -> None:
-        """Each distinct prompt evaluated once on its first sequence, its cells shared with the others,
-        and every sequence's first token drawn from that evaluation's last logits."""
+    def _release(self, s: _Seq) -> None:
         import llama_cpp
 
-        first: dict[tuple[int, ...], int] = {}
-        for i, s in enumerate(seqs):
-            key = tuple(s.prompt)
-            if key not in first:
-                first[key] = i
-                self._decode_prompt(s.prompt, i)
-                out = self._batch.batch.n_tokens - 1  # the index of the last prompt token's logits
-                for j, other in enumerate(seqs):
-                    if tuple(other.prompt) != key:
-                        continue
-                    if j != i:
-                        llama_cpp.llama_memory_seq_cp(self._ctx.memory, i, j, -1, -1)
-                    self._accept(other, llama_cpp.llama_sampler_sample(other.sampler.sampler, self._ctx.ctx, out),
-                                 params)
+        llama_cpp.llama_memory_seq_rm(self._ctx.memory, s.seq_id, -1, -1)  # shared prompt cells stay for others
+        s.sampler.close()
 
     def _decode_prompt(self, tokens: list[int], seq_id: int) -> None:
         for start in range(0, len(tokens), self.n_batch):
             chunk = tokens[start : start + self.n_batch]
-            self._fill([(t, start + k, seq_id, start + k == len(tokens) - 1) for k, t in enumerate(chunk)])
+            self._fill([(t, start + k, seq_id, False) for k, t in enumerate(chunk)])
             self._decode()
-
-    def _steps(self, seqs: list[_Seq], params: SamplingParams) -> None:
-        import llama_cpp
-
-        while active := [s for s in seqs if s.finish is None]:
-            self._fill([(s.pending, len(s.prompt) + len(s.tokens) - 1, s.seq_id, True) for s in active])
-            self._decode()
-            for out, s in enumerate(active):
-                self._accept(s, llama_cpp.llama_sampler_sample(s.sampler.sampler, self._ctx.ctx, out), params)
 
     def _fill(self, entries: list[tuple[int, int, int, bool]]) -> None:
         """Load (token, position, seq_id, wants logits) entries into the batch."""

@@ -178,3 +178,24 @@ def test_llamacpp_threads_drop_while_busy_and_come_back(tiny_gguf):
         assert backend._decoders[0].want_threads == 2
     finally:
         backend.close()
+
+
+def test_a_finished_sequence_gives_its_slot_to_the_next_request(batched, sequential, tiny_gguf):
+    """Continuous batching: with 2 slots, sequences that stop early (a stop string) make room for the next
+    requests mid-stream; every sample is still the one a lone greedy sequence gives, and results come out
+    as sequences finish."""
+    greedy = SamplingParams(temperature=0.0, max_new_tokens=20)
+    reqs = requests(3) + requests(3, OTHER, "t/1")
+    full = {r.task_id: r.text for r in sequential.generate(reqs[:1] + reqs[3:4], greedy)}
+    stop = full["t/0"][3:5]
+    assert stop not in full["t/1"]
+    params = SamplingParams(temperature=0.0, max_new_tokens=20, stop=(stop,))
+    two = LlamaCppBackend(str(tiny_gguf), chat=False, n_ctx=512, n_threads=1, batch=2)
+    try:
+        results = list(two.generate(reqs, params))
+    finally:
+        two.close()
+    assert by_key(results) == by_key(sequential.generate(reqs, params))
+    order = [(r.task_id, r.sample_idx) for r in results]
+    assert order.index(("t/0", 2)) < order.index(("t/1", 0))  # the short ones finish first, in the slots freed
+    assert [r.finish_reason for r in results if r.task_id == "t/1"] == ["length"] * 3
