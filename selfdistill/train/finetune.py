@@ -329,7 +329,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from selfdistill.train.launch import die_with_parent
 
-    die_with_parent()  # a killed launcher takes its workers with it
+    if "LOCAL_RANK" in os.environ:  # a worker of a launcher (torchrun / accelerate): it ends with the launcher;
+        die_with_parent()           # a job started by hand (nohup ...) keeps outliving its shell
     try:
         job = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
         run_job(job)

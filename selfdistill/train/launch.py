@@ -2,14 +2,14 @@
 
 - `die_with_parent()`: Linux's PR_SET_PDEATHSIG, so a process gets SIGTERM when the process that started
   it dies, SIGKILL included. The round sets it on the launcher it starts (`accelerate launch` or this
-  Python), and every training process sets it on itself, so killing any process up the chain
-  (`selfdistill ssd`, accelerate, torch's elastic agent) ends the workers under it instead of leaving
-  them training to the end. Elsewhere than Linux it does nothing.
+  Python), and every worker of a launcher (LOCAL_RANK set) sets it on itself, so killing any process up
+  the chain (`selfdistill ssd`, accelerate, torch's elastic agent) ends the workers under it instead of
+  leaving them training to the end. A job started by hand without a launcher does not set it (under
+  nohup it must outlive its shell). Elsewhere than Linux it does nothing.
 - `with hold_output(out_dir):` each rank holds an exclusive `flock` on `<out>/locks/rank<R>.lock` (pid
   inside) while it trains; the kernel releases it when the process ends, however it ends. A second
-  launch into the same directory while any rank of the first still runs is refused (`DataError`, exit 2)
-  naming the pids, instead of training a second time beside it.
-
+  launch into the same directory while a rank of the first still runs is refused (`DataError`, exit 2)
+  naming its pid, instead of training a second time beside it.
 - `resolve_launcher(argv, base)`: a config file named in train.launcher (`--config_file X`,
   `--deepspeed_config_file X`) by a relative path is relative to the spec file; when no such file is
   there, the name of a config shipped in the package (`examples/accelerate/zero3.yaml`, or `zero3.yaml`)
