@@ -97,6 +97,10 @@ def _samples(run_dir: Path, name: str) -> list[dict]:
     return [r for _, r in read_jsonl(path, f"{name} samples")]
 
 
+def _metrics(run_dir: Path, name: str) -> dict:
+    return layout.read_record(run_dir / name / layout.METRICS, "metrics")
+
+
 def run_probes(spec: Spec, run_dir: Path, say=print) -> dict:
     from selfdistill.battery import ArmInputs, run_battery
     from selfdistill.ssd.ledger import timed_if
@@ -127,13 +131,13 @@ def run_probes(spec: Spec, run_dir: Path, say=print) -> dict:
             say(f"safety/refusal probes: {name}")
         with timed_if(have < n_expected, run_dir, "probes", f"probes-{name}", device, count):  # done: no cost
             probe_sets[name] = probe_completions(spec, model, options, out, t)
-    base = ArmInputs(samples=_samples(run_dir, base_name),
-                     metrics=layout.read_record(run_dir / base_name / layout.METRICS, "metrics"), probes=probe_sets["base"], name="base")
+    base = ArmInputs(samples=_samples(run_dir, base_name), metrics=_metrics(run_dir, base_name),
+                     probes=probe_sets["base"], name="base")
     result = {"schema": SCHEMA, "thresholds": spec.battery.model_dump(mode="json"), "thresholds_sha256": digest,
               "t_eval": t, "arms": {}}
     for arm in summary["arms"]:
         name = layout.arm_dir_name(arm, t, spec.generation.temperature)
-        inputs = ArmInputs(samples=_samples(run_dir, name), metrics=layout.read_record(run_dir / name / layout.METRICS, "metrics"), name=arm,
+        inputs = ArmInputs(samples=_samples(run_dir, name), metrics=_metrics(run_dir, name), name=arm,
                            probes=probe_sets[arm])
         result["arms"][arm] = run_battery(base, inputs, spec.battery)
     write_json_atomic(rd / layout.BATTERY, result)

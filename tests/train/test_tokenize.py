@@ -23,9 +23,10 @@ def _completion(tokenizer, tokens: dict) -> list[int]:
 
 def test_a_chat_sample_cut_off_at_max_new_tokens_has_no_end_of_turn_token(tokenizer):
     end = tokenizer.convert_tokens_to_ids("<|im_end|>")
-    finished = tokenize_example(tokenizer, {"prompt": PROMPT_CHAT, "completion": [{"role": "assistant", "content": RAW}]})
-    cut = tokenize_example(tokenizer, {"prompt": PROMPT_CHAT, "completion": [{"role": "assistant", "content": RAW[:20]}],
-                                       "truncated": True})
+    turn = [{"role": "assistant", "content": RAW}]
+    finished = tokenize_example(tokenizer, {"prompt": PROMPT_CHAT, "completion": turn})
+    cut_turn = [{"role": "assistant", "content": RAW[:20]}]
+    cut = tokenize_example(tokenizer, {"prompt": PROMPT_CHAT, "completion": cut_turn, "truncated": True})
     assert end in _completion(tokenizer, finished)
     assert end not in _completion(tokenizer, cut)
     # the cut-off one trains on exactly the tokens it produced, after the prompt as it was sampled
