@@ -48,6 +48,7 @@ def make_spec(tmp_path: Path, temperature: float = 0.8) -> Path:
     text = text.replace('path = "embedded-default"', 'path = "model.gguf"')
     text = text.replace("n = 16 ", 'n = 4 ').replace("k = [1, 4, 8, 16]", 'k = [1, 4]\nlower_k_reason = "test"')
     text = text.replace("temperature = 0.8 ", f"temperature = {temperature} ")
+    text = text.replace("mbpp_share = 60 ", "mbpp_share = 0 ")  # HumanEval only: the fake answers canonically
     path = tmp_path / "spec.toml"
     path.write_text(text)
     return path
