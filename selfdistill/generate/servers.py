@@ -14,7 +14,8 @@ tests/generate/test_llamacpp_server.py):
   samplers filter top-k and top-p JOINTLY on the temperature-scaled distribution (the pytorch backend
   masks both from one cumulative sum; flashinfer's is called with filter_apply_order="joint"), so top-p's
   nucleus is not recomputed after top-k's cut: top-k with top-p is refused. Min-p is relative to the most
-  likely token, which no renormalisation changes, so it agrees with the SSD order. Batches requests.
+  likely token, which no renormalisation changes, so it agrees with the SSD order. Batches requests, up
+  to `max_running_requests` (GET /get_server_info) when it reports one.
 - llama.cpp's llama-server (`owned_by: "llamacpp"`): top_k 0 = off, min_p, `repeat_penalty` 1.0 (the
   key it reads), typical_p 1.0, and `samplers` = ["temperature", "top_k", "top_p", "min_p"], the SSD order
   (its own default applies temperature last). Serves `total_slots` requests at once (GET /props).
@@ -128,12 +129,14 @@ def detect(base_url: str, declared: str = "auto", api_key: str | None = None,
 def _slots(server: str, base_url: str, timeout_s: float, headers: dict) -> int | None:
     if server == "llama-cpp-python":
         return 1  # one lock around the model: requests queue
+    root = base_url.rstrip("/").removesuffix("/v1")
     if server == "llama.cpp":
-        root = base_url.rstrip("/").removesuffix("/v1")
-        props = _get_json(root + "/props", timeout_s, headers) or {}
-        slots = props.get("total_slots")
-        return int(slots) if isinstance(slots, int) and slots > 0 else 1
-    return None
+        slots = (_get_json(root + "/props", timeout_s, headers) or {}).get("total_slots")
+        return slots if isinstance(slots, int) and slots > 0 else 1
+    if server == "sglang":  # a cap on running requests, when it reports one (GET /get_server_info)
+        slots = (_get_json(root + "/get_server_info", timeout_s, headers) or {}).get("max_running_requests")
+        return slots if isinstance(slots, int) and slots > 0 else None
+    return None  # vLLM runs up to max_num_seqs (256+) at once: `concurrency` bounds it
 
 
 def _get_json(url: str, timeout_s: float, headers: dict) -> Any:

@@ -64,6 +64,8 @@ class FakeServer:
                         {"id": "fake-model", "object": "model", "owned_by": server.owned_by}]})
                 if self.path == "/props" and server.owned_by == "llamacpp":
                     return self._send(200, {"total_slots": server.total_slots})
+                if self.path == "/get_server_info" and server.owned_by == "sglang" and server.total_slots:
+                    return self._send(200, {"max_running_requests": server.total_slots})
                 return self._send(404, {"error": {"message": "no such route"}})
 
             def do_POST(self):
@@ -196,7 +198,7 @@ def test_off_values_are_explicit_in_each_servers_dialect(server, owned_by, top_k
 
 
 def test_the_server_is_detected_and_recorded(server):
-    server.owned_by = "sglang"
+    server.owned_by, server.total_slots = "sglang", None
     info = make(server).describe()
     assert (info["server"], info["server_detected"], info["server_slots"]) == ("sglang", True, None)
 
@@ -259,7 +261,9 @@ def test_concurrency_bound_is_respected(server):
     assert server.max_in_flight == 3
 
 
-@pytest.mark.parametrize("owned_by, slots, expected", [("llamacpp", 2, 2), ("me", None, 1), ("vllm", None, 8)])
+@pytest.mark.parametrize("owned_by, slots, expected", [
+    ("llamacpp", 2, 2), ("me", None, 1), ("vllm", None, 8), ("sglang", 3, 3), ("sglang", None, 8),
+])
 def test_in_flight_requests_are_bounded_by_what_the_server_runs_at_once(server, owned_by, slots, expected):
     """Queue time must not count against timeout_s: no more requests in flight than the server serves."""
     server.owned_by, server.total_slots, server.delay_s = owned_by, slots, 0.3
