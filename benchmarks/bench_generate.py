@@ -2,7 +2,9 @@
 
 1. batched vs sequential: tokens/s of the `llamacpp` backend decoding the n samples of a prompt together
    (`batch` = n, one llama.cpp batch, the prompt evaluated once) against one sequence at a time (`batch` = 1),
-   on the same requests (same prompts, seeds, parameters); goal >= 1.8x at batch 16 on 2 cores;
+   on the same requests (same prompts, seeds, parameters); goal >= 1.8x at batch 16 on 2 cores. With
+   `--prompts` > 1 the batched side also gains from continuous batching (a finished sequence's slot takes
+   the next prompt's sample), which the bare loop below does not do;
 2. the time selfdistill adds over the bare engine (goal: under 5%), as seconds per generated token:
    backend.generate vs a minimal loop over llama.cpp's batch API (decode, per-sequence sampler chains,
    end at end-of-generation or max tokens; no stop strings, records or checks) on the same context;
@@ -51,7 +53,9 @@ def via_backend(backend, requests, params) -> int:
 
 
 def bare_batched(backend, requests, params) -> int:
-    """The engine alone: llama.cpp's batch API on the backend's batch context, groups of `batch` requests."""
+    """The engine alone: llama.cpp's batch API on the backend's batch context, groups of `batch` requests of
+    one prompt (what this benchmark sends): prompt minus its last token evaluated once and copied, then one
+    token per live sequence per step, per-sequence sampler chains, until end-of-generation or max tokens."""
     import llama_cpp
 
     from selfdistill.generate.llamacpp import build_sampler
@@ -60,25 +64,17 @@ def bare_batched(backend, requests, params) -> int:
     tokens = 0
     for start in range(0, len(requests), decoder.size):
         group = requests[start : start + decoder.size]
-        prompts = [backend.prompt_tokens(r.prompt) for r in group]
-        decoder._ensure(sum(len(p) for p in prompts) + len(group) * (params.max_new_tokens + 1) + 8)
+        prompt = backend.prompt_tokens(group[0].prompt)
+        decoder._ensure(decoder.size * (len(prompt) + params.max_new_tokens + 1) + 8)
         ctx, mem = decoder._ctx.ctx, decoder._ctx.memory
         llama_cpp.llama_memory_clear(mem, True)
         chains = [build_sampler(_chain(), temp=params.temperature, top_k=params.top_k, top_p=params.top_p,
                                 min_p=params.min_p, seed=r.seed) for r in group]
-        last, pos, out = [0] * len(group), [0] * len(group), {}
-        for i, p in enumerate(prompts):  # each distinct prompt once, shared by copy
-            key = tuple(p)
-            if key not in out:
-                out[key] = i
-                decoder._decode_prompt(p, i)
-            else:
-                llama_cpp.llama_memory_seq_cp(mem, out[key], i, -1, -1)
-        # first tokens: groups are the n samples of one prompt here, so all from the last decode's logits
-        for i in range(len(group)):
-            last[i], pos[i] = llama_cpp.llama_sampler_sample(chains[i].sampler, ctx, decoder._batch.batch.n_tokens - 1), len(prompts[i])
-        live, n_new = list(range(len(group))), [1] * len(group)
-        live = [i for i in live if not llama_cpp.llama_vocab_is_eog(llm._model.vocab, last[i])]
+        decoder._decode_prompt(prompt[:-1], 0)
+        for i in range(1, len(group)):
+            llama_cpp.llama_memory_seq_cp(mem, 0, i, 0, len(prompt) - 1)
+        last, pos, n_new = [prompt[-1]] * len(group), [len(prompt) - 1] * len(group), [0] * len(group)
+        live = list(range(len(group)))
         while live:
             decoder._fill([(last[i], pos[i], i, True) for i in live])
             decoder._decode()

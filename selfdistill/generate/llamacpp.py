@@ -39,7 +39,9 @@ What it does:
   about twice the tokens/s of one at a time (benchmarks/bench_generate.py). `batch=1` is the sequential
   path described above. What reproduces under batching: see llamacpp_batch.py and the README.
 - `set_threads(n)`: fewer threads from the next decoding step on, and back (None); the eval stage lowers it
-  while its sandbox scores beside generation (evaluate.live_share).
+  while its sandbox scores beside generation (evaluate.live_share). Unless `n_threads` is given, batched
+  decoding also picks between 1 thread and that many from timed probes every 96 steps (`_ThreadChooser`):
+  on a machine whose cores other processes share, llama.cpp's spinning threads can run 8x slower than one.
 
 What it does not: return logprobs, or hash the model file (describe() records size and mtime; the caller
 records sha256).
@@ -168,7 +170,8 @@ class LlamaCppBackend:
             )
         self._formatter = self._chat_formatter() if self.chat_template else None
         self._decoders = [
-            BatchDecoder(llm, size=batch, n_ctx=n_ctx, n_batch=n_batch, n_threads=self.n_threads, flash_attn=self.flash_attn)
+            BatchDecoder(llm, size=batch, n_ctx=n_ctx, n_batch=n_batch, n_threads=self.n_threads,
+                         flash_attn=self.flash_attn, adaptive_threads=n_threads is None)
             for llm in self._llms
         ] if batch > 1 else []
         self._warm_up()
@@ -359,6 +362,7 @@ class LlamaCppBackend:
             "chat": self.chat,
             "chat_template_sha256": hashlib.sha256(template.encode()).hexdigest() if template else None,
             "n_threads": self.n_threads,
+            "threads_adaptive": bool(self._decoders and self._decoders[0].threads),
             "parallel": self.parallel,
             "batch": self.batch,
             "batch_decoding": ("up to batch requests decoded together, a finished one's slot taken by the next in "

@@ -31,6 +31,8 @@ What it does not: share prefixes between different prompts, logprobs, speculativ
 from __future__ import annotations
 
 import ctypes
+import statistics
+import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -57,10 +59,12 @@ class _Seq:
 class BatchDecoder:
     """One llama.cpp context for up to `size` sequences, decoding groups of requests on a loaded Llama."""
 
-    def __init__(self, llm, *, size: int, n_ctx: int, n_batch: int, n_threads: int, flash_attn: bool = True) -> None:
+    def __init__(self, llm, *, size: int, n_ctx: int, n_batch: int, n_threads: int, flash_attn: bool = True,
+                 adaptive_threads: bool = False) -> None:
         self.llm, self.size, self.n_ctx = llm, size, n_ctx
         self.n_batch = max(n_batch, size)
         self.n_threads = self.want_threads = n_threads  # want_threads: set from any thread, applied at the next step
+        self.threads = _ThreadChooser() if adaptive_threads else None
         self.flash_attn = flash_attn
         self._ctx = None
         self._kv_cells = 0
@@ -122,7 +126,7 @@ class BatchDecoder:
                 self._admit(waiting, slots, params)
                 active = [s for s in slots if s is not None]
                 self._fill([(s.pending, len(s.prompt) + len(s.tokens) - 1, s.seq_id, True) for s in active])
-                self._decode()
+                self._decode(step=True)
                 for out, s in enumerate(active):
                     self._accept(s, llama_cpp.llama_sampler_sample(s.sampler.sampler, self._ctx.ctx, out), params)
                     if s.finish is not None:
@@ -176,13 +180,17 @@ class BatchDecoder:
             b.token[k], b.pos[k], b.n_seq_id[k], b.logits[k] = token, pos, 1, logits
             b.seq_id[k][0] = seq_id
 
-    def _decode(self) -> None:
+    def _decode(self, step: bool = False) -> None:
         import llama_cpp
 
-        if self.want_threads != self.n_threads:  # applied here, in the decoding thread, between steps
-            self.n_threads = self.want_threads
-            llama_cpp.llama_set_n_threads(self._ctx.ctx, self.n_threads, self.n_threads)
+        n = self.threads.next(self.want_threads) if step and self.threads else self.want_threads
+        if n != self.n_threads:  # applied here, in the decoding thread, between steps
+            self.n_threads = n
+            llama_cpp.llama_set_n_threads(self._ctx.ctx, n, n)
+        t0 = time.perf_counter()
         rc = llama_cpp.llama_decode(self._ctx.ctx, self._batch.batch)
+        if step and self.threads:
+            self.threads.record(n, (time.perf_counter() - t0) / self._batch.batch.n_tokens)
         if rc != 0:
             raise RuntimeError(f"llama_decode failed ({rc}) with {self._kv_cells} KV cells for {self.size} sequences")
 
@@ -220,6 +228,41 @@ class BatchDecoder:
         r = s.request
         return GenResult(task_id=r.task_id, sample_idx=r.sample_idx, seed=r.seed, text=text, finish_reason=s.finish,
                          completion_tokens=len(s.tokens), prompt_tokens=len(s.prompt))
+
+
+class _ThreadChooser:
+    """Adaptive thread count for decoding steps, for machines whose cores are shared with other work.
+
+    llama.cpp's threads meet at a spinning barrier after every operation of a step, so when another process
+    takes the core of one of them, all wait: on a loaded 2-core machine one thread has decoded 8x faster
+    than two, while on an idle one two are faster. So every CYCLE steps, PROBE steps run with 1 thread and
+    PROBE with the allowed count, and the rest of the cycle uses whichever took less time per token (median).
+    Costs a few percent where the allowed count is the better one; a thread count never changes a sample."""
+
+    CYCLE, PROBE = 96, 6
+
+    def __init__(self) -> None:
+        self._step, self._best = 0, None
+        self._times: dict[int, list[float]] = {}
+
+    def next(self, cap: int) -> int:
+        if cap <= 1:
+            return max(1, cap)
+        phase = self._step % self.CYCLE
+        self._step += 1
+        if phase == 0:
+            self._times = {}
+        if phase < self.PROBE:
+            return 1
+        if phase < 2 * self.PROBE:
+            return cap
+        if phase == 2 * self.PROBE or self._best is None:
+            one, many = (statistics.median(self._times.get(n) or [float("inf")]) for n in (1, cap))
+            self._best = 1 if one < many else cap
+        return self._best if self._best <= cap else cap
+
+    def record(self, n: int, seconds_per_token: float) -> None:
+        self._times.setdefault(n, []).append(seconds_per_token)
 
 
 def _new_chain():

@@ -199,3 +199,20 @@ def test_a_finished_sequence_gives_its_slot_to_the_next_request(batched, sequent
     order = [(r.task_id, r.sample_idx) for r in results]
     assert order.index(("t/0", 2)) < order.index(("t/1", 0))  # the short ones finish first, in the slots freed
     assert [r.finish_reason for r in results if r.task_id == "t/1"] == ["length"] * 3
+
+
+@pytest.mark.parametrize(("one_s", "two_s", "chosen"), [(0.01, 0.08, 1), (0.02, 0.012, 2)],
+                         ids=["loaded machine: 1 thread", "idle machine: all threads"])
+def test_thread_chooser_probes_both_counts_and_keeps_the_faster(one_s, two_s, chosen):
+    from selfdistill.generate.llamacpp_batch import _ThreadChooser
+
+    chooser, used = _ThreadChooser(), []
+    for _ in range(2 * chooser.CYCLE):
+        n = chooser.next(2)
+        used.append(n)
+        chooser.record(n, one_s if n == 1 else two_s)
+    probe = chooser.PROBE
+    assert used[:probe] == [1] * probe and used[probe : 2 * probe] == [2] * probe
+    assert set(used[2 * probe : chooser.CYCLE]) == {chosen}
+    assert used[chooser.CYCLE : chooser.CYCLE + probe] == [1] * probe  # probed again every cycle
+    assert _ThreadChooser().next(1) == 1  # the live scorer holds the other core: nothing to choose
