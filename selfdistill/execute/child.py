@@ -141,55 +141,62 @@ def trusted_types(snapshot: Snapshot) -> frozenset:
 
 
 def make_call_guard(snapshot: Snapshot, trusted: frozenset, before):
-    """`guard(fn)`: `fn` for the tests. Each call puts back what the program patched while it ran (builtins,
-    the guarded stdlib modules: `math.fabs = ...` inside the entry point) and returns a PLAIN copy of the
-    result: exact ints, floats, strs, lists, tuples, dicts, sets... rebuilt through the base types' own C
-    methods. So `assert candidate(x) == y` compares plain values: an object whose `__eq__` always says True,
-    a subclass of int or str with a lying `__eq__`, or a result that patches math when the test uses it,
-    cannot pass. A program-defined class that is not such a subclass fails the check (NotPlain).
+    """`guard(fn, tests_ns)`: `fn` for the tests. Each call puts back what the program patched while it ran
+    (builtins, the guarded stdlib modules: `math.fabs = ...` inside the entry point; the tests' own globals
+    and builtins, reachable through the caller's frame) and returns a PLAIN copy of the result: exact ints,
+    floats, strs, lists, tuples, dicts, sets... rebuilt through the base types' own C methods. So
+    `assert candidate(x) == y` compares plain values: an object whose `__eq__` always says True, a subclass
+    of int or str with a lying `__eq__`, or a result that patches math when the test uses it, cannot pass.
+    A program-defined class that is not such a subclass fails the check (NotPlain). Making the copy runs
+    none of the program's code (no `isinstance`, which reads `__class__`; no `==` on its types), and the
+    program's objects are kept alive, so no finalizer of theirs runs between the checks either.
     Everything is bound here, in the worker, before any program runs."""
-    restore, gc_disable, pristine_builtins = snapshot.restore, gc.disable, snapshot.builtins
-    type_, isinstance_, list_, tuple_, dict_, set_, frozenset_ = type, isinstance, list, tuple, dict, set, frozenset
+    restore, gc_disable, pristine_builtins, read = snapshot.restore, gc.disable, snapshot.builtins, snapshot.read_version
+    type_, issubclass_, id_, list_, tuple_, dict_, set_, frozenset_ = type, issubclass, id, list, tuple, dict, set, frozenset
+    int_, float_, str_, bytes_ = int, float, str, bytes
     int_int, float_float, str_str, bytes_bytes = int.__int__, float.__float__, str.__str__, bytes.__bytes__
-    list_copy, dict_copy, set_copy, frozenset_copy = list.copy, dict.copy, set.copy, frozenset.copy
-    tuple_getitem, whole, scalars = tuple.__getitem__, slice(None), PLAIN_SCALARS
-    heaptype = 1 << 9
+    list_copy, dict_items, set_copy, frozenset_copy = list.copy, dict.items, set.copy, frozenset.copy
+    tuple_getitem, whole = tuple.__getitem__, slice(None)
+    type_flags, type_name = type.__dict__["__flags__"].__get__, type.__dict__["__name__"].__get__
+    scalar_ids, trusted_ids, heaptype = frozenset(id(t) for t in PLAIN_SCALARS), frozenset(id(t) for t in trusted), 1 << 9
+    kept: list = []  # the program's results and exceptions: never freed, so their __del__ never runs
+    keep = kept.append
 
     def plain(v):
         t = type_(v)
-        if t in scalars:
+        if id_(t) in scalar_ids:
             return v
         if t is list_:
             return [plain(x) for x in v]
         if t is tuple_:
             return tuple_(plain(x) for x in v)
         if t is dict_:
-            return {plain(k): plain(x) for k, x in v.items()}
+            return {plain(k): plain(x) for k, x in dict_items(v)}
         if t is set_:
             return {plain(x) for x in v}
         if t is frozenset_:
             return frozenset_(plain(x) for x in v)
         # subclasses: the base type's own value, read by the base type's C method (never the subclass's)
-        if isinstance_(v, int):
+        if issubclass_(t, int_):
             return int_int(v)
-        if isinstance_(v, float):
+        if issubclass_(t, float_):
             return float_float(v)
-        if isinstance_(v, str):
+        if issubclass_(t, str_):
             return str_str(v)
-        if isinstance_(v, bytes):
+        if issubclass_(t, bytes_):
             return bytes_bytes(v)
-        if isinstance_(v, list_):
+        if issubclass_(t, list_):
             return plain(list_copy(v))
-        if isinstance_(v, tuple_):
+        if issubclass_(t, tuple_):
             return plain(tuple_getitem(v, whole))
-        if isinstance_(v, dict_):
-            return plain(dict_copy(v))
-        if isinstance_(v, set_):
+        if issubclass_(t, dict_):
+            return {plain(k): plain(x) for k, x in dict_items(v)}  # the table itself, not the subclass's __iter__
+        if issubclass_(t, set_):
             return plain(set_copy(v))
-        if isinstance_(v, frozenset_):
+        if issubclass_(t, frozenset_):
             return plain(frozenset_copy(v))
-        if t.__flags__ & heaptype and t not in trusted:
-            raise NotPlain(f"the program returned a {t.__name__} object; the tests compare plain values only")
+        if type_flags(t) & heaptype and id_(t) not in trusted_ids:
+            raise NotPlain(f"the program returned a {type_name(t)} object; the tests compare plain values only")
         return v  # a C type (Decimal, range, a generator...): its methods are not the program's
 
     def put_back(live: dict, saved: dict) -> None:
@@ -200,23 +207,31 @@ def make_call_guard(snapshot: Snapshot, trusted: frozenset, before):
                 live[key] = value
 
     def guard(fn, tests_ns: dict):
-        """`tests_ns`: the tests' globals; their `__builtins__` is the pristine copy the tests got."""
+        """`tests_ns`: the tests' globals; their `__builtins__` is the pristine copy the tests got. With
+        dict version tags, a dict is copied and put back only when it changed (a call costs ~20 us)."""
         tests_builtins = tests_ns["__builtins__"]
+        state = [None, None, read(tests_builtins) if read else None]  # ns version, ns copy, builtins version
 
         def call(*args, **kwargs):
-            saved_ns = dict_(tests_ns)  # the program may reach them through its caller's frame
+            if read is None or read(tests_ns) != state[0]:  # the tests changed their globals: a new reference
+                state[1] = dict_(tests_ns)
+                state[0] = read(tests_ns) if read else None
             try:
                 value = fn(*args, **kwargs)
+            except BaseException as e:
+                keep(e)
+                raise
             finally:
                 restore(before)
-                put_back(tests_builtins, pristine_builtins)
-                put_back(tests_ns, saved_ns)
-                gc_disable()  # no finalizer of the program's runs between the checks
-            try:
-                return plain(value)
-            finally:
-                del value
-                restore(before)
+                if read is None or read(tests_builtins) != state[2]:
+                    put_back(tests_builtins, pristine_builtins)
+                    state[2] = read(tests_builtins) if read else None
+                if read is None or read(tests_ns) != state[0]:
+                    put_back(tests_ns, state[1])
+                    state[0] = read(tests_ns) if read else None
+                gc_disable()  # no cycle collection (and its finalizers) between the checks
+            keep(value)
+            return plain(value)
 
         return call
 

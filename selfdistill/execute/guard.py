@@ -55,7 +55,7 @@ class Snapshot:
         read = self.read_version
         if read is None:
             return None
-        return [read(live) for live, _, _ in self.entries], read(sys.modules)
+        return tuple(read(live) for live, _, _ in self.entries), read(sys.modules)
 
 
 def _python_classes(modules) -> list[type]:
@@ -100,6 +100,33 @@ def _read_at(address: int) -> int:
     return _from_address(address + _DICT_VERSION_OFFSET).value
 
 
+def _vector_reader(addresses: list[int]):
+    """`read_all() -> tuple` of the version tags of the dicts at `addresses`, in ONE C call (an itemgetter
+    over a uint64 view spanning them; only those words are ever read), or None if that cannot be set up.
+    A loop of ctypes reads costs ~0.2 us per dict; the tests call `restore` after every call into the
+    program, so this is what keeps that cheap."""
+    import operator
+
+    try:
+        words = [a + _DICT_VERSION_OFFSET for a in addresses]
+        base = min(words)
+        if any((w - base) % 8 for w in words):
+            return None
+        index = [(w - base) // 8 for w in words]
+        view = memoryview((ctypes.c_uint64 * (max(index) + 1)).from_address(base)).cast("B").cast("Q")
+        getter = operator.itemgetter(*index, *index[:1])  # >= 2 items: always a tuple
+        n = len(index)
+
+        def read_all() -> tuple:
+            return getter(view)[:n]
+
+        if read_all() != tuple(_read_at(a) for a in addresses):
+            return None
+        return read_all
+    except (ValueError, TypeError, OverflowError, MemoryError):
+        return None
+
+
 def make_restorer(snapshot: Snapshot):
     """`restore(before)`: put back every guarded dict whose version changed since `before`.
 
@@ -129,6 +156,9 @@ def make_restorer(snapshot: Snapshot):
                 else:
                     setattr_(cls, key, value)
 
+    read_all = _vector_reader(addresses) if snapshot.read_version is not None else None
+    tuple_ = tuple
+
     def restore(before) -> None:
         """Reading a version tag writes nothing, so an untouched dict costs the forked child no page copy."""
         settrace(None)
@@ -139,9 +169,12 @@ def make_restorer(snapshot: Snapshot):
                 restore_dict(live, saved, cls)
         else:
             versions = before[0]
-            for i, address in enumerate_(addresses):
-                if read_at(address) != versions[i]:
-                    restore_dict(*entries[i])
+            if read_all is not None and read_all() == tuple_(versions):  # nothing guarded changed: one C call
+                pass
+            else:
+                for i, address in enumerate_(addresses):
+                    if read_at(address) != versions[i]:
+                        restore_dict(*entries[i])
         if before is None or read_at(modules_address) != before[1]:
             for name, module in saved_modules.items():
                 if live_modules.get(name) is not module:

@@ -259,9 +259,17 @@ def _run_kind(job: dict, ctx: Context) -> tuple[str, str, dict]:
 _jobdir_numbers = itertools.count(1)
 
 
+_jobdir_mounted = False
+
+
 def _make_jobdir(sandbox: isolation.Sandbox) -> str:
-    if sandbox.pid_namespace:  # our own mount namespace: a fresh tmpfs, removed whole by one unmount
-        isolation.mount_jobdir(isolation.JOBDIR, sandbox.uid)
+    """In our own mount namespace: a tmpfs of the job's own at JOBDIR. One that the last job left exactly
+    as it was made (empty, same mode, no xattrs) is used again; any other is unmounted whole (`_remove_jobdir`)."""
+    global _jobdir_mounted
+    if sandbox.pid_namespace:
+        if not _jobdir_mounted:
+            isolation.mount_jobdir(isolation.JOBDIR, sandbox.uid)
+            _jobdir_mounted = True
         return isolation.JOBDIR
     path = os.path.join(sandbox.job_root, f"job{next(_jobdir_numbers)}")
     os.mkdir(path, 0o700)
@@ -271,14 +279,29 @@ def _make_jobdir(sandbox: isolation.Sandbox) -> str:
 
 
 def _remove_jobdir(path: str, sandbox: isolation.Sandbox) -> None:
+    global _jobdir_mounted
     if sandbox.pid_namespace:
-        isolation.unmount(path)
+        if _as_made(path, sandbox):
+            return
+        _jobdir_mounted = False
+        isolation.unmount(path)  # whatever is in it (a 1,500-deep tree, a full disk) goes in one call
         if os.path.ismount(path):
             raise OSError(f"{path} is still mounted")
         return
     remove_tree(path)
     if os.path.lexists(path):
         raise OSError(f"{path} is still there")
+
+
+def _as_made(path: str, sandbox: isolation.Sandbox) -> bool:
+    """True if the job dir is as a fresh tmpfs would be: empty, mode 0700, owned by the slot, no xattrs."""
+    try:
+        st = os.lstat(path)
+        owner = os.getuid() if sandbox.uid is None else sandbox.uid
+        return (stat.S_IMODE(st.st_mode) == 0o700 and st.st_uid == owner and st.st_gid == (os.getgid() if sandbox.gid is None else sandbox.gid)
+                and not os.listdir(path) and not os.listxattr(path))  # fmt: skip
+    except OSError:
+        return False
 
 
 def remove_tree(root: str) -> None:

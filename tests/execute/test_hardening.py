@@ -284,7 +284,8 @@ def test_a_worker_whose_harness_is_gone_exits_while_idle():
 
 
 LEAVE_BEHIND = (
-    "import os\nopen('mine', 'w').write('x')\nleft = []\n"
+    "import os\nopen('mine', 'w').write('x')\nos.chmod('.', 0o777)\nleft = []\n"
+    "try:\n    os.setxattr('.', 'user.note', b'answer')\nexcept OSError:\n    pass\n"
     "for d in ('/tmp', '/dev/shm', '/dev', '/var', '/home', '/run', '/root', '/opt', '/srv', '/mnt'):\n"
     "    try:\n        open(os.path.join(d, 'left-behind'), 'w').write('x')\n        left.append(d)\n"
     "    except OSError:\n        pass\n"
@@ -292,6 +293,7 @@ LEAVE_BEHIND = (
 )
 FIND_LEFTOVERS = (
     "import os\nassert os.listdir('.') == [], os.listdir('.')\n"
+    "assert os.stat('.').st_mode & 0o777 == 0o700 and os.listxattr('.') == []\n"
     "for d in ('/tmp', '/dev/shm', '/dev', '/var', '/home', '/run', '/root', '/opt', '/srv', '/mnt'):\n"
     "    assert not os.path.exists(os.path.join(d, 'left-behind')), d\n"
 )
