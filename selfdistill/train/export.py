@@ -18,10 +18,12 @@ This module inverts that load against the same base file:
   `general.file_type`, a label of the dominant type that stays true) and every tensor, in the base's
   order. A tensor equal to the dequantized base (at the dtype the model was trained in) is copied as raw
   bytes, same type, so an unchanged tensor is bit-identical to the base's; a changed one is quantized
-  again to the base's type: by gguf-py where it can (F32, F16, BF16, Q8_0, Q5_0, Q5_1, Q4_0, Q4_1), by
-  ggml's own `ggml_quantize_chunk` (the quantizer llama-quantize runs, from llama-cpp-python's libggml) for
-  K types, and only where neither can (IQ types, which need an importance matrix) written as Q8_0, listed
-  in the record's `precision_changes`. A base without `output.weight` (output tied to `token_embd`) gets none.
+  again to the base's type where gguf-py can (F32, F16, BF16, Q8_0, Q5_0, Q5_1, Q4_0, Q4_1); a K type
+  (Q4_K, Q6_K...) is written as Q8_0 by default, since re-rounding W + delta to the base's 4-6 bit grid
+  snaps a small fine-tuning delta back to W, or with `k_types="base"` in its own type by ggml's
+  `ggml_quantize_chunk` (the quantizer llama-quantize runs, from llama-cpp-python's libggml); IQ types
+  (which need an importance matrix) always as Q8_0. Type changes are listed in `precision_changes`, and
+  `delta_retained` (median, min over changed tensors) says what share of the trained change survived. A base without `output.weight` (output tied to `token_embd`) gets none.
 - `export_lora_arm`: what the round evaluates for a LoRA arm: the merged GGUF (training's merged/ model
   through `export_merged_gguf`), which llama.cpp decodes at the base's speed (base + adapter ran at 0.81x
   of the base's tokens/s on the embedded default, the merged file at 1.02x), or the adapter where asked for
@@ -130,9 +132,9 @@ def export_lora_arm(adapter_dir: Path, merged_dir: Path, base_gguf: Path, out_di
     """A LoRA-trained arm as llama.cpp evaluates it: {"model", "options", "how", "lora_export", "reason", "detail"}.
 
     Merged by default: the training job's merged/ model written into a copy of the base GGUF, so the arm decodes
-    at the base's speed (a base + adapter runs ~0.8x: llama.cpp adds the low-rank product at every matmul and
-    turns mmap off) with every tensor at the base's type (changed ones re-quantized by ggml's own quantizer;
-    unchanged ones byte-for-byte). The adapter (base GGUF unchanged + `lora_path`) is used when asked for
+    at about the base's speed (a base + adapter runs ~0.8x: llama.cpp adds the low-rank product at every matmul
+    and turns mmap off); unchanged tensors byte-for-byte, changed K-type ones at Q8_0 so the trained delta is
+    kept (export_merged_gguf; `delta_retained` in the record). The adapter (base GGUF unchanged + `lora_path`) is used when asked for
     (`prefer` or the SELFDISTILL_LORA_EXPORT environment variable = "adapter"), or, under "auto", when the
     merged copy would not fit: less free disk beside the run than twice the base file."""
     import shutil
@@ -151,7 +153,7 @@ def export_lora_arm(adapter_dir: Path, merged_dir: Path, base_gguf: Path, out_di
             raise DataError(f"error: {merged_dir} holds no merged model; train again or use {LORA_EXPORT_ENV}=adapter")
         use, reason = "adapter", f"the training job wrote no merged model in {merged_dir}"
     else:
-        use, reason = "merged", "decodes at the base's speed with the base's tensor types"
+        use, reason = "merged", "decodes at about the base's speed; the trained delta kept at 8 bits or more"
     if use == "merged":
         detail = export_merged_gguf(Path(merged_dir), Path(base_gguf), out_dir / "model.gguf")
         return {"model": str(out_dir / "model.gguf"), "options": {}, "lora_export": use, "reason": reason,
@@ -163,8 +165,18 @@ def export_lora_arm(adapter_dir: Path, merged_dir: Path, base_gguf: Path, out_di
             "detail": detail}
 
 
-def export_merged_gguf(model_dir: Path, base_gguf: Path, out: Path) -> dict:
-    """Write the model in `model_dir` (save_pretrained safetensors) as a GGUF shaped like `base_gguf`."""
+K_TYPES = ("q8_0", "base")
+
+
+def export_merged_gguf(model_dir: Path, base_gguf: Path, out: Path, *, k_types: str = "q8_0") -> dict:
+    """Write the model in `model_dir` (save_pretrained safetensors) as a GGUF shaped like `base_gguf`.
+
+    `k_types`: how a changed tensor whose base type is a K type is written: "q8_0" (default: 8 bits keep a
+    small fine-tuning delta; re-rounding to the base's 4-6 bit grid snaps most of it back to the base) or
+    "base" (the base's own K type, by ggml's quantizer: the same size and speed as the base). The record's
+    `delta_retained` says how much of the trained change survived the rounding (1 = all of it)."""
+    if k_types not in K_TYPES:
+        raise ValueError(f"k_types={k_types!r}; use one of {K_TYPES}")
     gguf = _gguf()
     model_dir, base_gguf, out = Path(model_dir), Path(base_gguf), Path(out)
     base = _Base(base_gguf)
@@ -173,16 +185,18 @@ def export_merged_gguf(model_dir: Path, base_gguf: Path, out: Path) -> dict:
 
     writer = gguf.GGUFWriter(str(_tmp(out)), base.arch)
     _copy_metadata(base.reader, writer)
-    changed, precision_changes, copied_without_counterpart = [], [], []
+    changed, precision_changes, copied_without_counterpart, retained = [], [], [], []
     for tensor in base.reader.tensors:
         hf_name = by_gguf.get(tensor.name)
         if hf_name is None:
             copied_without_counterpart.append(tensor.name)
-        data, qtype = _merged_tensor(gguf, tensor, weights[hf_name], hf_name, base) if hf_name else (None, None)
+        data, qtype, kept = (_merged_tensor(gguf, tensor, weights[hf_name], hf_name, base, k_types) if hf_name
+                             else (None, None, None))
         if data is None:  # unchanged (or derived): the base's bytes
             writer.add_tensor(tensor.name, tensor.data, raw_dtype=tensor.tensor_type)
             continue
         changed.append(tensor.name)
+        retained.append(kept)
         if qtype != tensor.tensor_type:
             precision_changes.append({"tensor": tensor.name, "from": tensor.tensor_type.name, "to": qtype.name})
         writer.add_tensor(tensor.name, data, raw_dtype=qtype)
@@ -196,6 +210,8 @@ def export_merged_gguf(model_dir: Path, base_gguf: Path, out: Path) -> dict:
         "unchanged": n - len(changed),
         "changed": changed,
         "precision_changes": precision_changes,
+        "k_types": k_types,
+        "delta_retained": {"median": float(np.median(retained)), "min": float(np.min(retained))} if retained else None,
         "copied_without_counterpart": copied_without_counterpart,
         "dropped": [_TIED[0]] if _TIED[0] in weights and _TIED[0] not in by_gguf.values() else [],
     }
@@ -402,9 +418,10 @@ def _map_hf_names(weights: dict, base: _Base, model_dir: Path) -> dict[str, str]
     return by_gguf
 
 
-def _merged_tensor(gguf, tensor, weight, hf_name: str, base: _Base):
-    """(None, None) if `weight` equals the dequantized base tensor at the weight's dtype, else the data to
-    write and its type: the base type if gguf-py can quantize to it, otherwise Q8_0 (F32 if rows do not fit)."""
+def _merged_tensor(gguf, tensor, weight, hf_name: str, base: _Base, k_types: str = "q8_0"):
+    """(None, None, None) if `weight` equals the dequantized base tensor at the weight's dtype, else the data
+    to write, its type and the share of the change it keeps: the base type if gguf-py can quantize to it, a
+    K type by ggml's quantizer when k_types = "base", otherwise Q8_0 (F32 if rows do not fit)."""
     import torch
 
     expected = tuple(int(x) for x in reversed(tensor.shape.tolist()))
@@ -420,16 +437,25 @@ def _merged_tensor(gguf, tensor, weight, hf_name: str, base: _Base):
     if weight.dtype != torch.float32:  # trained in bf16/f16: the base as the model held it
         old = torch.from_numpy(np.ascontiguousarray(old)).to(weight.dtype).float().numpy()
     if np.array_equal(new, old):
-        return None, None
+        return None, None, None
+    data, qtype = _quantized(gguf, new, tensor.tensor_type, k_types, expected)
+    written = gguf.quants.dequantize(data, qtype).reshape(expected) if qtype != gguf.GGMLQuantizationType.F32 else new
+    change = (new - old).ravel().astype(np.float64)
+    kept = float(np.dot((written - old).ravel(), change) / max(np.dot(change, change), 1e-300))
+    return data, qtype, kept
+
+
+def _quantized(gguf, new: np.ndarray, qtype, k_types: str, expected: tuple):
     try:
-        return gguf.quants.quantize(new, tensor.tensor_type), tensor.tensor_type
+        return gguf.quants.quantize(new, qtype), qtype
     except NotImplementedError:
         pass
-    data = ggml_quantize(new, tensor.tensor_type)  # K types: llama.cpp's own quantizer, the base's type kept
-    if data is not None:
-        return data, tensor.tensor_type
-    qtype = gguf.GGMLQuantizationType.Q8_0 if expected[-1] % 32 == 0 else gguf.GGMLQuantizationType.F32
-    return gguf.quants.quantize(new, qtype), qtype
+    if k_types == "base":
+        data = ggml_quantize(new, qtype)  # K types: llama.cpp's own quantizer, the base's type kept
+        if data is not None:
+            return data, qtype
+    fallback = gguf.GGMLQuantizationType.Q8_0 if expected[-1] % 32 == 0 else gguf.GGMLQuantizationType.F32
+    return gguf.quants.quantize(new, fallback), fallback
 
 
 def ggml_quantize(rows: np.ndarray, qtype) -> np.ndarray | None:

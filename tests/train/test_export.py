@@ -238,12 +238,30 @@ def test_unchanged_tensors_are_bit_identical_and_changed_ones_keep_their_type(ca
     for name, t in base.items():
         if name not in changed:
             assert out[name].tensor_type == t.tensor_type and out[name].data.tobytes() == t.data.tobytes(), name
-        else:  # K types too: quantized by ggml's own quantizer (gguf-py has none for them)
+        elif t.tensor_type in (Q.Q4_K, Q.Q6_K):  # k_types="q8_0" (default): 8 bits keep a small trained delta
+            assert out[name].tensor_type == Q.Q8_0 and fallback[name] == (t.tensor_type.name, "Q8_0")
+        else:
             assert out[name].tensor_type == t.tensor_type and name not in fallback
     assert ("output.weight" in out) == (case.arch == "llama")  # qwen2's tied head stays tied
-    assert fallback == {}
     if case.arch == "qwen2":
-        assert {base[n].tensor_type for n in changed} >= {Q.Q4_K, Q.Q6_K}  # the K-type path was exercised
+        assert set(fallback) == {"blk.0.ffn_down.weight", "blk.1.ffn_down.weight"}
+    kept = case.merged_record["delta_retained"]
+    assert case.merged_record["k_types"] == "q8_0" and 0.9 < kept["min"] <= kept["median"] < 1.1
+
+
+def test_k_types_base_keeps_every_tensor_at_the_base_type(case, tmp_path):
+    """k_types="base": changed K-type tensors re-quantized to their own type by ggml's quantizer (the same
+    size and speed as the base); the record says how much of the trained change the coarser grid kept."""
+    record = export_merged_gguf(case.root / "merged", case.base, tmp_path / "k.gguf", k_types="base")
+    base = {t.name: t for t in gguf.GGUFReader(str(case.base)).tensors}
+    out = {t.name: t for t in gguf.GGUFReader(str(tmp_path / "k.gguf")).tensors}
+    assert record["precision_changes"] == [] and record["k_types"] == "base"
+    assert all(out[n].tensor_type == t.tensor_type for n, t in base.items())
+    if case.arch == "qwen2":
+        assert {base[n].tensor_type for n in record["changed"]} >= {Q.Q4_K, Q.Q6_K}  # the ggml path ran
+        assert record["delta_retained"]["min"] < case.merged_record["delta_retained"]["min"]
+    with pytest.raises(ValueError, match="k_types"):
+        export_merged_gguf(case.root / "merged", case.base, tmp_path / "x.gguf", k_types="q4")
 
 
 def test_merged_weights_round_trip_through_transformers_within_one_quantization_step(case):
