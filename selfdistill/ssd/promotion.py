@@ -6,7 +6,7 @@
   held-out regression blocks promotion (failure_cost.heldout_blocker); the battery alerted (a probe's
   whole CI beyond its tolerance; a watch is listed in `battery_watch` and blocks nothing) or did not
   run; the round was forced or evaluated on a --limit subset; or the spec names a round-2 checkpoint
-  whose gate did not pass.
+  whose gate did not pass; or the held-out set is below the strategy's mandatory 200 problems.
 - held-out results: pass@1 per arm with CIs and the paired delta with its CI, per slice.
 - shadow canary: traffic share and duration by failure cost (low 10% / 7 days, medium 5% / 7 days,
   high 1% / 14 days) unless the spec sets them; the metrics compared between canary and base.
@@ -17,11 +17,11 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from selfdistill.decide.refuse import a
-from selfdistill.rundir import write_json_atomic
+from selfdistill.rundir import file_sha256, write_json_atomic
+from selfdistill.tasks.registry import MIN_HELDOUT
 
 SCHEMA = "selfdistill.promotion/1"
 CANARY = {"low": (0.10, 7), "medium": (0.05, 7), "high": (0.01, 14)}
@@ -40,13 +40,8 @@ def checkpoint_id(export: dict) -> str:
     if digest:
         return "sha256:" + digest
     target = Path(export.get("options", {}).get("lora_path") or export["model"])
-    h = hashlib.sha256()
     files = sorted(target.glob("*.safetensors")) if target.is_dir() else [target] if target.is_file() else []
-    for f in files:
-        with f.open("rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-    return "sha256:" + h.hexdigest() if files else f"path:{target}"
+    return "sha256:" + file_sha256(*files) if files else f"path:{target}"
 
 
 def plan_promotion(spec, summary: dict, battery: dict | None, gate: dict | None) -> dict:
@@ -92,6 +87,10 @@ def plan_promotion(spec, summary: dict, battery: dict | None, gate: dict | None)
                        "(--force): treated alike")
     if not summary.get("comparable", True):
         blocked.append(f"round 1 was evaluated on a --limit {summary.get('limit')} subset, not the whole held-out set")
+    held = summary.get("heldout") or {}
+    if held.get("n_problems") is not None and held["n_problems"] < held.get("min_problems", MIN_HELDOUT):
+        blocked.append(f"the held-out set has {held['n_problems']} problems, below the strategy's mandatory "
+                       f"{held.get('min_problems', MIN_HELDOUT)}: its CIs under-cover (docs/decision-rule.md)")
     if p.candidate_round > 1 and (gate is None or gate.get("decision") != "ENTER"):
         blocked.append(f"promotion.candidate_round = {p.candidate_round}, but the round-2 gate has not passed")
     return {

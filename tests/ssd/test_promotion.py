@@ -52,6 +52,8 @@ def test_the_best_clean_arm_is_the_candidate_and_nothing_blocks_it(spec):
         ({"ssd_delta": iv(0.05, 0.02, 0.08), "forced": True}, {}, "forced past a GO-OTHER"),
         ({"ssd_delta": iv(0.05, 0.02, 0.08), "comparable": False, "limit": 20}, {}, "--limit 20 subset"),
         ({"ssd_delta": iv(-0.02, -0.05, 0.01)}, {}, "no distilled arm beat the base"),
+        ({"ssd_delta": iv(0.05, 0.02, 0.08), "heldout": {"n_problems": 120, "min_problems": 200}}, {},
+         "120 problems, below the strategy's mandatory 200"),
     ],
 )
 def test_promotion_is_blocked_with_the_reason(spec, summary_kw, battery_kw, reason):
