@@ -9,14 +9,13 @@ Not here: the rule itself (decide/verdict.py, table-tested) or the statistics (m
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from selfdistill.decide.precondition import precondition_from_metrics
 from selfdistill.decide.render import render_precondition
 from selfdistill.decide.verdict import Rules
 from selfdistill.errors import DataError
-from selfdistill.rundir import read_json, write_json_atomic
+from selfdistill.rundir import file_sha256, read_json, write_json_atomic
 from selfdistill.spec import ComparatorKind, Spec
 
 
@@ -56,7 +55,7 @@ def decide(spec: Spec, metrics_path: Path, out: Path) -> str:
     verdict = report.to_json() | {
         "comparable": comparable,
         "metrics_file": str(metrics_path),
-        "metrics_sha256": hashlib.sha256(metrics_path.read_bytes()).hexdigest(),
+        "metrics_sha256": file_sha256(metrics_path),
         "spec": spec.model_dump(mode="json"),
     }
     write_json_atomic(out / "verdict.json", verdict)

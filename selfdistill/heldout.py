@@ -18,7 +18,6 @@ minimum is not refused here (a user's own set may simply be smaller): `check` na
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from pathlib import Path
 
 from selfdistill.antipatterns import below_minimum
 from selfdistill.errors import DataError
+from selfdistill.rundir import file_sha256
 from selfdistill.tasks.contamination import DEFAULT_N, check_contamination, refuse_if_contaminated
 from selfdistill.tasks.errata import Exclusion, apply_errata, load_errata
 from selfdistill.tasks.humaneval import shipped_path
@@ -80,7 +80,7 @@ def load_heldout(
         log.warning(small.line().strip())
     provenance = {
         "task": task,
-        "task_sha256": _sha256(shipped_path() if task.lower() == "humaneval" else Path(task)),
+        "task_sha256": file_sha256(shipped_path() if task.lower() == "humaneval" else Path(task)),
         "n_problems": len(problems),
         "min_problems": MIN_HELDOUT,
         "meets_min_problems": small is None,
@@ -121,7 +121,3 @@ def _apply_exclude(problems: list[Problem], exclude: Sequence[str]) -> tuple[lis
     drop = set(exclude)
     reason = "excluded by the spec (heldout.exclude)"
     return [p for p in problems if p.task_id not in drop], [Exclusion(i, reason) for i in exclude]
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()

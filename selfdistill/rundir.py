@@ -16,6 +16,7 @@ import logging
 import os
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -52,21 +53,36 @@ def ensure_out_dir(path: Path, what: str = "output directory") -> Path:
     return path
 
 
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temporary path beside `path` to write to: when the block ends normally it replaces `path` in one
+    step (readers see the old file or the whole new one, never half); when it raises, it is removed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write `data` to `path` atomically (see `atomic_path`), fsync'd before the rename."""
+    with atomic_path(path) as tmp, tmp.open("wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON so that readers see the old file or the whole new one, never half."""
     if path.is_dir():
         raise DataError(f"error: {path} is a directory; name a file to write the JSON to")
     ensure_out_dir(path.parent)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    text = json.dumps(data, indent=2, sort_keys=False) + "\n"  # ensure_ascii: lone surrogates survive as escapes
     try:
-        with tmp.open("w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2, sort_keys=False)  # ensure_ascii: lone surrogates survive as escapes
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        write_bytes_atomic(path, text.encode("utf-8"))
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise DataError(f"error: cannot write {path} ({exc.strerror}); check the path and its permissions") from None
 
 
@@ -100,43 +116,71 @@ def read_json(path: Path, what: str) -> dict:
     return data
 
 
-def file_sha256(path: Path) -> str:
-    """sha256 hex of a file, read in 1 MiB chunks (model files are hundreds of MB)."""
+def file_sha256(*paths: Path) -> str:
+    """sha256 hex of a file (or of several, their bytes in the order given), read in 1 MiB chunks (model
+    files are hundreds of MB)."""
     import hashlib
 
     digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
+    for path in paths:
+        with Path(path).open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
     return digest.hexdigest()
 
 
-def read_jsonl(path: Path, what: str) -> Iterator[tuple[int, dict]]:
-    """(line number, record) for each line of a user-supplied JSONL file; bad lines are DataErrors."""
+def read_jsonl(path: Path, what: str, torn_tail: bool = False) -> Iterator[tuple[int, dict]]:
+    """(line number, record) for each non-blank line of a JSONL file (`*.gz` un-gzipped); bad lines are
+    DataErrors naming file:line. `torn_tail`: a last line without its newline is what a killed writer
+    leaves (a record is written whole with its newline) and is skipped, not refused."""
     if not path.is_file():
         raise DataError(f"error: {what} {path} does not exist")
-    with path.open(encoding="utf-8", errors="strict") as f:
-        try:
+    try:
+        with _open_text(path) as f:
             for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    record = _loads(line)
-                except json.JSONDecodeError as exc:
-                    raise DataError(
-                        f"error: {path}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno}); "
-                        f"{what} must hold one JSON object per line"
-                    ) from None
-                except ValueError as exc:
-                    raise DataError(
-                        f"error: {path}:{lineno}: JSON this tool does not read ({str(exc)[:120]}); "
-                        f"fix or remove that line of the {what}"
-                    ) from None
-                if not isinstance(record, dict):
-                    raise DataError(f"error: {path}:{lineno}: expected a JSON object, got {type(record).__name__}")
-                yield lineno, record
-        except UnicodeDecodeError as exc:
-            raise DataError(f"error: {path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+                if torn_tail and not line.endswith("\n"):
+                    log.info("%s:%d: a torn last record (killed mid-write) is not read", path, lineno)
+                    break
+                if line.strip():
+                    yield lineno, _record(path, lineno, line, what)
+    except UnicodeDecodeError as exc:
+        raise DataError(f"error: {path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError
+        raise DataError(f"error: cannot read {what} {path} ({exc}); expected a UTF-8 JSONL file") from None
+
+
+def _open_text(path: Path) -> TextIO:
+    if path.suffix == ".gz":
+        import gzip
+
+        return gzip.open(path, "rt", encoding="utf-8", errors="strict")
+    return path.open(encoding="utf-8", errors="strict")
+
+
+def _record(path: Path, lineno: int, line: str, what: str) -> dict:
+    try:
+        record = _loads(line)
+    except json.JSONDecodeError as exc:
+        raise DataError(
+            f"error: {path}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno}): {_clip(line)}\n"
+            f"  {what} must hold one JSON object per line; fix or remove that line"
+        ) from None
+    except ValueError as exc:
+        raise DataError(
+            f"error: {path}:{lineno}: JSON this tool does not read ({str(exc)[:120]}): {_clip(line)}\n"
+            f"  fix or remove that line of the {what}"
+        ) from None
+    if not isinstance(record, dict):
+        raise DataError(
+            f"error: {path}:{lineno}: a line must be a JSON object {{...}}, got {type(record).__name__}: "
+            f"{_clip(line)}"
+        )
+    return record
+
+
+def _clip(text: str, limit: int = 80) -> str:
+    text = text.strip()
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class JsonlStream:

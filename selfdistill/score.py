@@ -25,7 +25,7 @@ from typing import Protocol
 from selfdistill import __version__
 from selfdistill.errors import DataError, SandboxError
 from selfdistill.execute.outcome import Job, Outcome, Status
-from selfdistill.rundir import JsonlStream, ensure_out_dir, read_json, read_jsonl, write_json_atomic
+from selfdistill.rundir import JsonlStream, ensure_out_dir, file_sha256, read_json, read_jsonl, write_json_atomic
 from selfdistill.tasks.problem import Problem
 
 log = logging.getLogger(__name__)
@@ -234,7 +234,7 @@ def score(
     metrics["provenance"] = {
         "selfdistill_version": __version__,
         "samples_file": str(samples_path),
-        "samples_sha256": hashlib.sha256(samples_path.read_bytes()).hexdigest(),
+        "samples_sha256": file_sha256(samples_path),
         "problems_without_samples": sorted(set(by_id) - set(n_per_task)),
         "timeout_s": cfg.timeout_s,
         "memory_mb": cfg.memory_mb,

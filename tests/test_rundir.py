@@ -53,5 +53,5 @@ def test_atomic_json_leaves_no_temp_file(tmp_path):
 def test_read_jsonl_names_file_and_line(tmp_path):
     path = tmp_path / "in.jsonl"
     path.write_text('{"a": 1}\n\n[1, 2]\n')
-    with pytest.raises(DataError, match=r"in.jsonl:3: expected a JSON object"):
+    with pytest.raises(DataError, match=r"in.jsonl:3: a line must be a JSON object"):
         list(read_jsonl(path, "samples file"))

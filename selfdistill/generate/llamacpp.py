@@ -62,6 +62,7 @@ from selfdistill.errors import DataError, SpecError
 from selfdistill.generate.base import GenRequest, GenResult, Message, truncate_at_stop
 from selfdistill.generate.llamacpp_batch import BatchDecoder
 from selfdistill.generate.params import SamplingParams
+from selfdistill.rundir import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +151,7 @@ class LlamaCppBackend:
                 f"error: generation.options.lora_path {str(self.lora_path)!r} does not exist; give the LoRA adapter "
                 "GGUF that export_lora_gguf wrote, or remove lora_path to run the base model"
             )
-        self.lora_sha256 = _sha256(self.lora_path) if self.lora_path else None
+        self.lora_sha256 = file_sha256(self.lora_path) if self.lora_path else None
         import llama_cpp
 
         self.chat = chat
@@ -387,10 +388,6 @@ class LlamaCppBackend:
         self._llms = []
 
 
-def _sha256(path: Path) -> str:
-    from selfdistill.rundir import file_sha256
-
-    return file_sha256(path)
 
 
 def _token_text(llm, token: int) -> str:

@@ -17,12 +17,11 @@ Not here: the engine (vllm_backend.py), scoring (score.py).
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
 from selfdistill.errors import DataError
-from selfdistill.rundir import JsonlStream
+from selfdistill.rundir import JsonlStream, read_jsonl
 from selfdistill.spec import Spec
 
 log = logging.getLogger(__name__)
@@ -41,17 +40,7 @@ def shard_path(arm_dir: Path, rank: int) -> Path:
 
 def records_in(path: Path) -> list[dict]:
     """A samples file's records; a torn last line (a killed writer) is not a sample."""
-    if not path.exists():
-        return []
-    records = []
-    for line in path.read_bytes().splitlines(keepends=True):
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if line.endswith(b"\n") and isinstance(record, dict):
-            records.append(record)
-    return records
+    return [r for _, r in read_jsonl(path, "a samples shard", torn_tail=True)] if path.exists() else []
 
 
 def keys_in(path: Path) -> set[tuple[str, int]]:

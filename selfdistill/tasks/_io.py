@@ -8,24 +8,17 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
-import gzip
 import json
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from selfdistill.errors import DataError
+from selfdistill.rundir import read_jsonl
 from selfdistill.tasks.problem import Problem
 
 MAX_LISTED_ERRORS = 20
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-
-
-def open_text(path: Path):
-    """Open a text file, transparently un-gzipping `*.gz`."""
-    if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8")
-    return path.open("r", encoding="utf-8")
 
 
 def require_file(path: Path, expected: str) -> None:
@@ -38,35 +31,7 @@ def require_file(path: Path, expected: str) -> None:
 
 def iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
     """Yield (1-based line number, record) for each non-blank line; each record must be a JSON object."""
-    try:
-        with open_text(path) as f:
-            for lineno, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                yield lineno, _parse_line(path, lineno, line)
-    except (OSError, EOFError, UnicodeDecodeError) as e:  # gzip.BadGzipFile is an OSError
-        raise DataError(f"{path}: cannot be read ({e}); expected a UTF-8 JSONL file") from e
-
-
-def _parse_line(path: Path, lineno: int, line: str) -> dict:
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError as e:
-        raise DataError(
-            f"{path}:{lineno}: not valid JSON ({e.msg} at column {e.colno}): {_clip(line)}\n"
-            "  each line must be one JSON object; fix or remove that line"
-        ) from e
-    except (ValueError, RecursionError) as e:  # a 5,000-digit integer; a line nested too deeply
-        raise DataError(
-            f"{path}:{lineno}: JSON this tool does not read ({type(e).__name__}: {str(e)[:120]}): {_clip(line)}\n"
-            "  fix or remove that line"
-        ) from None
-    if not isinstance(record, dict):
-        raise DataError(
-            f"{path}:{lineno}: a line must be a JSON object {{...}}, got {type(record).__name__}: "
-            f"{_clip(line)}"
-        )
-    return record
+    return read_jsonl(path, "a task file")
 
 
 def first_record(path: Path) -> dict | None:

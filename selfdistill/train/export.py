@@ -57,6 +57,7 @@ from pathlib import Path
 import numpy as np
 
 from selfdistill.errors import BackendUnavailable, DataError
+from selfdistill.rundir import atomic_path, file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,7 @@ def export_lora_gguf(adapter_dir: Path, base_gguf: Path, out: Path) -> dict:
     pairs = _lora_pairs(adapter_dir, base)
     alpha, rescaled = _alpha_and_rescale(config, pairs)
 
-    writer = gguf.GGUFWriter(str(_tmp(out)), base.arch)
+    writer = gguf.GGUFWriter(None, base.arch)  # the path is given when written: _finish
     writer.add_type(gguf.GGUFType.ADAPTER)
     writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
     writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, alpha)
@@ -183,7 +184,7 @@ def export_merged_gguf(model_dir: Path, base_gguf: Path, out: Path, *, k_types: 
     weights = _hf_weights(model_dir)
     by_gguf = _map_hf_names(weights, base, model_dir)
 
-    writer = gguf.GGUFWriter(str(_tmp(out)), base.arch)
+    writer = gguf.GGUFWriter(None, base.arch)  # the path is given when written: _finish
     _copy_metadata(base.reader, writer)
     changed, precision_changes, copied_without_counterpart, retained = [], [], [], []
     for tensor in base.reader.tensors:
@@ -539,29 +540,18 @@ def _read_safetensors(path: Path, *, as_numpy: bool = True) -> dict:
     return {k: v.float().numpy() for k, v in tensors.items()} if as_numpy else tensors
 
 
-def _tmp(out: Path) -> Path:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    return out.with_name(out.name + ".tmp")
-
-
 def _finish(writer, out: Path) -> None:
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    os.replace(_tmp(out), out)
+    with atomic_path(out) as tmp:
+        writer.write_header_to_file(path=tmp)
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file()
+        writer.close()
 
 
 def _files_record(kind: str, out: Path, base_gguf: Path, arch: str) -> dict:
     """What an export wrote and from what: both files by resolved path and sha256."""
-    return {"kind": kind, "out": str(out.resolve()), "out_sha256": _sha256(out),
-            "base_gguf": str(base_gguf.resolve()), "base_sha256": _sha256(base_gguf), "arch": arch}
-
-
-def _sha256(path: Path) -> str:
-    from selfdistill.rundir import file_sha256
-
-    return file_sha256(path)
+    return {"kind": kind, "out": str(out.resolve()), "out_sha256": file_sha256(out),
+            "base_gguf": str(base_gguf.resolve()), "base_sha256": file_sha256(base_gguf), "arch": arch}
 
 
 def _gguf():
