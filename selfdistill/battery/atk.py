@@ -16,17 +16,14 @@ so neither probe can be more than a watch. Unbiased per-problem pass@k: `selfdis
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 import numpy as np
 
 from selfdistill.battery import probes as P
 from selfdistill.battery import uncertainty as U
-from selfdistill.battery.result import ChangeKind, Direction, Family, ProbeResult, ProbeStatus, compare, judge, skipped
+from selfdistill.battery.result import ChangeKind, Direction, Family, Measured, ProbeResult, ProbeStatus, judge
 from selfdistill.metrics.passk import pass_at_k
-
-if TYPE_CHECKING:
-    from selfdistill.spec import BatterySpec
 
 ABS, REL, DROP = ChangeKind.ABSOLUTE, ChangeKind.RELATIVE, Direction.DROP
 
@@ -52,19 +49,29 @@ def _ci(i: Mapping) -> str:
     return f"{i['value']:.3f}{ci}"
 
 
-def diversity_at_k(bm: Mapping, am: Mapping, t: BatterySpec, ctx: U.Units) -> list[ProbeResult]:
+@dataclass(frozen=True)
+class AtK:
+    """What both diversity-at-k probes read: k, the four intervals, the paired changes and the gain's."""
+
+    k: int
+    b1: Mapping
+    a1: Mapping
+    bk: Mapping
+    ak: Mapping
+    d1: U.Change
+    dk: U.Change
+    flat: U.Change | None
+    gb: float | None
+
+
+def at_k(bm: Mapping, am: Mapping, ctx: U.Units) -> AtK | str:
+    """The diversity-at-k inputs of two metrics.json dicts, or why neither probe can run."""
     k = P.largest_common_k(bm, am)
     b1, a1 = P.interval(bm, "pass@1"), P.interval(am, "pass@1")
-    if k is None or b1 is None or a1 is None:
-        why = (
-            "base and arm metrics.json share no pass@k with k > 1 and a value (eval.k holds only 1?)"
-            if k is None
-            else "pass@1 is missing from a metrics.json"
-        )
-        return [
-            skipped("mode-collapse", Family.DIVERSITY_AT_K, ABS, DROP, 0.0, why),
-            skipped("passk-flatten", Family.DIVERSITY_AT_K, REL, DROP, t.passk_flatten_max, why),
-        ]
+    if k is None:
+        return "base and arm metrics.json share no pass@k with k > 1 and a value (eval.k holds only 1?)"
+    if b1 is None or a1 is None:
+        return "pass@1 is missing from a metrics.json"
     bk, ak = P.interval(bm, f"pass@{k}"), P.interval(am, f"pass@{k}")
     per = _per_problem(bm, am, k)
     if per is None:  # no per-problem counts: point estimates only, so no CI and at most a watch
@@ -79,30 +86,35 @@ def diversity_at_k(bm: Mapping, am: Mapping, t: BatterySpec, ctx: U.Units) -> li
         gb = float((pb[1] - pb[0]).mean())
         flat = None if gb <= 0 else U.ratio_change(pb[1] - pb[0], np.ones(len(per[0])), pa[1] - pa[0],
                                                    np.ones(len(per[0])), REL, 1e-12, **ctx.opts("passk-flatten"))
-    return [_mode(d1, dk, k, b1, a1, bk, ak), _flatten(flat, gb, k, t)]
+    return AtK(k, b1, a1, bk, ak, d1, dk, flat, gb)
 
 
-def _mode(d1: U.Change, dk: U.Change, k: int, b1, a1, bk, ak) -> ProbeResult:
+def mode_collapse(x: AtK | str) -> ProbeResult | Measured:
+    """Read by its own rule: ALERT when pass@1 rose and the whole CI of Δpass@k lies below 0."""
+    if isinstance(x, str):
+        return Measured(None, missing=x)
+    d1, dk, k = x.d1, x.dk, x.k
     status = judge(dk.change, dk.ci_low, dk.ci_high, 0.0, DROP) if d1.change > 0 else ProbeStatus.PASS
     ci = lambda c: f"[{c.ci_low:+.3f}, {c.ci_high:+.3f}]" if c.ci_low is not None else "(no CI)"  # noqa: E731
     detail = (
         f"paired over {dk.n_units} problems: Δpass@1 {d1.change:+.3f} {ci(d1)}, Δpass@{k} {dk.change:+.3f} {ci(dk)} "
-        f"(metrics.json: pass@1 base {_ci(b1)} -> arm {_ci(a1)}; pass@{k} base {_ci(bk)} -> arm {_ci(ak)}); "
+        f"(metrics.json: pass@1 base {_ci(x.b1)} -> arm {_ci(x.a1)}; pass@{k} base {_ci(x.bk)} -> arm {_ci(x.ak)}); "
         f"alert when pass@1 rises while the whole CI of Δpass@{k} lies below 0, watch when only the point estimates "
         "show the pattern"
     )
-    extra = {"k": k, "pass@1": {"base": b1, "arm": a1, "delta": _json(d1)},
-             f"pass@{k}": {"base": bk, "arm": ak, "delta": _json(dk)}}
+    extra = {"k": k, "pass@1": {"base": x.b1, "arm": x.a1, "delta": _json(d1)},
+             f"pass@{k}": {"base": x.bk, "arm": x.ak, "delta": _json(dk)}}
     return ProbeResult("mode-collapse", Family.DIVERSITY_AT_K, dk.arm, dk.base, dk.change, ABS, DROP, 0.0, status,
                        detail, extra, dk.ci_low, dk.ci_high, dk.n_units, "problem")
 
 
-def _flatten(flat: U.Change | None, gb: float | None, k: int, t: BatterySpec) -> ProbeResult:
-    if flat is None:
-        why = f"the base has no pass@{k} - pass@1 gain to flatten (g_base = {gb})"
-        return skipped("passk-flatten", Family.DIVERSITY_AT_K, REL, DROP, t.passk_flatten_max, why, {"k": k})
-    return compare("passk-flatten", Family.DIVERSITY_AT_K, flat, t.passk_flatten_max, REL, DROP,
-                   f"gain g = pass@{k} - pass@1", extra={"k": k})
+def flatten(x: AtK | str) -> Measured:
+    """The relative change of the mean gain g = pass@k - pass@1 (none when the base has no gain)."""
+    if isinstance(x, str):
+        return Measured(None, missing=x)
+    if x.flat is None:
+        return Measured(None, {"k": x.k}, missing=f"the base has no pass@{x.k} - pass@1 gain to flatten (g_base = {x.gb})")
+    return Measured(x.flat, {"k": x.k}, what=f"gain g = pass@{x.k} - pass@1")
 
 
 def _json(c: U.Change) -> dict:

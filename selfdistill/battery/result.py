@@ -14,12 +14,14 @@ thresholds apply (`run`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from selfdistill.battery.uncertainty import Change
+    from selfdistill.spec import BatterySpec
 
 _ROUNDOFF = 1e-12  # a change equal to its threshold is not beyond it despite float error
 
@@ -173,3 +175,41 @@ def compare(
         name, family, change.arm, change.base, change.change, kind, direction, threshold, status, detail,
         extra or {}, change.ci_low, change.ci_high, change.n_units, unit,
     )
+
+
+@dataclass(frozen=True)
+class Measured:
+    """What a probe's function measured: the base/arm `Change` (None: nothing to measure, `missing` says
+    why), numbers kept for reading (`extra`), and `what` when the description depends on the data."""
+
+    change: Change | None
+    extra: dict = field(default_factory=dict)
+    what: str | None = None
+    missing: str | None = None
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One row of the battery: a probe's name and family, the function that measures its change (from the
+    matched inputs; it returns a `Measured`, or a whole `ProbeResult` for a probe read by its own rule),
+    the BatterySpec field holding its tolerance (None: a fixed 0), how the change is taken, which side
+    alerts, what it measures and over which unit its CI resamples."""
+
+    name: str
+    family: Family
+    measure: Callable[[Any], Measured | ProbeResult]
+    threshold: str | None
+    kind: ChangeKind
+    direction: Direction
+    what: str
+    unit: str = "problem"
+
+    def tolerance(self, t: BatterySpec) -> float:
+        return float(getattr(t, self.threshold)) if self.threshold else 0.0
+
+    def read(self, m: Measured, t: BatterySpec) -> ProbeResult:
+        return compare(self.name, self.family, m.change, self.tolerance(t), self.kind, self.direction,
+                       m.what or self.what, unit=self.unit, extra=m.extra, missing=m.missing)
+
+    def skip(self, t: BatterySpec, reason: str, extra: dict | None = None) -> ProbeResult:
+        return skipped(self.name, self.family, self.kind, self.direction, self.tolerance(t), reason, extra)

@@ -22,17 +22,17 @@ import hashlib
 import json
 import logging
 from collections import Counter
-from collections.abc import Mapping
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from selfdistill.battery import probes as P
 from selfdistill.battery import uncertainty as U
-from selfdistill.battery.atk import diversity_at_k
+from selfdistill.battery.atk import AtK, at_k, flatten, mode_collapse
 from selfdistill.battery.inputs import ArmInputs, align, label, lengths
 from selfdistill.battery.probeset import check_completions
-from selfdistill.battery.result import ChangeKind, Direction, Family, ProbeResult, ProbeStatus, compare, skipped
+from selfdistill.battery.result import ChangeKind, Direction, Family, Measured, Probe, ProbeResult, ProbeStatus
 from selfdistill.errors import DataError
 
 if TYPE_CHECKING:
@@ -54,97 +54,111 @@ def thresholds_hash(thresholds: BatterySpec) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-# ---------------------------------------------------------------- families
+# ---------------------------------------------------------------- the matched inputs
 
 
-def _repetition(braw: list[str], araw: list[str], t: BatterySpec, ctx: U.Units) -> ProbeResult:
+class Matched:
+    """Base and arm matched sample by sample, with what several probes share, each computed when first
+    asked: raw texts, programs, the prompt groups, the safety completions, the diversity-at-k inputs."""
+
+    def __init__(self, base: ArmInputs, arm: ArmInputs, t: BatterySpec, n_resamples: int, seed: int):
+        self.base, self.arm, self.t = base, arm, t
+        self.bs, self.as_, self.counts = align(base, arm)
+        self.ctx = U.units_of(self.bs, n_resamples, seed)
+
+    @cached_property
+    def raw(self) -> tuple[list[str], list[str]]:
+        return [s["raw"] for s in self.bs], [s["raw"] for s in self.as_]
+
+    @cached_property
+    def programs(self) -> tuple[list[str], list[str]]:
+        return [s.get("program") or "" for s in self.bs], [s.get("program") or "" for s in self.as_]
+
+    @cached_property
+    def groups(self) -> list[str]:
+        return [str(s["task_id"]) for s in self.bs]  # aligned: the arm has the same task at each position
+
+    @cached_property
+    def atk(self) -> AtK | str:
+        return at_k(self.base.metrics, self.arm.metrics, self.ctx)
+
+    @cached_property
+    def safety(self) -> tuple[list[dict], list[dict]] | str:
+        """The checked probe completions of base and arm, or why the safety probes are skipped."""
+        base, arm, t = self.base, self.arm, self.t
+        if not t.safety_probe:
+            return "battery.safety_probe = false in the spec: the safety probes were switched off"
+        if base.probes is None or arm.probes is None:
+            who = " and ".join(r for r, x in (("base", base), ("arm", arm)) if x.probes is None)
+            return f"no safety probe completions for the {who}; generate them from the shipped probe set"
+        b = check_completions(base.probes, label("base", base))
+        a = check_completions(arm.probes, label("arm", arm))
+        ids = {who: {(c["probe_id"], c["kind"]) for c in cs} for who, cs in (("base", b), ("arm", a))}
+        if ids["base"] != ids["arm"]:
+            diff = sorted(ids["base"] ^ ids["arm"])[:5]
+            raise DataError(
+                f"error: base and arm answered different safety probes (e.g. {diff}); generate both from one probe set"
+            )
+        return b, a
+
+
+# ---------------------------------------------------------------- what each probe measures
+
+
+def repetition(braw: list[str], araw: list[str], ctx: U.Units) -> Measured:
     rb, ra = [P.seq_rep(x) for x in braw], [P.seq_rep(x) for x in araw]
     n_grams = sum(r[1] for r in rb if r is not None)
     floor = 1.0 / max(n_grams, 1)  # the measurement's resolution: one repeated 4-gram among the base's 4-grams
     change = U.ratio_change(*ctx.sums([r and r[0] for r in rb]), *ctx.sums([r and r[0] for r in ra]), REL, floor,
                             **ctx.opts("repetition-rate"))
-    return compare("repetition-rate", Family.DIVERSITY, change, t.repetition_rise_max, REL, RISE,
-                   f"mean seq-rep-{P.REPETITION_N} within a completion",
-                   extra={"floor": floor, "floor_why": f"1 / {n_grams} base {P.REPETITION_N}-grams: one repeated n-gram"})
+    return Measured(change, {"floor": floor, "floor_why": f"1 / {n_grams} base {P.REPETITION_N}-grams: one repeated n-gram"})
 
 
-def _diversity(base: list[Mapping], arm: list[Mapping], t: BatterySpec, ctx: U.Units) -> list[ProbeResult]:
-    braw, araw = [s["raw"] for s in base], [s["raw"] for s in arm]
-    groups = [str(s["task_id"]) for s in base]  # aligned: the arm has the same task at each position
-    sb, sa = P.self_bleu_scores(braw, groups), P.self_bleu_scores(araw, groups)
-    bleu = U.ratio_change(*ctx.sums([x for _, x in sb], [i for i, _ in sb]),
-                          *ctx.sums([x for _, x in sa], [i for i, _ in sa]), REL, BLEU_FLOOR, **ctx.opts("self-bleu"))
-    gb, ga = P.distinct_by_group(braw, groups), P.distinct_by_group(araw, groups)
+def _self_bleu(x: Matched) -> Measured:
+    ctx = x.ctx
+    sb, sa = (P.self_bleu_scores(r, x.groups) for r in x.raw)
+    bleu = U.ratio_change(*ctx.sums([v for _, v in sb], [i for i, _ in sb]),
+                          *ctx.sums([v for _, v in sa], [i for i, _ in sa]), REL, BLEU_FLOOR, **ctx.opts("self-bleu"))
+    return Measured(bleu, {"floor": BLEU_FLOOR})
+
+
+def _distinct(x: Matched) -> Measured:
+    ctx = x.ctx
+    gb, ga = (P.distinct_by_group(r, x.groups) for r in x.raw)
     per = [[g.get(u, (0, 0)) for u in ctx.units] for g in (gb, ga)]
-    distinct = U.ratio_change([x[0] for x in per[0]], [x[1] for x in per[0]], [x[0] for x in per[1]],
-                              [x[1] for x in per[1]], REL, SHARE_FLOOR, **ctx.opts("distinct-3"))
-    bd, ad = P.distinct_n(braw), P.distinct_n(araw)
-    dist = {f"distinct-{n}": {"base": bd[n], "arm": ad[n]} for n in bd}  # corpus-wide, for reading only
-    return [
-        _repetition(braw, araw, t, ctx),
-        compare("self-bleu", Family.DIVERSITY, bleu, t.self_bleu_rise_max, REL, RISE,
-                "self-BLEU among samples of one prompt", extra={"floor": BLEU_FLOOR}),
-        compare("distinct-3", Family.DIVERSITY, distinct, t.distinct_drop_max, REL, DROP,
-                "distinct 3-grams / all 3-grams within a prompt's samples", extra=dist),
-    ]
+    distinct = U.ratio_change([v[0] for v in per[0]], [v[1] for v in per[0]], [v[0] for v in per[1]],
+                              [v[1] for v in per[1]], REL, SHARE_FLOOR, **ctx.opts("distinct-3"))
+    bd, ad = (P.distinct_n(r) for r in x.raw)
+    return Measured(distinct, {f"distinct-{n}": {"base": bd[n], "arm": ad[n]} for n in bd})  # corpus-wide, to read
 
 
-def _length(base: list[Mapping], arm: list[Mapping], t: BatterySpec, ctx: U.Units) -> list[ProbeResult]:
-    bl, al, unit = lengths(base, arm)
-    extra = {"unit": unit, "n": len(bl)}
-    out = []
-    for name, q, th, what in (("length-median", 0.5, t.length_median_drift_max, "median completion length"),
-                              ("length-p95", 0.95, t.length_p95_drift_max, "p95 completion length")):
+def _length(name: str, q: float):
+    def measure(x: Matched) -> Measured:
+        bl, al, unit = lengths(x.bs, x.as_)
+        ctx = x.ctx
         change = U.quantile_change(bl, ctx.unit_of, al, ctx.unit_of, len(ctx.units), q, 1.0, **ctx.opts(name))
-        out.append(compare(name, Family.LENGTH, change, th, REL, EITHER, what, extra=extra))
-    return out
+        return Measured(change, {"unit": unit, "n": len(bl)})
+
+    return measure
 
 
-def _style(base: list[Mapping], arm: list[Mapping], t: BatterySpec, ctx: U.Units) -> list[ProbeResult]:
-    bp, ap = [s.get("program") or "" for s in base], [s.get("program") or "" for s in arm]
-    out = []
-    for name, which, fn, th, what in (
-        ("comment-share", "comment", P.comment_share, t.comment_share_drift_max, "lines with a comment / non-blank lines"),
-        ("docstring-share", "docstring", P.docstring_share, t.docstring_drift_max,
-         "functions with a docstring / functions"),
-    ):
+def _style(name: str, which: str, fn):
+    def measure(x: Matched) -> Measured:
+        bp, ap = x.programs
         bs, as_ = fn(bp), fn(ap)
         counts = {
             who: {"hits": s.hits, "total": s.total, "unparsed": s.skipped, "empty": s.empty}
             for who, s in (("base", bs), ("arm", as_))
         }
-        sums = [_pair_sums(ctx, P.per_program(x, which)) for x in (bp, ap)]
-        change = U.ratio_change(*sums[0], *sums[1], ABS, SHARE_FLOOR, **ctx.opts(name))
-        out.append(compare(name, Family.STYLE, change, th, ABS, EITHER, what, extra=counts))
-    return out
+        sums = [_pair_sums(x.ctx, P.per_program(p, which)) for p in (bp, ap)]
+        return Measured(U.ratio_change(*sums[0], *sums[1], ABS, SHARE_FLOOR, **x.ctx.opts(name)), counts)
+
+    return measure
 
 
 def _pair_sums(ctx: U.Units, pairs: list[tuple[int, int] | None]) -> tuple[np.ndarray, np.ndarray]:
     hits, total = ctx.sums([p and p[0] for p in pairs]), ctx.sums([p and p[1] for p in pairs])
     return hits[0], total[0]
-
-
-def _safety(base: ArmInputs, arm: ArmInputs, t: BatterySpec, ctx: U.Units) -> tuple[list[ProbeResult], str | None]:
-    reason = None
-    if not t.safety_probe:
-        reason = "battery.safety_probe = false in the spec: the safety probes were switched off"
-    elif base.probes is None or arm.probes is None:
-        who = " and ".join(r for r, x in (("base", base), ("arm", arm)) if x.probes is None)
-        reason = f"no safety probe completions for the {who}; generate them from the shipped probe set"
-    if reason:
-        return [
-            skipped("refusal-rate", Family.SAFETY, ABS, EITHER, t.refusal_drift_max, reason),
-            skipped("unsafe-rate", Family.SAFETY, ABS, RISE, t.unsafe_drift_max, reason),
-        ], reason
-    b = check_completions(base.probes, label("base", base))
-    a = check_completions(arm.probes, label("arm", arm))
-    ids = {who: {(c["probe_id"], c["kind"]) for c in cs} for who, cs in (("base", b), ("arm", a))}
-    if ids["base"] != ids["arm"]:
-        diff = sorted(ids["base"] ^ ids["arm"])[:5]
-        raise DataError(
-            f"error: base and arm answered different safety probes (e.g. {diff}); generate both from one probe set"
-        )
-    return [_refusal(b, a, t, ctx), _unsafe(b, a, t, ctx)], None
 
 
 def _by_prompt(b: list[dict], a: list[dict], kind: str, hit) -> tuple[list[np.ndarray], int]:
@@ -162,17 +176,22 @@ def _by_prompt(b: list[dict], a: list[dict], kind: str, hit) -> tuple[list[np.nd
     return out, len(prompts)
 
 
-def _refusal(b: list[dict], a: list[dict], t: BatterySpec, ctx: U.Units) -> ProbeResult:
+def _refusal(x: Matched) -> Measured:
+    if isinstance(x.safety, str):
+        return Measured(None, missing=x.safety)
+    b, a = x.safety
     complied = {who: [f"{c['probe_id']}#{c['sample_idx']}" for c in cs if c["kind"] == "refusal" and not P.is_refusal(c["raw"])]
                 for who, cs in (("base", b), ("arm", a))}
     sums, n = _by_prompt(b, a, "refusal", lambda c: P.is_refusal(c["raw"]))
-    change = U.ratio_change(*sums, ABS, SHARE_FLOOR, **ctx.opts("refusal-rate")) if n else None
-    return compare("refusal-rate", Family.SAFETY, change, t.refusal_drift_max, ABS, EITHER,
-                   "refusals / completions on the refusal probes", unit="probe prompt",
-                   extra={"complied": complied}, missing="no refusal probes were answered")
+    change = U.ratio_change(*sums, ABS, SHARE_FLOOR, **x.ctx.opts("refusal-rate")) if n else None
+    return Measured(change, {"complied": complied}, missing="no refusal probes were answered")
 
 
-def _unsafe(b: list[dict], a: list[dict], t: BatterySpec, ctx: U.Units) -> ProbeResult:
+def _unsafe(x: Matched) -> Measured:
+    if isinstance(x.safety, str):
+        return Measured(None, missing=x.safety)
+    b, a = x.safety
+
     def found(cs: list[dict]) -> tuple[list[dict], dict]:
         hits = [
             {"probe_id": c["probe_id"], "sample_idx": c["sample_idx"], "rules": list(r)}
@@ -183,11 +202,43 @@ def _unsafe(b: list[dict], a: list[dict], t: BatterySpec, ctx: U.Units) -> Probe
 
     (fb, kb), (fa, ka) = found(b), found(a)
     sums, n = _by_prompt(b, a, "unsafe", lambda c: P.unsafe_rules(c["raw"]))
-    change = U.ratio_change(*sums, ABS, SHARE_FLOOR, **ctx.opts("unsafe-rate")) if n else None
+    change = U.ratio_change(*sums, ABS, SHARE_FLOOR, **x.ctx.opts("unsafe-rate")) if n else None
     extra = {"rule_counts": {"base": kb, "arm": ka}, "findings": {"base": fb, "arm": fa}}
-    return compare("unsafe-rate", Family.SAFETY, change, t.unsafe_drift_max, ABS, RISE,
-                   "flagged completions / completions on the unsafe probes", unit="probe prompt", extra=extra,
-                   missing="no unsafe probes were answered")
+    return Measured(change, extra, missing="no unsafe probes were answered")
+
+
+# ---------------------------------------------------------------- the table: one row per probe, in report order
+
+D, L, K, S, SAFE = Family.DIVERSITY, Family.LENGTH, Family.DIVERSITY_AT_K, Family.STYLE, Family.SAFETY
+PROBES: tuple[Probe, ...] = (
+    Probe("repetition-rate", D, lambda x: repetition(*x.raw, x.ctx), "repetition_rise_max", REL, RISE,
+          f"mean seq-rep-{P.REPETITION_N} within a completion"),
+    Probe("self-bleu", D, _self_bleu, "self_bleu_rise_max", REL, RISE, "self-BLEU among samples of one prompt"),
+    Probe("distinct-3", D, _distinct, "distinct_drop_max", REL, DROP,
+          "distinct 3-grams / all 3-grams within a prompt's samples"),
+    Probe("length-median", L, _length("length-median", 0.5), "length_median_drift_max", REL, EITHER,
+          "median completion length"),
+    Probe("length-p95", L, _length("length-p95", 0.95), "length_p95_drift_max", REL, EITHER, "p95 completion length"),
+    Probe("mode-collapse", K, lambda x: mode_collapse(x.atk), None, ABS, DROP,
+          "Δpass@k while pass@1 rises (its own rule: alert when the whole CI of Δpass@k lies below 0)"),
+    Probe("passk-flatten", K, lambda x: flatten(x.atk), "passk_flatten_max", REL, DROP, "gain g = pass@k - pass@1"),
+    Probe("comment-share", S, _style("comment-share", "comment", P.comment_share), "comment_share_drift_max", ABS,
+          EITHER, "lines with a comment / non-blank lines"),
+    Probe("docstring-share", S, _style("docstring-share", "docstring", P.docstring_share), "docstring_drift_max", ABS,
+          EITHER, "functions with a docstring / functions"),
+    Probe("refusal-rate", SAFE, _refusal, "refusal_drift_max", ABS, EITHER,
+          "refusals / completions on the refusal probes", unit="probe prompt"),
+    Probe("unsafe-rate", SAFE, _unsafe, "unsafe_drift_max", ABS, RISE,
+          "flagged completions / completions on the unsafe probes", unit="probe prompt"),
+)
+
+BY_NAME = {p.name: p for p in PROBES}
+
+
+def run_probe(probe: Probe, x: Matched) -> ProbeResult:
+    """One row of the table applied to the matched inputs."""
+    m = probe.measure(x)
+    return m if isinstance(m, ProbeResult) else probe.read(m, x.t)
 
 
 # ---------------------------------------------------------------- the battery
@@ -198,16 +249,9 @@ def run_battery(base: ArmInputs, arm: ArmInputs, thresholds: BatterySpec, *, n_r
     """Every probe, base vs arm, under `thresholds`, each change with a paired bootstrap CI over prompts
     (`n_resamples`, seeded). Returns the JSON-ready probes.json dict (shape in docs/battery.md).
     Raises DataError on malformed or mismatched inputs."""
-    bs, as_, counts = align(base, arm)
-    ctx = U.units_of(bs, n_resamples, seed)
-    results = [
-        *_diversity(bs, as_, thresholds, ctx),
-        *_length(bs, as_, thresholds, ctx),
-        *diversity_at_k(base.metrics, arm.metrics, thresholds, ctx),
-        *_style(bs, as_, thresholds, ctx),
-    ]
-    safety, safety_reason = _safety(base, arm, thresholds, ctx)
-    results += safety
+    x = Matched(base, arm, thresholds, n_resamples, seed)
+    results = [run_probe(p, x) for p in PROBES]
+    safety_reason = x.safety if isinstance(x.safety, str) else None
     n_alerts = sum(r.status is ProbeStatus.ALERT for r in results)
     watch = [r.name for r in results if r.status is ProbeStatus.WATCH]
     n_skipped = sum(r.status is ProbeStatus.SKIPPED for r in results)
@@ -237,6 +281,6 @@ def run_battery(base: ArmInputs, arm: ArmInputs, thresholds: BatterySpec, *, n_r
                "method": "paired percentile bootstrap over prompts (held-out problems; safety probe prompts)"},
         "safety_skipped": safety_reason is not None,
         "safety_skipped_reason": safety_reason,
-        "samples": counts,
+        "samples": x.counts,
         "probes": [r.to_json() for r in results],
     }

@@ -11,7 +11,7 @@ import pytest
 
 from selfdistill.battery import run as R
 from selfdistill.battery import uncertainty as U
-from selfdistill.battery.atk import diversity_at_k
+from selfdistill.battery.atk import at_k, flatten, mode_collapse
 from selfdistill.battery.result import ChangeKind, Direction, ProbeStatus, judge
 from selfdistill.spec import BatterySpec
 
@@ -79,7 +79,7 @@ def _texts(repeats: int, n_tasks: int = 12, per_task: int = 4, length: int = 250
 def test_repetition_doubling_from_a_tiny_base_is_caught():
     braw, araw = _texts(1), _texts(2)  # seq-rep-4 0.004 -> 0.008
     ctx = U.units_of([{"task_id": f"t{t}"} for t in range(12) for _ in range(4)], 200, 0)
-    p = R._repetition(braw, araw, T, ctx)
+    p = R.BY_NAME["repetition-rate"].read(R.repetition(braw, araw, ctx), T)
     assert p.base_value == pytest.approx(0.004, abs=2e-4) and p.value == pytest.approx(0.008, abs=3e-4)
     assert p.change == pytest.approx(1.0, abs=0.02) and p.status is ProbeStatus.ALERT  # every problem doubled
     assert p.extra["floor"] < 1e-4 and "one repeated n-gram" in p.extra["floor_why"]
@@ -183,7 +183,8 @@ def test_no_change_false_alarms_mode_collapse_and_flattening():
         p = rng.beta(2, 2, 164)
         bm, am = _metrics(rng.binomial(n, p), n, k), _metrics(rng.binomial(n, p), n, k)
         ctx = U.Units(ctx.units, ctx.unit_of, B, r)
-        m, f = diversity_at_k(bm, am, T, ctx)
+        x = at_k(bm, am, ctx)
+        m, f = mode_collapse(x), R.BY_NAME["passk-flatten"].read(flatten(x), T)
         mode.append(m.status)
         flat.append(f.status)
         b1, a1 = bm["metrics"]["pass@1"]["value"], am["metrics"]["pass@1"]["value"]
