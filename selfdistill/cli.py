@@ -311,8 +311,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from selfdistill.pipeline import run_all
 
     report = check_spec(args.spec)
-    result = run_all(report, _run_dir(args), limit=args.limit, force=args.force,
-                     progress_factory=views.EvalProgress, say=views.console.print)
+    with views.Heartbeat() as heartbeat:  # a line every 20 s through stages without a bar (training, export...)
+        result = run_all(report, _run_dir(args), limit=args.limit, force=args.force,
+                         progress_factory=views.EvalProgress, say=heartbeat.say)
     if result.stopped_after_verdict:
         print(f"stopped after the precondition verdict: {result.verdict}\n{result.why}")
     else:

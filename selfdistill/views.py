@@ -73,11 +73,14 @@ class _Bar:
         self._beat = threading.Thread(target=self._heartbeat, name=f"progress-{label}", daemon=True)
 
     def __enter__(self):
+        _ACTIVE_BARS.append(self)
         if self._bar is not None:
             self._bar.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        _ACTIVE_BARS.remove(self)
+        Heartbeat.touch()
         if self._bar is not None:
             self._bar.__exit__(*exc)
             return
@@ -108,12 +111,58 @@ class _Bar:
 
     def _print_line(self) -> None:
         self._printed = time.monotonic()
+        Heartbeat.touch()
         print(progress_line(self._label, self._done, self._total, self._figure_now(), self._printed - self._t0,
                             self._done - self._done0), flush=True)
 
     def _figure_now(self) -> str:
         """The running figure as of now (a rate must be recomputed at each heartbeat)."""
         return self._figure
+
+
+_ACTIVE_BARS: list[_Bar] = []
+
+
+class Heartbeat:
+    """For a command whose stages run long without a progress bar of their own (training in its own process,
+    the export, the battery's probes): a line at least every LINE_EVERY_S seconds when nothing else printed,
+    `... still training the minimal SSD arm ... · 3m20s in this stage · 14m05s in all`. `say` prints a stage
+    banner and starts its clock; while a progress bar is open the bar speaks instead."""
+
+    LINE_EVERY_S = 20.0
+    _last = time.monotonic()
+
+    def __init__(self) -> None:
+        self._stage, self._stage_t0 = "", time.monotonic()
+        self._t0 = time.monotonic()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="heartbeat", daemon=True)
+
+    @classmethod
+    def touch(cls) -> None:
+        cls._last = time.monotonic()
+
+    def say(self, message: str) -> None:
+        console.print(message)
+        self._stage, self._stage_t0 = message, time.monotonic()
+        Heartbeat.touch()
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(min(1.0, self.LINE_EVERY_S / 4)):
+            now = time.monotonic()
+            if _ACTIVE_BARS or now - Heartbeat._last < self.LINE_EVERY_S or not self._stage:
+                continue
+            print(f"... still: {self._stage} · {_duration(now - self._stage_t0)} in this stage · "
+                  f"{_duration(now - self._t0)} in all", flush=True)
+            Heartbeat.touch()
 
 
 def progress_line(label: str, done: int, total: int, figure: str, elapsed_s: float, done_here: int) -> str:

@@ -39,3 +39,29 @@ def test_execution_progress_lines_carry_the_pass_rate(capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("execute 0/2 (0%)")
     assert out[-1].startswith("execute 2/2 (100%) · pass 50.0% · infra 0") and out[-1].endswith("ETA done")
+
+
+def test_heartbeat_speaks_through_a_stage_without_a_bar_and_stays_quiet_beside_one(capsys, monkeypatch):
+    monkeypatch.setattr(views.Heartbeat, "LINE_EVERY_S", 0.2)
+    monkeypatch.setattr(views._Bar, "LINE_EVERY_S", 60.0)
+    with views.Heartbeat() as heartbeat:
+        heartbeat.say("training the minimal SSD arm")
+        time.sleep(0.7)  # no bar: the heartbeat speaks
+        quiet_from = len(capsys.readouterr().out.splitlines())
+        with views.EvalProgress() as progress:
+            progress.start(total=2, done=0)
+            time.sleep(0.6)  # a bar is open: only the bar's own lines
+        during = capsys.readouterr().out.splitlines()
+    assert quiet_from >= 3  # the banner and at least two heartbeats
+    assert not [ln for ln in during if ln.startswith("... still")]
+    assert during[0].startswith("generate 0/2")
+
+
+def test_heartbeat_line_names_the_stage_and_its_time(capsys, monkeypatch):
+    monkeypatch.setattr(views.Heartbeat, "LINE_EVERY_S", 0.1)
+    with views.Heartbeat() as heartbeat:
+        heartbeat.say("battery: the anti-collapse probes")
+        time.sleep(0.35)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "battery: the anti-collapse probes"
+    assert lines[1].startswith("... still: battery: the anti-collapse probes · 0s in this stage · 0s in all")
