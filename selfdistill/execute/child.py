@@ -32,19 +32,23 @@ call (HumanEval/38's `encode_cyclic`) changes what the tests check.
 from __future__ import annotations
 
 import _json
+import _signal
 import atexit
 import errno
 import gc
 import os
 import random
+import signal
 import sys
 import threading
+import time
 import types
 
 from selfdistill.execute import confine, isolation
 from selfdistill.execute.confine import RESULT_FD
 from selfdistill.execute.guard import Snapshot
 
+TESTS_SWITCH_INTERVAL = 1e6
 SETUP_FAILED = 71  # exit status when confinement failed before the program ran (an INFRA fault)
 DETAIL_CHARS = 300
 
@@ -159,6 +163,10 @@ def make_call_guard(snapshot: Snapshot, trusted: frozenset, before):
     tuple_getitem, whole = tuple.__getitem__, slice(None)
     type_flags, type_name = type.__dict__["__flags__"].__get__, type.__dict__["__name__"].__get__
     scalar_ids, trusted_ids, heaptype = frozenset(id(t) for t in PLAIN_SCALARS), frozenset(id(t) for t in trusted), 1 << 9
+    setswitchinterval, getsignal, set_handler = sys.setswitchinterval, _signal.getsignal, _signal.signal  # C, not enums
+    current_frames, sleep, len_, range_ = sys._current_frames, time.sleep, len, range
+    handlers = [(sig, h) for sig in signal.valid_signals() if (h := _handler(sig)) is not None]
+    signals, pristine_handlers, map_ = [sig for sig, _ in handlers], [h for _, h in handlers], map
     kept: list = []  # the program's results and exceptions: never freed, so their __del__ never runs
     keep = kept.append
 
@@ -222,20 +230,43 @@ def make_call_guard(snapshot: Snapshot, trusted: frozenset, before):
                 keep(e)
                 raise
             finally:
-                restore(before)
-                if read is None or read(tests_builtins) != state[2]:
-                    put_back(tests_builtins, pristine_builtins)
-                    state[2] = read(tests_builtins) if read else None
-                if read is None or read(tests_ns) != state[0]:
-                    put_back(tests_ns, state[1])
-                    state[0] = read(tests_ns) if read else None
                 gc_disable()  # no cycle collection (and its finalizers) between the checks
+                setswitchinterval(TESTS_SWITCH_INTERVAL)  # a thread the call started hardly ever runs now
+                if list_(map_(getsignal, signals)) != pristine_handlers:  # one C loop when nothing changed
+                    for sig, handler in handlers:  # no handler of the program's runs in the middle of a check
+                        if getsignal(sig) is not handler:
+                            set_handler(sig, handler)
+                threads = len_(current_frames())
+                for _ in range_(threads - 1):  # threads already waiting for the GIL wait under the old
+                    sleep(0)  # interval: let each take its turn now, before we put things back
+                put_all_back()
             keep(value)
             return plain(value)
+
+        def put_all_back() -> None:
+            restore(before)
+            if read is None or read(tests_builtins) != state[2]:
+                put_back(tests_builtins, pristine_builtins)
+                state[2] = read(tests_builtins) if read else None
+            if read is None or read(tests_ns) != state[0]:
+                put_back(tests_ns, state[1])
+                state[0] = read(tests_ns) if read else None
 
         return call
 
     return guard
+
+
+def _handler(sig: int):
+    """The worker's handler for `sig` (what every child starts with), or None where it cannot be set."""
+    try:
+        handler = _signal.getsignal(sig)
+        if handler is None:
+            return None
+        _signal.signal(sig, handler)  # settable? (SIGKILL, SIGSTOP and a few reserved ones are not)
+    except (OSError, ValueError, RuntimeError):
+        return None
+    return handler
 
 
 def run_assert(spec: dict, report, snapshot: Snapshot, stage: Stage) -> None:
@@ -275,7 +306,7 @@ def _run_tests(spec: dict, ns: dict, pristine: dict, guard) -> None:
     candidate = guard(target, tests_ns) if entry else None
     gc.disable()
     random.seed(0)
-    sys.setswitchinterval(1e6)  # a thread the program left running hardly ever gets the GIL now
+    sys.setswitchinterval(TESTS_SWITCH_INTERVAL)  # a thread the program left running hardly ever gets the GIL now
     exec(spec.get("tests_code") or compile(spec["code"], "<tests>", "exec"), tests_ns)
     if entry and callable(tests_ns.get("check")):
         tests_ns["check"](candidate)

@@ -192,6 +192,34 @@ def test_patching_the_tests_namespace_through_the_callers_frame_does_not_reach_t
     assert run(pool, assert_job(FRAME_PATCHES[kind], tests=tests)).status is Status.FAILED
 
 
+ASYNC_PATCHES = {
+    "signal-handler": (
+        "import math, os, signal, threading, time\n"
+        "def add(a, b):\n    signal.signal(signal.SIGUSR1, lambda *_: setattr(math, 'fabs', lambda x: 0.0))\n"
+        "    threading.Thread(target=lambda: (time.sleep(0.05), os.kill(os.getpid(), signal.SIGUSR1)), daemon=True).start()\n"
+        "    return 0\n"
+    ),
+    "thread-and-switch-interval": (
+        "import math, sys, threading, time\n"
+        "def add(a, b):\n    sys.setswitchinterval(1e-6)\n"
+        "    def later():\n        while True:\n            math.fabs = lambda x: 0.0\n            time.sleep(0)\n"
+        "    threading.Thread(target=later, daemon=True).start()\n    return 0\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(ASYNC_PATCHES))
+def test_patches_that_land_later_do_not_reach_the_check(pool, kind):
+    """A signal handler or a thread set up during the call would patch math while the check runs."""
+    tests = (
+        "import math, time\ndef check(candidate):\n    candidate(1, 2)\n"
+        "    t = time.monotonic()\n    while time.monotonic() - t < 0.2:\n        pass\n"
+        "    assert math.fabs(candidate(1, 2) - 3) < 1e-9\n"
+    )
+    outcome = run(pool, assert_job(ASYNC_PATCHES[kind], tests=tests))
+    assert outcome.status in (Status.FAILED, Status.ERROR), outcome  # ERROR: the signal, back at SIG_DFL, killed it
+
+
 def test_humaneval_32_with_math_fabs_patched_in_find_zero_fails():
     from selfdistill.execute.pool import SandboxPool
     from selfdistill.tasks.humaneval import load_humaneval
