@@ -72,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=_int_at_least(1, "--workers"), default=None, help="sandbox workers (default: one per core)")
     s.add_argument("--resamples", type=_int_at_least(1, "--resamples"), default=10_000, help="bootstrap resamples")
     s.add_argument("--seed", type=_int_at_least(0, "--seed"), default=0, help="bootstrap seed (>= 0)")
+    s.add_argument("--reference-timeouts", action="store_true",
+                   help="per-problem limits: 10x the reference solution's runtime, at least 1 s, at most --timeout-s")
     s.set_defaults(func=cmd_score)
 
     e = sub.add_parser("eval", help="generate + score + metrics for one arm, resumable")
@@ -191,7 +193,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     out = args.out or args.samples.with_suffix("").with_name(args.samples.stem + "_scored")
     cfg = ScoreConfig(
         k=args.k, timeout_s=args.timeout_s, memory_mb=args.memory_mb, workers=args.workers,
-        bootstrap_resamples=args.resamples, seed=args.seed,
+        bootstrap_resamples=args.resamples, seed=args.seed, reference_timeouts=args.reference_timeouts,
     )
     with views.ExecutionProgress() as progress:
         metrics = score(heldout.problems, args.samples, out, cfg, heldout.provenance, progress)

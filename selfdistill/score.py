@@ -62,6 +62,11 @@ class ScoreConfig:
     workers: int | None = None
     bootstrap_resamples: int = 10_000
     seed: int = 0
+    # Per-problem limits: min(timeout_s, max(floor, factor x the reference solution's runtime)), for problems
+    # with a reference that passes; the rest keep timeout_s. Measured once per output dir (reference_times.json).
+    reference_timeouts: bool = False
+    reference_floor_s: float = 1.0
+    reference_factor: float = 10.0
 
     def __post_init__(self) -> None:
         from selfdistill.execute.confine import MAX_TIMEOUT_S, MIN_MEMORY_MB
@@ -77,6 +82,10 @@ class ScoreConfig:
             bad.append(f"seed={self.seed!r} (give >= 0)")
         if not (isinstance(self.bootstrap_resamples, int) and self.bootstrap_resamples >= 1):
             bad.append(f"bootstrap_resamples={self.bootstrap_resamples!r} (give >= 1)")
+        if not (isinstance(self.reference_floor_s, (int, float)) and 0 < self.reference_floor_s <= MAX_TIMEOUT_S):
+            bad.append(f"reference_floor_s={self.reference_floor_s!r} (give 0 < seconds <= {MAX_TIMEOUT_S:g})")
+        if not (isinstance(self.reference_factor, (int, float)) and 1 <= self.reference_factor < float("inf")):
+            bad.append(f"reference_factor={self.reference_factor!r} (give >= 1)")
         if bad:
             raise DataError("error: score settings: " + "; ".join(bad))
 
@@ -128,7 +137,8 @@ def choose_k(requested: tuple[int, ...] | None, n_min: int) -> tuple[int, ...]:
     return tuple(sorted(set(requested)))
 
 
-def jobs_for(samples: Iterable[Sample], problems: dict[str, Problem], cfg: ScoreConfig) -> Iterable[Job]:
+def jobs_for(samples: Iterable[Sample], problems: dict[str, Problem], cfg: ScoreConfig,
+             limits: dict[str, float] | None = None) -> Iterable[Job]:  # fmt: skip
     for s in samples:
         p = problems[s.task_id]
         yield Job(
@@ -136,13 +146,13 @@ def jobs_for(samples: Iterable[Sample], problems: dict[str, Problem], cfg: Score
             program=s.program,
             tests=p.tests,
             entry_point=p.entry_point,
-            timeout_s=cfg.timeout_s,
+            timeout_s=(limits or {}).get(s.task_id, cfg.timeout_s),
             memory_mb=cfg.memory_mb,
         )
 
 
-def outcome_record(sample: Sample, outcome: Outcome) -> dict:
-    return {
+def outcome_record(sample: Sample, outcome: Outcome, timeout_s: float | None = None) -> dict:
+    record = {
         "task_id": sample.task_id,
         "sample_idx": sample.sample_idx,
         "status": outcome.status.value,
@@ -150,6 +160,39 @@ def outcome_record(sample: Sample, outcome: Outcome) -> dict:
         "duration_s": round(outcome.duration_s, 4),
         "program_sha256": sample.program_sha256,
     }
+    if timeout_s is not None:  # a per-problem limit (reference_timeouts): the one this program ran under
+        record["timeout_s"] = timeout_s
+    return record
+
+
+REFERENCE_TIMES = "reference_times.json"
+
+
+def reference_limits(pool, problems: dict[str, Problem], task_ids: Iterable[str], cfg: ScoreConfig,
+                     out_dir: Path) -> dict[str, float]:  # fmt: skip
+    """Per-problem wall limits from the reference solutions' runtimes, measured in this sandbox ONCE per
+    output directory and kept in reference_times.json, so a resumed run uses the same limits. A problem
+    without a reference, or whose reference does not pass, keeps `cfg.timeout_s`."""
+    path = out_dir / REFERENCE_TIMES
+    known = read_json(path, "reference times") if path.exists() else {}
+    missing = sorted({t for t in task_ids if t not in known})
+    jobs = [Job(f"ref:{t}", problems[t].program(problems[t].canonical_solution), problems[t].tests,
+                problems[t].entry_point, cfg.timeout_s, cfg.memory_mb)
+            for t in missing if problems[t].canonical_solution is not None]  # fmt: skip
+    for outcome in pool.imap(jobs):
+        task_id = outcome.job_id.removeprefix("ref:")
+        if outcome.status is Status.INFRA:  # not a measurement: timeout_s this time, measured again on resume
+            continue
+        passed = outcome.status is Status.PASSED
+        limit = min(cfg.timeout_s, max(cfg.reference_floor_s, cfg.reference_factor * outcome.duration_s))
+        known[task_id] = {"reference_status": outcome.status.value, "reference_s": round(outcome.duration_s, 4),
+                          "timeout_s": round(limit, 3) if passed else cfg.timeout_s}  # fmt: skip
+    for t in missing:
+        if problems[t].canonical_solution is None:
+            known[t] = {"reference_status": None, "reference_s": None, "timeout_s": cfg.timeout_s}
+    if missing:
+        write_json_atomic(path, known)
+    return {t: float(v["timeout_s"]) for t, v in known.items() if isinstance(v, dict) and "timeout_s" in v}
 
 
 def resume_state(stream: JsonlStream, samples: list[Sample], out_dir: Path) -> list[Sample]:
@@ -194,8 +237,12 @@ def run_programs(
     with SandboxPool(workers=cfg.workers) as pool:
         if record_dir is not None:
             record_isolation(record_dir, pool.isolation)
-        for outcome in pool.imap(jobs_for(todo, problems, cfg)):
-            record = outcome_record(by_key[outcome.job_id], outcome)
+        limits = None
+        if cfg.reference_timeouts and record_dir is not None:
+            limits = reference_limits(pool, problems, {s.task_id for s in todo}, cfg, record_dir)
+        for outcome in pool.imap(jobs_for(todo, problems, cfg, limits)):
+            sample = by_key[outcome.job_id]
+            record = outcome_record(sample, outcome, limits.get(sample.task_id, cfg.timeout_s) if limits is not None else None)
             stream.append(record)
             if progress:
                 progress.advance(record)
@@ -238,6 +285,8 @@ def score(
         "problems_without_samples": sorted(set(by_id) - set(n_per_task)),
         "timeout_s": cfg.timeout_s,
         "memory_mb": cfg.memory_mb,
+        **({"per_problem_timeouts": {"floor_s": cfg.reference_floor_s, "factor": cfg.reference_factor,
+                                     "file": REFERENCE_TIMES}} if cfg.reference_timeouts else {}),  # fmt: skip
         # one report; a list when resumed under several; eval's live scorer records none (see its metrics)
         "sandbox_isolation": isolation[0] if len(isolation) == 1 else (isolation or "not recorded"),
         "infra_retried": len(all_records) - len(records),
@@ -249,7 +298,10 @@ def score(
 
 def sandbox_settings(cfg: ScoreConfig) -> dict:
     """What changes an outcome, so a resume must keep it (workers do not: they only change speed)."""
-    return {"timeout_s": float(cfg.timeout_s), "memory_mb": int(cfg.memory_mb)}
+    settings = {"timeout_s": float(cfg.timeout_s), "memory_mb": int(cfg.memory_mb)}
+    if cfg.reference_timeouts:
+        settings["reference_timeouts"] = {"floor_s": float(cfg.reference_floor_s), "factor": float(cfg.reference_factor)}
+    return settings
 
 
 def guard_sandbox(out_dir: Path, cfg: ScoreConfig) -> None:

@@ -114,3 +114,25 @@ def test_lone_surrogates_end_to_end_through_the_score_command(tmp_path, capsys):
     assert cli.main(argv) == 0  # the rerun matches every program by its hash: nothing is run again
     assert len((out / "outcomes.jsonl").read_text().splitlines()) == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_reference_timeouts_cut_a_hanging_program_to_the_floor_and_are_recorded(tmp_path):
+    problems = load_humaneval()[:2]
+    samples = tmp_path / "s.jsonl"
+    hang = "    import time\n    time.sleep(30)\n"
+    samples.write_text("".join(json.dumps({"task_id": p.task_id, "completion": c}) + "\n"
+                               for p in problems for c in (p.canonical_solution, hang)))
+    out = tmp_path / "o"
+    cfg = ScoreConfig(k=(1,), bootstrap_resamples=100, timeout_s=20.0, reference_timeouts=True, reference_floor_s=1.0)
+    metrics = score(problems, samples, out, cfg)
+    refs = json.loads((out / "reference_times.json").read_text())
+    assert set(refs) == {p.task_id for p in problems}
+    assert all(r["reference_status"] == "passed" and r["timeout_s"] == 1.0 for r in refs.values())  # the floor
+    records = [json.loads(x) for x in (out / "outcomes.jsonl").read_text().splitlines()]
+    assert all(r["timeout_s"] == 1.0 for r in records)
+    assert sorted(r["status"] for r in records) == ["passed", "passed", "timeout", "timeout"]
+    assert all("1s" in r["detail"] for r in records if r["status"] == "timeout")
+    assert metrics["provenance"]["per_problem_timeouts"]["floor_s"] == 1.0
+    with pytest.raises(DataError, match="other sandbox settings"):  # another floor: refused like another timeout
+        score(problems, samples, out, ScoreConfig(k=(1,), bootstrap_resamples=100, timeout_s=20.0,
+                                                   reference_timeouts=True, reference_floor_s=2.0))
