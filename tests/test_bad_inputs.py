@@ -39,8 +39,8 @@ def _spec(tmp: Path, **replace: str) -> Path:
     text = QUICKSTART
     for old, new in replace.items():
         old = old.replace("_", " ").replace("EQ", "=")
-        assert re.search(old, text), old
-        text = re.sub(old, new, text, count=1)
+        assert re.search(old, text, flags=re.M), old
+        text = re.sub(old, new, text, count=1, flags=re.M)
     path = tmp / "spec.toml"
     path.write_text(text)
     return path
@@ -85,9 +85,9 @@ OTHER_CASES = {
     "check-pool-file-missing": (lambda t: ["check", str(_spec(t, **{'source EQ "mbpp"': 'source = "/nonexistent/pool.jsonl"'}))], "pool.source"),
     "check-round2-pool-missing": (lambda t: ["check", str(_spec(t, **{r"\[gate\]": '[gate]\nround2_pool = "missing-pool.jsonl"'}))], "gate.round2_pool"),
     "check-round2-heldout-missing": (lambda t: ["check", str(_spec(t, **{r"\[gate\]": '[gate]\nround2_heldout = "missing.jsonl"'}))], "gate.round2_heldout"),
-    "check-option-negative": (lambda t: ["check", str(_spec(t, **{r"options EQ \{ parallel EQ 2 \}": "options = { parallel = -3 }"}))], "generation.options.parallel"),
-    "check-option-unknown": (lambda t: ["check", str(_spec(t, **{r"options EQ \{ parallel EQ 2 \}": "options = { bogus = 1 }"}))], "generation.options.bogus"),
-    "check-option-wrong-type": (lambda t: ["check", str(_spec(t, **{r"options EQ \{ parallel EQ 2 \}": 'options = { parallel = "two" }'}))], "generation.options.parallel"),
+    "check-option-negative": (lambda t: ["check", str(_spec(t, **{r"^options EQ .*$": "options = { parallel = -3 }"}))], "generation.options.parallel"),
+    "check-option-unknown": (lambda t: ["check", str(_spec(t, **{r"^options EQ .*$": "options = { bogus = 1 }"}))], "generation.options.bogus"),
+    "check-option-wrong-type": (lambda t: ["check", str(_spec(t, **{r"^options EQ .*$": 'options = { parallel = "two" }'}))], "generation.options.parallel"),
     "check-run-dir-a-file": (lambda t: ["check", str(REPO / "examples" / "quickstart.toml"), "--run-dir", str(_file(t))], "--run-dir"),
 }
 
