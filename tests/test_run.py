@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("trl")
 
-from tests.ssd.test_round import cli, favour_newlines, make_spec  # noqa: E402
+from tests.ssd.round_fixtures import cli, favour_newlines, make_spec  # noqa: E402
 from tests.generate.tiny_models import write_tiny_hf  # noqa: E402
 
 HEADINGS = ["A. Precondition Verdict", "B. SSD Pipeline Spec", "C. Verifier-Aware Arm Spec", "D. Round-2 Gate",
@@ -19,6 +19,7 @@ def tiny(tmp_path_factory):
     return favour_newlines(write_tiny_hf(tmp_path_factory.mktemp("tiny-run") / "model"))
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(1200)  # minutes on a loaded 2-core machine; ~1 min alone
 def test_run_stops_after_go_other_then_force_runs_every_stage_to_the_report(tiny, tmp_path):
     spec = make_spec(tmp_path, tiny, extra="[battery]\nprobe_samples = 1\n")
@@ -56,6 +57,7 @@ def test_run_stops_after_go_other_then_force_runs_every_stage_to_the_report(tiny
     assert (run / "ledger.jsonl").read_text() == ledger_before  # finished stages are skipped
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(1200)  # minutes on a loaded 2-core machine; ~1 min alone
 def test_probe_refuses_thresholds_changed_after_sampling_started(tiny, tmp_path):
     spec = make_spec(tmp_path, tiny, extra="[battery]\nprobe_samples = 1\n")

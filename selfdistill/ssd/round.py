@@ -26,8 +26,6 @@ Not here: the engines (generate/), fine-tuning (train/finetune.py), export (trai
 from __future__ import annotations
 
 import logging
-import subprocess
-import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -197,6 +195,7 @@ def planned_arms(spec: Spec, verdict_kind: str, pool) -> list[str]:
 
 def train_arm(r: Round, arm: str, pool, samples: list[dict], passed: set | None) -> dict:
     """Write the arm's examples and job, run the training process (resumable), return train.json."""
+    from selfdistill.train import jobs
     from selfdistill.train.finetune import DONE, job_record
 
     arm_dir = layout.train_dir(r.dir, arm)
@@ -225,16 +224,14 @@ def train_arm(r: Round, arm: str, pool, samples: list[dict], passed: set | None)
     job["n_samples"] = len(chosen)
     job["truncated"] = truncated  # the declared policy for samples cut off at max_new_tokens, and its counts
     write_json_atomic(arm_dir / "job.json", job)
-    command = [*(t.launcher or [sys.executable]), "-m", "selfdistill.train.finetune", str(arm_dir / "job.json")]
     log_path = arm_dir / "train.log"
-    with ledger.timed(r.run_dir, "training", r.label(arm)) as cost, log_path.open("a", encoding="utf-8") as log_file:
-        from selfdistill.train.launch import die_with_parent  # the launcher (and its workers) end with us
-
-        proc = subprocess.run(command, stdout=log_file, stderr=subprocess.STDOUT, check=False, preexec_fn=die_with_parent)
-        if proc.returncode != 0 or not (arm_dir / DONE).exists():
-            tail = "".join(log_path.read_text(encoding="utf-8", errors="replace").splitlines(True)[-15:])
+    with ledger.timed(r.run_dir, "training", r.label(arm)) as cost:
+        returncode = jobs.run_job(arm_dir / "job.json", t.launcher, log_path)  # the job's algorithm picks its runner
+        if returncode != 0 or not (arm_dir / DONE).exists():
+            tail = "".join(log_path.read_text(encoding="utf-8", errors="replace").splitlines(True)[-15:]
+                           if log_path.exists() else [])
             raise DataError(
-                f"error: training the {arm} arm failed (exit {proc.returncode}); the last lines of {log_path}:\n"
+                f"error: training the {arm} arm failed (exit {returncode}); the last lines of {log_path}:\n"
                 f"{tail}\nfix the cause and run the same command again: training resumes from its last checkpoint"
             )
         record = read_json(arm_dir / DONE, "training record")

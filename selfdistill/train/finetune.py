@@ -51,8 +51,9 @@ from selfdistill.spec import TrainMethod, TrainSpec
 DONE = "train.json"
 
 
-def job_record(model: str, examples: Path, cfg: TrainSpec, out_dir: Path, *, chat: bool) -> dict:
+def job_record(model: str, examples: Path, cfg: TrainSpec, out_dir: Path, *, chat: bool, algorithm: str = "sft") -> dict:
     return {
+        "algorithm": algorithm,  # the runner and trainer it names: train/jobs.py
         "model": model,
         "examples": str(examples),
         "train": cfg.model_dump(mode="json"),
@@ -287,9 +288,9 @@ def _run_job(job: dict, out: Path) -> dict:
     }
     if not record["finite"]:
         raise DataError(f"error: training diverged (loss {losses[-5:]}); lower train.learning_rate")
-    tmp = out / (DONE + ".tmp")
-    tmp.write_text(json.dumps(record, indent=2), encoding="utf-8")
-    tmp.replace(out / DONE)
+    from selfdistill.rundir import write_json_atomic
+
+    write_json_atomic(out / DONE, record)
     return record
 
 

@@ -8,8 +8,6 @@ examples to train on. Numbers are honest zeros; the test is about the pipeline.
 """
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,148 +15,38 @@ import pytest
 pytest.importorskip("trl")
 
 from tests.generate.tiny_models import write_tiny_hf  # noqa: E402
-
-HELDOUT = [
-    {"task_id": f"h/{name}", "prompt": f"def {name}(x):\n    \"\"\"Return {doc}.\"\"\"\n",
-     "prefix": f"def {name}(x):\n    \"\"\"Return {doc}.\"\"\"\n", "entry_point": name,
-     "tests": f"def check(candidate):\n    assert candidate(3) == {val}\n", "difficulty": diff}
-    for name, doc, val, diff in [("double", "twice x", 6, "easy"), ("square", "x squared", 9, "medium"),
-                                 ("cube", "x cubed", 27, "hard")]
-]
-POOL = [
-    {"task_id": f"p/{i}", "prompt": f"Write a function number_{i}() that returns {i} plus one, then explain it.",
-     "tests": "assert True\n" if i < 2 else f"assert number_{i}() == {i + 1}\n"}
-    for i in range(5)
-]
-
-
-def write_jsonl(path: Path, rows: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
-
-
-def make_spec(tmp_path: Path, model: Path, *, method: str = "lora", extra: str = "") -> Path:
-    write_jsonl(tmp_path / "heldout.jsonl", HELDOUT)
-    write_jsonl(tmp_path / "pool.jsonl", POOL)
-    text = f"""
-[model]
-name = "tiny"
-path = "{model}"
-parameters_b = 0.001
-license = "Apache-2.0"
-context_length = 512
-
-[task]
-languages = ["python"]
-distribution = "algorithmic"
-product_surface = "test"
-
-[heldout]
-task = "heldout.jsonl"
-
-[diagnostics]
-n = 4
-k = [1, 4]
-lower_k_reason = "a unit test"
-bootstrap_resamples = 200
-timeout_s = 5
-
-[budget]
-gpu_hours_sampling = 1
-gpu_hours_training = 1
-gpu_hours_eval = 1
-team_size = 1
-latency_to_first_signal_hours = 1
-
-[comparator]
-kind = "rejection-sampling-sft"
-
-[failure_cost]
-level = "medium"
-checkpoint_discipline = "kept"
-heldout_blocker = true
-rollback = "flip"
-
-[generation]
-backend = "hf"
-chat = true
-temperature = 0.8
-max_new_tokens = 24
-options = {{ batch_size = 8 }}
-
-[pool]
-source = "pool.jsonl"
-tests_available = true
-
-[ssd]
-t_train = 1.6
-t_eval = 1.1
-t_eval_sweep = [0.8]
-max_new_tokens = 32
-verifier_arm = "on"
-
-[train]
-method = "{method}"
-lora_r = 4
-lora_alpha = 8
-batch_size = 2
-save_steps = 1
-learning_rate = 0.001
-pilot = "a unit test: rank 4 keeps it fast"
-{extra}
-"""
-    path = tmp_path / "spec.toml"
-    path.write_text(text)
-    return path
-
-
-def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "selfdistill", *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=600)
-
-
-def favour_newlines(model_dir: Path) -> Path:
-    """Point the newline token's output row along the mean printable row, 20x: about half the positions
-    then predict a newline, so samples are multi-line text (the degeneracy filter keeps most of them)."""
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    from tests.generate.tiny_models import _printable
-
-    model = AutoModelForCausalLM.from_pretrained(model_dir)
-    with torch.no_grad():
-        rows = [b for b in range(256) if _printable(b) and b != 10]
-        model.lm_head.weight[10] = model.lm_head.weight[rows].mean(0) * 20
-    model.save_pretrained(model_dir)
-    return model_dir
-
+from tests.ssd.round_fixtures import cli, favour_newlines, make_spec, write_round2_sources  # noqa: E402
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> Path:
     return favour_newlines(write_tiny_hf(tmp_path_factory.mktemp("tiny") / "model"))
 
 
-@pytest.mark.timeout(1200)  # minutes on a loaded 2-core machine; ~1 min alone
-def write_round2_sources(tmp_path: Path) -> str:
-    """A fresh round-2 pool and slice, declared in the spec's [gate] from the start (sealed before training)."""
-    write_jsonl(tmp_path / "pool2.jsonl", [{"task_id": f"q/{i}", "prompt": f"Write a function twice_{i}(x) "
-                                            f"returning x times {i}, then explain it.", "tests": "assert True\n"}
-                                           for i in range(3)])
-    write_jsonl(tmp_path / "fresh.jsonl", [dict(h, task_id=h["task_id"].replace("h/", "f/"),
-                                                prompt=h["prompt"].replace("Return", "Give back"),
-                                                prefix=h["prefix"].replace("Return", "Give back")) for h in HELDOUT[:2]])
-    return '[gate]\nround2_pool = "pool2.jsonl"\nround2_heldout = "fresh.jsonl"\n'
-
-
-def test_go_other_refuses_the_round_and_force_runs_it_with_every_arm_separate(tiny, tmp_path):
+@pytest.fixture(scope="module")
+def round1(tiny, tmp_path_factory):
+    """Round 1 refused on GO-OTHER, then forced: (the refused and the forced CLI results, spec, run dir)."""
+    tmp_path = tmp_path_factory.mktemp("round1")
     spec = make_spec(tmp_path, tiny, extra=write_round2_sources(tmp_path))
     refused = cli("ssd", str(spec), "--run-dir", "run", cwd=tmp_path)
+    run = tmp_path / "run"
+    base_only = (run / "base" / "verdict.json").exists() and not (run / "round1" / "samples").exists()
+    done = cli("ssd", str(spec), "--run-dir", "run", "--force", cwd=tmp_path)
+    return refused, base_only, done, spec, run
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)  # minutes on a loaded 2-core machine; ~1 min alone
+def test_go_other_refuses_the_round_before_any_sample_is_drawn(round1):
+    refused, base_only, *_ = round1
     assert refused.returncode == 3, refused.stderr
     assert "GO-OTHER" in refused.stderr and "--force" in refused.stderr
-    run = tmp_path / "run"
-    assert (run / "base" / "verdict.json").exists() and not (run / "round1" / "samples").exists()
+    assert base_only
 
-    done = cli("ssd", str(spec), "--run-dir", "run", "--force", cwd=tmp_path)
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
+def test_forced_round_1_trains_and_evaluates_every_arm_separately(round1):
+    _, _, done, spec, run = round1
     assert done.returncode == 0, done.stderr + done.stdout
     summary = json.loads((run / "round1" / "round.json").read_text())
     assert summary["forced"] is True and summary["arms"] == ["ssd", "verifier"]
@@ -213,13 +101,30 @@ def test_go_other_refuses_the_round_and_force_runs_it_with_every_arm_separate(ti
         assert cut["n_truncated"] == cut["n_trained_without_end"] == sum(e["truncated"] for e in examples)
     assert sum(x["finish_reason"] == "length" for x in samples) / 5 == s["truncated_share"]
 
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
+def test_a_finished_round_1_run_again_reruns_nothing(round1):
+    _, _, done, spec, run = round1
+    assert done.returncode == 0, done.stderr + done.stdout
+    stages = [json.loads(line)["stage"] for line in (run / "ledger.jsonl").read_text().splitlines()]
+    tmp_path = run.parent
     again = cli("ssd", str(spec), "--run-dir", "run", "--force", cwd=tmp_path)  # resume of a finished round
     assert again.returncode == 0, again.stderr
     stages_after = [json.loads(line)["stage"] for line in (run / "ledger.jsonl").read_text().splitlines()]
     assert stages_after == stages  # nothing re-ran
 
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
+def test_round_2_needs_a_passed_gate_and_trains_the_parent(round1):
+    _, _, done, spec1, run = round1
+    assert done.returncode == 0, done.stderr + done.stdout
+    tmp_path = run.parent
+    summary = json.loads((run / "round1" / "round.json").read_text())
     # round 2: refused without a passed gate (--force does not override it); entered through one
-    spec.write_text(spec.read_text().replace('verifier_arm = "on"', 'verifier_arm = "off"\nround = 2'))
+    spec = tmp_path / "spec-round2.toml"
+    spec.write_text(spec1.read_text().replace('verifier_arm = "on"', 'verifier_arm = "off"\nround = 2'))
     no_gate = cli("ssd", str(spec), "--run-dir", "run", "--force", cwd=tmp_path)
     assert no_gate.returncode == 3 and "gate.json does not exist" in no_gate.stderr
     tag = {"schema": "selfdistill.gate/1"}
@@ -245,6 +150,7 @@ def test_go_other_refuses_the_round_and_force_runs_it_with_every_arm_separate(ti
     assert manifest["rounds"]["round2"]["spec"]["ssd"]["round"] == 2
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(1200)  # minutes on a loaded 2-core machine; ~1 min alone
 def test_a_full_fine_tune_round_through_llamacpp_evaluates_the_exported_gguf(tmp_path):
     """The CPU fast path: a qwen2 GGUF base, full fine-tuning, the trained weights written back into a copy

@@ -1,0 +1,105 @@
+"""A fake generation backend and a fake training job, registered like the real ones (the backends dict,
+the training-job runners), so a whole round runs in this process in seconds: no engine, no TRL, no
+training subprocess. Generated programs are still scored in the sandbox.
+
+The fake model's skill depends on how many fine-tunings its path shows (`.../merged` once per round), so a
+distilled arm answers more held-out samples right than its parent: deltas have a sign to check.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import sys
+from pathlib import Path
+
+from selfdistill.generate.base import GenResult
+
+ANSWERS = {"double": "x * 2", "square": "x * x", "cube": "x ** 3"}  # tests/ssd/round_fixtures.py HELDOUT
+BASE_SKILL, SKILL_PER_ROUND = 0.1, 0.6
+
+
+def _draw(*parts: object) -> float:
+    """A deterministic uniform draw in [0, 1) from the parts."""
+    digest = hashlib.sha256("\x00".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def _text(prompt) -> str:
+    return prompt if isinstance(prompt, str) else "\n".join(m["content"] for m in prompt)
+
+
+class FakeBackend:
+    """Answers held-out functions (right with probability = its skill), pool prompts with multi-line code,
+    and anything else (safety probes) with a refusal."""
+
+    name = "fake"
+
+    def __init__(self, model: str, *, chat: bool, batch_size: int = 1, n_ctx: int = 0):
+        self.model, self.chat = model, chat
+        self.skill = min(1.0, BASE_SKILL + SKILL_PER_ROUND * str(model).count("merged"))
+        self.requests: list = []
+
+    def generate(self, requests, params):
+        for r in requests:
+            self.requests.append(r)
+            text = self.answer(_text(r.prompt), r.task_id, r.sample_idx, r.seed)
+            yield GenResult(r.task_id, r.sample_idx, r.seed, text, "stop", len(text.split()), 20)
+
+    def answer(self, prompt: str, task_id: str, sample_idx: int, seed: int) -> str:
+        if m := re.search(r"def (\w+)\(x\)", prompt):
+            right = _draw(self.model, task_id, sample_idx, seed) < self.skill
+            body = ANSWERS.get(m.group(1), "x") if right else "None"
+            return f"Here it is:\n```python\ndef {m.group(1)}(x):\n    return {body}\n```\n"
+        if m := re.search(r"function (\w+)_(\d+)\(", prompt):
+            name, i = m.groups()
+            value = int(i) + 1 if name == "number" else f"x * {i}"
+            args = "" if name == "number" else "x"
+            return f"```python\ndef {name}_{i}({args}):\n    return {value}\n```\nIt returns {value}.\n"
+        return "I can't help with that."
+
+    def describe(self) -> dict:
+        return {"engine": "fake", "model": self.model, "skill": self.skill}
+
+    def close(self) -> None:
+        pass
+
+
+def main(argv: list[str]) -> int:
+    """The fake training job (`python -m tests.fakes JOB.json` or in-process): reads the job and its examples,
+    writes adapter/ (LoRA), merged/ and train.json as the real job does, weights derived from the examples."""
+    from selfdistill.rundir import write_json_atomic
+    from selfdistill.train.finetune import DONE, load_examples
+
+    job = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
+    out = Path(job["out_dir"])
+    if (out / DONE).exists():
+        return 0
+    examples = load_examples(Path(job["examples"]))
+    weights = hashlib.sha256(json.dumps([job["model"], examples]).encode()).digest()
+    record = {"merged": str(out / "merged")}
+    (out / "merged").mkdir(parents=True, exist_ok=True)
+    (out / "merged" / "config.json").write_text(json.dumps({"fake": True, "parent": job["model"]}))
+    (out / "merged" / "model.safetensors").write_bytes(weights)
+    if job["train"]["method"] == "lora":
+        (out / "adapter").mkdir(exist_ok=True)
+        (out / "adapter" / "adapter_config.json").write_text(json.dumps({"r": job["train"]["lora_r"]}))
+        (out / "adapter" / "adapter_model.safetensors").write_bytes(weights[:16])
+        record["adapter"] = str(out / "adapter")
+    losses = [2.0 / (1 + i) for i in range(len(examples))]
+    record |= {
+        "method": job["train"]["method"], "resumed_from": None, "n_examples": len(examples),
+        "optimizer_steps": len(examples), "epochs": job["train"]["epochs"], "train_loss": sum(losses) / len(losses),
+        "loss_first": losses[0], "loss_last": losses[-1], "loss_curve": losses, "wall_s": 0.0, "device": "cpu",
+        "device_count": 1, "effective_batch": job["train"]["batch_size"], "precision": "fake", "finite": True,
+        "job": job,
+    }
+    with (out / "train.log").open("a", encoding="utf-8") as log:
+        log.write(f"fake training job: {len(examples)} examples\n")
+    write_json_atomic(out / DONE, record)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
