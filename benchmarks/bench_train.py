@@ -9,7 +9,8 @@ quickstart trains it: r 32, alpha 64 on q/k/v/o; AdamW, same learning rate):
   (`fused_lm_head=True`: per-token log-probs in vocabulary tiles, never the full logits);
 - `trl own loss`: the SFTTrainer selfdistill runs on a CPU (`selfdistill.train.finetune.trainer_class`),
   the model's own forward and cross-entropy (transformers' ForCausalLMLoss on the full logits);
-- `plain loop`: `loss = model(**batch).loss; loss.backward(); opt.step(); opt.zero_grad()`.
+- `plain loop`: `loss = model(**batch).loss; loss.backward(); opt.step(); opt.zero_grad()`, with the
+  optimizer the Trainer builds (`trainer.create_optimizer()`).
 
 Each is timed per optimizer step after one warm-up step, alternating between them round by round (these
 shared VMs drift), and the medians are compared: goal `trl own loss` / `plain loop` <= 1.2.
@@ -95,12 +96,11 @@ def trainer_step_s(trainer) -> list[float]:
 
 
 def plain_step_s(trainer) -> list[float]:
-    """The same steps as a plain loop: the trainer's model and collated batches, torch AdamW."""
-    import torch
-
+    """The same steps as a plain loop: the trainer's model, collated batches and optimizer (the Trainer's own
+    choice of AdamW implementation, so the comparison is about the loop and the loss, not the optimizer)."""
     model = trainer.model
     model.train()
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-4)
+    opt = trainer.create_optimizer()
     times = []
     for batch in trainer.get_train_dataloader():
         batch = {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "labels")}
