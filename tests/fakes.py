@@ -2,8 +2,9 @@
 the training-job runners), so a whole round runs in this process in seconds: no engine, no TRL, no
 training subprocess. Generated programs are still scored in the sandbox.
 
-The fake model's skill depends on how many fine-tunings its path shows (`.../merged` once per round), so a
-distilled arm answers more held-out samples right than its parent: deltas have a sign to check.
+The fake model's skill grows with its generation (the base is 0; the fake job writes its parent's + 1 into
+merged/config.json), so a distilled arm answers more held-out samples right than its parent: deltas have a
+sign to check. Draws depend on the generation, task, sample and seed only, not on paths: runs repeat.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 from selfdistill.generate.base import GenResult
 
 ANSWERS = {"double": "x * 2", "square": "x * x", "cube": "x ** 3"}  # tests/ssd/round_fixtures.py HELDOUT
-BASE_SKILL, SKILL_PER_ROUND = 0.1, 0.6
+BASE_SKILL, SKILL_PER_ROUND = 0.1, 0.45
 
 
 def _draw(*parts: object) -> float:
@@ -30,6 +31,12 @@ def _text(prompt) -> str:
     return prompt if isinstance(prompt, str) else "\n".join(m["content"] for m in prompt)
 
 
+def generation_of(model: str) -> int:
+    """How many fake fine-tunings lie behind `model` (0: not a fake job's output)."""
+    config = Path(model) / "config.json"
+    return json.loads(config.read_text()).get("generation", 0) if config.is_file() else 0
+
+
 class FakeBackend:
     """Answers held-out functions (right with probability = its skill), pool prompts with multi-line code,
     and anything else (safety probes) with a refusal."""
@@ -38,7 +45,8 @@ class FakeBackend:
 
     def __init__(self, model: str, *, chat: bool, batch_size: int = 1, n_ctx: int = 0):
         self.model, self.chat = model, chat
-        self.skill = min(1.0, BASE_SKILL + SKILL_PER_ROUND * str(model).count("merged"))
+        self.generation = generation_of(model)
+        self.skill = min(1.0, BASE_SKILL + SKILL_PER_ROUND * self.generation)
         self.requests: list = []
 
     def generate(self, requests, params):
@@ -49,7 +57,7 @@ class FakeBackend:
 
     def answer(self, prompt: str, task_id: str, sample_idx: int, seed: int) -> str:
         if m := re.search(r"def (\w+)\(x\)", prompt):
-            right = _draw(self.model, task_id, sample_idx, seed) < self.skill
+            right = _draw(self.generation, task_id, sample_idx, seed) < self.skill
             body = ANSWERS.get(m.group(1), "x") if right else "None"
             return f"Here it is:\n```python\ndef {m.group(1)}(x):\n    return {body}\n```\n"
         if m := re.search(r"function (\w+)_(\d+)\(", prompt):
@@ -80,7 +88,8 @@ def main(argv: list[str]) -> int:
     weights = hashlib.sha256(json.dumps([job["model"], examples]).encode()).digest()
     record = {"merged": str(out / "merged")}
     (out / "merged").mkdir(parents=True, exist_ok=True)
-    (out / "merged" / "config.json").write_text(json.dumps({"fake": True, "parent": job["model"]}))
+    (out / "merged" / "config.json").write_text(
+        json.dumps({"fake": True, "parent": job["model"], "generation": generation_of(job["model"]) + 1}))
     (out / "merged" / "model.safetensors").write_bytes(weights)
     if job["train"]["method"] == "lora":
         (out / "adapter").mkdir(exist_ok=True)

@@ -1,7 +1,6 @@
 """The eval stage with a fake backend: records, live scoring, resume after a crash, settings guard."""
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -11,8 +10,7 @@ from selfdistill.evaluate import evaluate
 from selfdistill.generate import backends
 from selfdistill.generate.base import GenResult
 from selfdistill.generate.params import sample_seed
-
-QUICKSTART = Path(__file__).parents[1] / "selfdistill" / "data" / "quickstart.toml"
+from tests.eval_fixtures import NullProgress, make_spec
 
 
 class FakeBackend:
@@ -40,24 +38,6 @@ class FakeBackend:
 
     def close(self):
         pass
-
-
-def make_spec(tmp_path: Path, temperature: float = 0.8) -> Path:
-    (tmp_path / "model.gguf").write_bytes(b"fake")
-    text = QUICKSTART.read_text()
-    text = text.replace('path = "embedded-default"', 'path = "model.gguf"')
-    text = text.replace("n = 16 ", 'n = 4 ').replace("k = [1, 4, 8, 16]", 'k = [1, 4]\nlower_k_reason = "test"')
-    text = text.replace("temperature = 0.8 ", f"temperature = {temperature} ")
-    text = text.replace("mbpp_share = 60 ", "mbpp_share = 0 ")  # HumanEval only: the fake answers canonically
-    path = tmp_path / "spec.toml"
-    path.write_text(text)
-    return path
-
-
-class NullProgress:
-    def start(self, total, done): self.total, self.done = total, done
-    def generated(self, record): pass
-    def scored(self, record): pass
 
 
 @pytest.fixture

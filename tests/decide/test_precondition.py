@@ -9,28 +9,7 @@ from selfdistill.decide.precondition import precondition_from_metrics
 from selfdistill.decide.verdict import OtherMove, Rules, VerdictKind
 from selfdistill.errors import DataError
 from selfdistill.metrics.summary import summarize
-
-N, K = 32, 16
-
-
-def _problem(task_id: str, c: int, n: int = N, infra: int = 0) -> list[dict]:
-    statuses = ["passed"] * c + ["failed"] * (n - c) + ["infra"] * infra
-    return [{"task_id": task_id, "status": s} for s in statuses]
-
-
-def synthetic() -> tuple[list[dict], dict[str, str]]:
-    """Hard: rarely right first, often right within 16 (big gap). Medium: consistent, always or never
-    right (no gap). Easy: always right (ceiling)."""
-    rng = np.random.default_rng(0)
-    recs, labels = [], {}
-    for i in range(30):
-        recs += _problem(f"hard/{i}", int(rng.binomial(N, rng.uniform(0.05, 0.3))))
-        labels[f"hard/{i}"] = "hard"
-        recs += _problem(f"medium/{i}", N if i % 2 else 0)
-        labels[f"medium/{i}"] = "medium"
-        recs += _problem(f"easy/{i}", N)
-        labels[f"easy/{i}"] = "easy"
-    return recs, labels
+from tests.decide.records import K, N, problem, synthetic
 
 
 @pytest.fixture(scope="module")
@@ -77,14 +56,14 @@ def test_k_choice(metrics):
 
 
 def test_infra_exclusions_are_explained_in_the_justification():
-    recs = _problem("a", 4) + _problem("b", 20) + _problem("c", 10, n=12, infra=20)
+    recs = problem("a", 4) + problem("b", 20) + problem("c", 10, n=12, infra=20)
     m = summarize(recs, [K], n_resamples=200)
     v = precondition_from_metrics(m).overall
     assert "pass@1 is over the 3 problems with a sample; pass@16 and the gap over the 2" in v.justification
 
 
 def test_slice_with_nobody_at_k_is_skipped_with_a_reason():
-    recs = _problem("h1", 3) + _problem("h2", 8) + _problem("e1", 10, n=10, infra=22)
+    recs = problem("h1", 3) + problem("h2", 8) + problem("e1", 10, n=10, infra=22)
     m = summarize(recs, [K], difficulty={"h1": "hard", "h2": "hard", "e1": "easy"}, n_resamples=200)
     report = precondition_from_metrics(m)
     assert "easy" not in report.slices and "n >= 16" in report.skipped_slices["easy"]
@@ -96,7 +75,7 @@ def test_inconclusive_slice_reports_problems_needed():
     recs = []
     for i in range(40):  # about half the problems have a modest gap, half none: CI straddles 5 pp
         c = int(rng.binomial(N, 0.03)) if i % 2 else (N if i % 4 == 0 else 0)
-        recs += _problem(f"t{i}", c)
+        recs += problem(f"t{i}", c)
     m = summarize(recs, [K], n_resamples=2000)
     v = precondition_from_metrics(m, Rules(gap_threshold=0.15)).overall
     assert v.kind is VerdictKind.INCONCLUSIVE

@@ -7,13 +7,13 @@ import pytest
 from selfdistill.decide.precondition import precondition_from_metrics
 from selfdistill.decide.render import render_precondition
 from selfdistill.metrics.summary import summarize
-from tests.decide.test_precondition import _problem, synthetic
+from tests.decide.records import problem, synthetic
 
 
 @pytest.fixture(scope="module")
 def page_inputs():
     recs, labels = synthetic()
-    recs += _problem("flaky/0", 5, n=10, infra=22)
+    recs += problem("flaky/0", 5, n=10, infra=22)
     labels["flaky/0"] = "hard"
     metrics = summarize(recs, [1, 16], difficulty=labels, n_resamples=1000)
     return metrics, precondition_from_metrics(metrics)
@@ -48,7 +48,7 @@ def test_renders_the_same_from_json_files(page_inputs):
 def test_proxy_slices_show_bins_and_warning():
     recs = []
     for i, c in enumerate([0, 2, 5, 8, 16, 16, 1, 3]):
-        recs += _problem(f"t{i}", c, n=16)
+        recs += problem(f"t{i}", c, n=16)
     metrics = summarize(recs, [16], n_resamples=200)
     page = render_precondition(metrics, precondition_from_metrics(metrics))
     assert f"Slice source: **base-pass-rate-proxy** (pass rates from {metrics['slice_proxy_from']})" in page

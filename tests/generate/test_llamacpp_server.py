@@ -147,7 +147,7 @@ def test_eval_through_the_server_refuses_with_exit_2_then_records_what_it_sent(s
     import os
     import re
 
-    from tests.test_evaluate import make_spec
+    from tests.eval_fixtures import make_spec
 
     spec = make_spec(tmp_path)  # T 0.8, top_p 0.95, top_k 20
     text = spec.read_text().replace('backend = "llamacpp"', 'backend = "openai"')

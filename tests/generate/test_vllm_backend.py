@@ -198,7 +198,7 @@ def test_load_backend_without_vllm_names_the_extra():
 
 
 def dp_spec(tmp_path):
-    from tests.test_evaluate import make_spec
+    from tests.eval_fixtures import make_spec
 
     import re
 
@@ -215,7 +215,7 @@ def run_ranks(report, run_dir, monkeypatch, limit=3):
     import threading
 
     from selfdistill.evaluate import evaluate
-    from tests.test_evaluate import NullProgress
+    from tests.eval_fixtures import NullProgress
 
     barrier, lock, results = threading.Barrier(2), threading.Lock(), {}
     monkeypatch.setattr(VLLMBackend, "barrier", lambda self: barrier.wait(timeout=120))

@@ -3,7 +3,9 @@
 import pytest
 
 from selfdistill.generate import backends
+from selfdistill.spec import load_spec
 from selfdistill.train import jobs
+from tests.ssd.records import QUICKSTART
 
 
 class NullProgress:
@@ -27,3 +29,9 @@ def fakes(monkeypatch):
     monkeypatch.setitem(backends.ENGINES, "hf", ("json", "hf"))
     monkeypatch.setitem(jobs.RUNNERS, "sft", jobs.JobRunner("tests.fakes", own_process=False))
     return NullProgress
+
+
+@pytest.fixture
+def spec():
+    """The quickstart spec, as shipped."""
+    return load_spec(QUICKSTART)

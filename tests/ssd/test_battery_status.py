@@ -3,8 +3,7 @@ blocks; a WATCH (only the point estimate beyond) is shown and blocks nothing."""
 
 from selfdistill.ssd.gate import evaluate_gate
 from selfdistill.ssd.promotion import plan_promotion
-from tests.ssd.test_gate import GREEN, inputs
-from tests.ssd.test_promotion import iv, spec, summary  # noqa: F401 (spec is a fixture)
+from tests.ssd.records import GREEN, inputs, iv, summary
 
 WATCH = {"green": True, "safety_skipped": False, "n_watch": 1,
          "probes": [{"name": "self-bleu", "status": "pass"}, {"name": "mode-collapse", "status": "watch"}]}

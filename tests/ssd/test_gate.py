@@ -2,23 +2,9 @@
 
 import pytest
 
-from selfdistill.ssd.gate import GateInputs, evaluate_gate
-
-
-def iv(value, lo, hi, n=100):
-    return {"value": value, "ci_low": lo, "ci_high": hi, "n_problems": n}
-
-
-GOOD_DELTA = {"overall": iv(0.10, 0.06, 0.14), "baseline_pass_at_1": iv(0.40, 0.33, 0.47),
-              "treatment_pass_at_1": iv(0.50, 0.48, 0.57)}
-GREEN = {"green": True, "safety_skipped": False, "probes": [{"name": "self-bleu", "status": "pass"}]}
-
-
-def inputs(**kw) -> GateInputs:
-    base = dict(arm="ssd", min_lift_pp=5.0, delta=GOOD_DELTA, battery=GREEN, comparable=True, forced=False,
-                round1_pool_hashes={"a", "b"}, round2_pool_hashes={"c", "d"}, round1_heldout_hashes={"h1", "h2"},
-                round2_heldout_hashes={"f1", "f2"})
-    return GateInputs(**(base | kw))
+from selfdistill.ssd.gate import evaluate_gate
+from tests.ssd.records import GOOD_DELTA, GREEN, inputs
+from tests.ssd.records import gate_iv as iv
 
 
 OVERLAPPING = GOOD_DELTA | {"treatment_pass_at_1": iv(0.50, 0.43, 0.57)}

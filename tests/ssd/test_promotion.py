@@ -3,35 +3,14 @@ does not support promotion, canary and retention by failure cost, rollback as on
 
 import pytest
 
-from selfdistill.spec import FailureLevel, load_spec
+from selfdistill.spec import FailureLevel
 from selfdistill.ssd.promotion import TELEMETRY, plan_promotion
-from tests.test_antipatterns import QUICKSTART
-
-
-def iv(value, lo, hi, n=164):
-    return {"value": value, "ci_low": lo, "ci_high": hi, "n_problems": n}
-
-
-def summary(ssd_delta, verifier_delta=None, **kw):
-    arms = ["ssd"] + (["verifier"] if verifier_delta else [])
-    deltas = {"ssd_vs_base": {"overall": ssd_delta, "baseline_pass_at_1": iv(0.4, 0.35, 0.45),
-                              "treatment_pass_at_1": iv(0.4 + ssd_delta["value"], 0.4, 0.6), "slices": {}}}
-    if verifier_delta:
-        deltas["verifier_vs_base"] = {"overall": verifier_delta, "baseline_pass_at_1": iv(0.4, 0.35, 0.45),
-                                      "treatment_pass_at_1": iv(0.4 + verifier_delta["value"], 0.4, 0.6), "slices": {}}
-    return {"arms": arms, "arm_titles": {"ssd": "minimal", "verifier": "verifier"}, "deltas": deltas, "t_eval": 1.1,
-            "export": {a: {"model": "m.gguf", "options": {}, "detail": {"out_sha256": f"{a}abc"}} for a in arms},
-            "forced": False, "comparable": True, "limit": None} | kw
+from tests.ssd.records import iv, summary
 
 
 def battery(green=True, arms=("ssd", "verifier")):
     return {"arms": {a: {"green": green, "safety_skipped": False,
                          "probes": [] if green else [{"name": "self-bleu", "status": "alert"}]} for a in arms}}
-
-
-@pytest.fixture
-def spec():
-    return load_spec(QUICKSTART)
 
 
 def test_the_best_clean_arm_is_the_candidate_and_nothing_blocks_it(spec):

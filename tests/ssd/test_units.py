@@ -100,7 +100,7 @@ class _Pool:
 
 def test_the_verifier_arm_runs_when_asked_or_when_the_verdict_says_so():
     from selfdistill.checks import check_spec
-    from tests.test_evaluate import QUICKSTART
+    from tests.eval_fixtures import QUICKSTART
 
     spec = check_spec(QUICKSTART).spec
     auto = spec

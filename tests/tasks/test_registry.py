@@ -8,8 +8,7 @@ import pytest
 from selfdistill.errors import DataError
 from selfdistill.tasks.problem import AssertTests, CallTests, IOTests, Problem
 from selfdistill.tasks.registry import detect_format, load_task, warn_if_small
-
-from .test_livecodebench import functional_record
+from tests.tasks.lcb_records import functional_record
 
 
 def test_humaneval_by_name():

@@ -12,21 +12,12 @@ pytest.importorskip("trl")
 from selfdistill.spec import TrainSpec  # noqa: E402
 from selfdistill.train.finetune import build_trainer, job_record, run_job  # noqa: E402
 from tests.generate.tiny_models import write_tiny_hf  # noqa: E402
+from tests.train.examples import write_examples  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> Path:
     return write_tiny_hf(tmp_path_factory.mktemp("tiny") / "model")
-
-
-def write_examples(path: Path, n: int = 8) -> Path:
-    with path.open("w") as f:
-        for i in range(n):
-            f.write(json.dumps({
-                "prompt": [{"role": "system", "content": "You write code."}, {"role": "user", "content": f"Write f{i}"}],
-                "completion": [{"role": "assistant", "content": f"def f{i}(x):\n    return x + {i}\n"}],
-            }) + "\n")
-    return path
 
 
 def cfg(**kw) -> TrainSpec:

@@ -32,7 +32,7 @@ def accelerate_launch(*args: str) -> list[str]:
 
 def job_file(tmp_path: Path, model: Path, name: str, **train) -> Path:
     from selfdistill.train.finetune import job_record
-    from tests.train.test_finetune import write_examples
+    from tests.train.examples import write_examples
 
     cfg = TrainSpec(**({"method": "full", "learning_rate": 1e-3, "batch_size": 8, "per_device_batch_size": 1,
                         "epochs": 3, "warmup_ratio": 0.0, "scheduler": "constant", "save_steps": 1,

@@ -18,7 +18,7 @@ from selfdistill.errors import DataError  # noqa: E402
 from selfdistill.spec import TrainSpec  # noqa: E402
 from selfdistill.train.finetune import accumulation_steps, job_record, main, run_job  # noqa: E402
 from tests.generate.tiny_models import write_tiny_hf  # noqa: E402
-from tests.train.test_finetune import write_examples  # noqa: E402
+from tests.train.examples import write_examples  # noqa: E402
 
 
 @pytest.fixture(scope="module")
