@@ -131,32 +131,37 @@ def test_check_exit_codes(tmp_path):
     assert "failure_cost.rollback" in r.stderr and "budget.team_size" in r.stderr
 
 
-def test_decide_refuses_an_incomplete_spec_and_decides_on_a_complete_one(tmp_path, problems):
-    rows = []
-    for i, p in enumerate(problems):
-        good = i % 2  # half the problems always right, half right in 4 of 16 samples
-        rows += [{"task_id": p.task_id, "completion": p.canonical_solution if (good or j < 4) else "    return None\n"}
-                 for j in range(16)]
-    samples = write_samples(tmp_path / "s.jsonl", rows)
-    out = tmp_path / "o"
-    assert cli("score", "--task", "humaneval", "--samples", str(samples), "--out", str(out)).returncode == 0
+def write_metrics(path: Path, counts: list[tuple[int, int]], ks: list[int]) -> Path:
+    """A metrics.json as `score` writes it, from (passed, samples) per problem: no sandbox run needed here."""
+    from selfdistill.metrics.summary import summarize
+
+    records = [{"task_id": f"HumanEval/{i}", "status": "passed" if j < c else "failed"}
+               for i, (c, n) in enumerate(counts) for j in range(n)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(summarize(records, ks, n_resamples=1000)))
+    return path
+
+
+def test_decide_refuses_an_incomplete_spec_and_decides_on_a_complete_one(tmp_path):
+    # half the 164 problems always right, half right in 4 of 16 samples: a wide pass@1 - pass@16 gap
+    metrics = write_metrics(tmp_path / "o" / "metrics.json", [(16, 16) if i % 2 else (4, 16) for i in range(164)],
+                            [1, 4, 8, 16])
+    out = metrics.parent
     (tmp_path / "bad.toml").write_text("[model]\nname = 'x'\n")
-    r = cli("decide", str(tmp_path / "bad.toml"), "--metrics", str(out / "metrics.json"))
+    r = cli("decide", str(tmp_path / "bad.toml"), "--metrics", str(metrics))
     assert r.returncode == 2 and "recommends nothing" in r.stderr
     assert not (out / "verdict.json").exists()
 
-    r = cli("decide", str(QUICKSTART), "--metrics", str(out / "metrics.json"))
+    r = cli("decide", str(QUICKSTART), "--metrics", str(metrics))
     assert r.returncode == 0, r.stderr
     verdict = json.loads((out / "verdict.json").read_text())
     assert verdict["overall"]["kind"] == "GO-SSD"
     assert "GO-SSD" in (out / "verdict.md").read_text()
 
 
-def test_decide_needs_the_specs_largest_k(tmp_path, problems):
-    samples = write_samples(tmp_path / "s.jsonl", [{"task_id": p.task_id, "completion": p.canonical_solution} for p in problems[:5]])
-    out = tmp_path / "o"
-    assert cli("score", "--task", "humaneval", "--samples", str(samples), "--out", str(out)).returncode == 0
-    r = cli("decide", str(QUICKSTART), "--metrics", str(out / "metrics.json"))
+def test_decide_needs_the_specs_largest_k(tmp_path):
+    metrics = write_metrics(tmp_path / "o" / "metrics.json", [(1, 1)] * 5, [1])
+    r = cli("decide", str(QUICKSTART), "--metrics", str(metrics))
     assert r.returncode == 2 and "needs pass@16" in r.stderr
 
 
