@@ -29,6 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _setup_logging(args.verbose)
     try:
+        run_dir = getattr(args, "run_dir", None)
+        if run_dir is not None and run_dir.exists() and not run_dir.is_dir():
+            raise SelfdistillError(f"error: --run-dir {run_dir} is a file; give the run directory (or a new path for one)")
         return args.func(args)
     except SelfdistillError as exc:
         msg = str(exc)
@@ -327,7 +330,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from selfdistill.demo import run_demo
+    from selfdistill.rundir import ensure_out_dir
 
+    ensure_out_dir(args.out)  # a file, or under one: exit 2 naming it, before any work
     run_demo(args.out, args.spec, print_fn=print)
     return 0
 

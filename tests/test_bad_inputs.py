@@ -89,6 +89,9 @@ OTHER_CASES = {
     "check-option-unknown": (lambda t: ["check", str(_spec(t, **{r"^options EQ .*$": "options = { bogus = 1 }"}))], "generation.options.bogus"),
     "check-option-wrong-type": (lambda t: ["check", str(_spec(t, **{r"^options EQ .*$": 'options = { parallel = "two" }'}))], "generation.options.parallel"),
     "check-run-dir-a-file": (lambda t: ["check", str(REPO / "examples" / "quickstart.toml"), "--run-dir", str(_file(t))], "--run-dir"),
+    "eval-run-dir-a-file": (lambda t: ["eval", str(REPO / "examples" / "quickstart.toml"), "--run-dir", str(_file(t))], "--run-dir"),
+    "run-run-dir-a-file": (lambda t: ["run", str(REPO / "examples" / "quickstart.toml"), "--run-dir", str(_file(t))], "--run-dir"),
+    "demo-out-a-file": (lambda t: ["demo", "--out", str(_file(t))], "is a file"),
 }
 
 
