@@ -420,6 +420,9 @@ def read_toml(path: Path) -> dict[str, Any]:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"error: {path} is not valid TOML: {exc}; fix the syntax at that spot") from None
+    except (ValueError, RecursionError) as exc:  # a 5,000-digit integer; arrays nested thousands deep
+        raise SpecError(f"error: {path} holds a value this tool does not read ({type(exc).__name__}: {str(exc)[:100]}); "
+                        "fix that value") from None
     except UnicodeDecodeError as exc:
         raise SpecError(f"error: {path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
 

@@ -48,8 +48,8 @@ def load_errata(path: str | Path) -> Errata:
     require_file(path, f"an errata TOML file of entries like\n  {_EXAMPLE}")
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise DataError(f"{path}: not valid TOML ({e}); entries look like\n  {_EXAMPLE}") from e
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, ValueError, RecursionError) as e:  # ValueError: huge ints
+        raise DataError(f"{path}: not valid TOML ({type(e).__name__}: {str(e)[:120]}); entries look like\n  {_EXAMPLE}") from None
     errors = [
         f'unknown top-level key "{k}"{suggest(k, {"exclude"})}' for k in sorted(set(data) - {"exclude"})
     ]
