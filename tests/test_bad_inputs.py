@@ -69,6 +69,9 @@ SCORE_CASES = {
     "resamples-zero": (lambda t: _score(t, "--resamples", "0"), "--resamples"),
     "task-file-nested": (lambda t: ["score", "--task", str(_write(t, "tasks.jsonl", NESTED + "\n")), "--samples", str(_samples(t))], "tasks.jsonl:1"),
     "task-file-huge-int": (lambda t: ["score", "--task", str(_write(t, "tasks.jsonl", '{"task_id": ' + HUGE_INT + "}\n")), "--samples", str(_samples(t))], "tasks.jsonl:1"),
+    "lcb-tests-nested": (lambda t: ["score", "--task", str(_lcb(t, public_test_cases=NESTED)), "--samples", str(_samples(t))], "public_test_cases"),
+    "lcb-metadata-nested": (lambda t: ["score", "--task", str(_lcb(t, metadata=NESTED)), "--samples", str(_samples(t))], "metadata"),
+    "lcb-functional-huge-int": (lambda t: ["score", "--task", str(_lcb(t, public_test_cases=json.dumps([{"input": HUGE_INT, "output": "1", "testtype": "functional"}]), metadata='{"func_name": "f"}')), "--samples", str(_samples(t))], "functional test case 0"),
     "outcomes-nested": (lambda t: _score(t, "--out", str(_outdir(t, NESTED + "\n{}\n"))), "outcomes.jsonl:1"),
 }
 
@@ -97,6 +100,14 @@ OTHER_CASES = {
     "run-run-dir-a-file": (lambda t: ["run", str(REPO / "examples" / "quickstart.toml"), "--run-dir", str(_file(t))], "--run-dir"),
     "demo-out-a-file": (lambda t: ["demo", "--out", str(_file(t))], "is a file"),
 }
+
+
+def _lcb(tmp: Path, **fields: str) -> Path:
+    record = {"question_id": "q1", "question_content": "x", "question_title": "t", "platform": "x",
+              "contest_date": "2024-01-01T00:00:00", "difficulty": "easy", "starter_code": "",
+              "public_test_cases": json.dumps([{"input": "1", "output": "1", "testtype": "stdin"}]),
+              "private_test_cases": "[]", "metadata": "{}"}
+    return _write(tmp, "lcb.jsonl", json.dumps(record | fields) + "\n")
 
 
 def _file(tmp: Path) -> Path:

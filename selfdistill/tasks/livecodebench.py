@@ -151,8 +151,8 @@ def _json_field(record: dict, name: str, errors: list[str], decode=json.loads):
         return value  # already parsed (a re-export that stored JSON values, not JSON text)
     try:
         return decode(value)
-    except ValueError as e:  # json.JSONDecodeError and decode_private_tests' errors
-        errors.append(f"field {name} cannot be decoded: {e}")
+    except (ValueError, RecursionError) as e:  # JSONDecodeError, decode_private_tests' errors, nesting, huge ints
+        errors.append(f"field {name} cannot be decoded: {type(e).__name__}: {str(e)[:120]}")
         return None
 
 
@@ -206,8 +206,8 @@ def _call_tests(cases: list[dict], metadata: object, errors: list[str]) -> CallT
         try:
             args = [json.loads(line) for line in case["input"].split("\n") if line.strip()]
             expected = json.loads(case["output"])
-        except json.JSONDecodeError as e:
-            errors.append(f"functional test case {i} is not one JSON value per line ({e}): {show(case)}")
+        except (ValueError, RecursionError) as e:  # JSONDecodeError, nesting, 5,000-digit integers
+            errors.append(f"functional test case {i} is not one JSON value per line ({str(e)[:120]}): {show(case)}")
             return None
         calls.append(CallCase(args_json=json.dumps(args), expected_json=json.dumps(expected)))
     return CallTests(fn_name=fn_name, cases=tuple(calls))
