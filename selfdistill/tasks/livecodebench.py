@@ -152,7 +152,7 @@ def _json_field(record: dict, name: str, errors: list[str], decode=json.loads):
     try:
         return decode(value)
     except (ValueError, RecursionError) as e:  # JSONDecodeError, decode_private_tests' errors, nesting, huge ints
-        errors.append(f"field {name} cannot be decoded: {type(e).__name__}: {str(e)[:120]}")
+        errors.append(f"field {name} cannot be decoded: {str(e)[:200]}")
         return None
 
 
