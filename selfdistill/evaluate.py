@@ -33,7 +33,7 @@ from selfdistill.generate.base import GenRequest, GenResult
 from selfdistill.generate.params import SamplingParams, sample_seed
 from selfdistill.heldout import HeldoutSet
 from selfdistill.rundir import JsonlStream, read_json, write_json_atomic
-from selfdistill.score import ScoreConfig, Sample, outcome_record, score
+from selfdistill.score import ScoreConfig, Sample, guard_sandbox, outcome_record, record_isolation, score
 from selfdistill.spec import Spec
 from selfdistill.tasks.problem import Problem
 
@@ -196,6 +196,7 @@ class Scorer:
 
         try:
             with SandboxPool(workers=self._workers) as pool:
+                record_isolation(self._stream.path.parent, pool.isolation)
                 for outcome in pool.imap(self._jobs()):
                     record = outcome_record(self._samples[outcome.job_id], outcome)
                     self._stream.append(record)
@@ -229,6 +230,7 @@ def evaluate(spec: Spec, heldout: HeldoutSet, run_dir: Path, arm: str, limit: in
                       memory_mb=spec.diagnostics.memory_mb, bootstrap_resamples=spec.diagnostics.bootstrap_resamples,
                       seed=spec.diagnostics.seed)
     by_id = {p.task_id: p for p in plan.problems}
+    guard_sandbox(plan.arm_dir, cfg)  # before any outcome is appended: a resume under other limits is refused
     if dp:  # each rank samples its share into its own file; DP rank 0 records, merges and scores
         prompts = {p.task_id: build_prompt(p, spec.generation.chat) for p in plan.problems}
         prepare = lambda: (guard_resume(plan.arm_dir, record), write_manifest(run_dir, spec, heldout))  # noqa: E731

@@ -103,3 +103,20 @@ def test_other_sampling_settings_are_refused_for_the_same_arm(tmp_path, fake):
     run(make_spec(tmp_path), tmp_path / "run")
     with pytest.raises(DataError, match="sampling"):
         run(make_spec(tmp_path, temperature=1.1), tmp_path / "run")
+
+
+def test_a_resume_under_other_sandbox_limits_is_refused_before_any_sample_is_drawn(tmp_path, fake):
+    spec = make_spec(tmp_path)
+    problems = check_spec(spec).heldout.problems
+    fake["backend"] = FakeBackend(problems, fail_after=5)
+    with pytest.raises(RuntimeError, match="killed"):
+        run(spec, tmp_path / "run")
+    arm = tmp_path / "run" / "base"
+    outcomes_before = (arm / "outcomes.jsonl").read_text()
+    spec.write_text(spec.read_text().replace("timeout_s = 10.0 ", "timeout_s = 3.5 ", 1))
+    fake["backend"] = second = FakeBackend(problems)
+    with pytest.raises(DataError, match="sandbox settings"):
+        run(spec, tmp_path / "run")
+    assert second.requests == [] and (arm / "outcomes.jsonl").read_text() == outcomes_before
+    sandbox = json.loads((arm / "sandbox.json").read_text())
+    assert sandbox["isolation"], "the live scorer records the isolation it achieved"
