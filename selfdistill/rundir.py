@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -58,7 +59,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
     """A temporary path beside `path` to write to: when the block ends normally it replaces `path` in one
     step (readers see the old file or the whole new one, never half); when it raises, it is removed."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}-{threading.get_ident()}")  # writers in threads: own tmps
     try:
         yield tmp
         os.replace(tmp, path)

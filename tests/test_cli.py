@@ -88,6 +88,7 @@ def test_missing_samples_file_and_task_file(tmp_path):
     assert r.returncode == 2 and "nope.jsonl" in r.stderr and "Traceback" not in r.stderr
 
 
+@pytest.mark.slow  # kill -9 of a scoring CLI mid-run, end to end
 def test_kill_mid_score_then_resume_loses_and_duplicates_nothing(tmp_path, problems):
     slow = "\nimport time\ntime.sleep(0.05)\n"  # module level: runs once per program
     rows = [{"task_id": p.task_id, "completion": p.canonical_solution + slow} for p in problems] * 2
@@ -174,6 +175,7 @@ def test_contamination_command(tmp_path, problems):
     assert problems[0].task_id in json.loads((tmp_path / "c.json").read_text())["contaminated_ids"]
 
 
+@pytest.mark.slow  # a real llama.cpp eval through the CLI
 def test_eval_then_decide_end_to_end_on_a_tiny_gguf(tmp_path):
     """The real llamacpp backend on a tiny model built here: eval writes every artifact, resumes as a
     no-op, and decide reads its metrics. The tiny model writes no code: every sample fails, honestly."""

@@ -50,12 +50,14 @@ def last_logits(model, tokens):
         return model(torch.tensor([tokens])).logits[0, -1]
 
 
+@pytest.mark.slow  # many real transformers generations
 def test_same_seed_same_text_and_different_seeds_differ(backend):
     params = SamplingParams(temperature=1.0, max_new_tokens=24)
     assert one(backend, params, seed=11) == one(backend, params, seed=11)
     assert len({one(backend, params, seed=s).text for s in range(1, 7)}) >= 5
 
 
+@pytest.mark.slow  # many real transformers generations
 def test_a_sample_is_the_same_alone_or_in_any_batch(backend):
     """Each row draws from its own generator: batch-mates, padding and batch order change nothing."""
     params = SamplingParams(temperature=1.0, top_p=0.9, min_p=0.02, max_new_tokens=20)
@@ -67,6 +69,7 @@ def test_a_sample_is_the_same_alone_or_in_any_batch(backend):
     assert len({r.text for r in alone.values()}) == len(requests)  # same prompt, other seed: other text
 
 
+@pytest.mark.slow  # many real transformers generations
 def test_greedy_is_argmax_decoding_and_ignores_the_saved_generation_config(backend, reference):
     tokenizer, model = reference
     assert backend.describe()["ignored_generation_config"]["repetition_penalty"] == 3.0
@@ -102,6 +105,7 @@ def _support(warpers, logits):
     return set(torch.isfinite(scores[0]).nonzero().flatten().tolist())
 
 
+@pytest.mark.slow  # many real transformers generations
 def test_temperature_is_applied_before_top_p(backend, reference):
     """A hot temperature first flattens the distribution, so top-p keeps many tokens; top-p on the raw
     logits (temperature after top-p) would keep only a few."""

@@ -140,6 +140,7 @@ def test_an_order_the_server_cannot_follow_is_refused(server_url):
 
 
 
+@pytest.mark.slow  # the eval stage end to end through a live server
 def test_eval_through_the_server_refuses_with_exit_2_then_records_what_it_sent(server_url, tmp_path):
     """The CLI path: a setting the server cannot follow is exit 2 naming it, with no sample drawn; fixed, the
     same arm runs and generation.json records the detected server and the exact request body."""

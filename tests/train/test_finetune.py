@@ -38,6 +38,7 @@ def test_the_loss_is_on_the_completion_only(tiny, tmp_path):
     assert trainer.args.completion_only_loss is True
 
 
+@pytest.mark.slow  # real TRL training, twice
 @pytest.mark.parametrize("method", ["lora", "full"])
 def test_training_writes_a_loadable_model_and_resumes_from_its_checkpoint(tiny, tmp_path, method):
     import torch
@@ -61,6 +62,7 @@ def test_training_writes_a_loadable_model_and_resumes_from_its_checkpoint(tiny, 
     assert again["resumed_from"].endswith("checkpoint-2")
 
 
+@pytest.mark.slow  # a fresh interpreter importing torch and TRL
 def test_the_job_entry_point_reports_a_bad_job_with_exit_2(tmp_path):
     job = tmp_path / "job.json"
     job.write_text(json.dumps(job_record("m", tmp_path / "missing.jsonl", cfg(), tmp_path / "o", chat=True)))

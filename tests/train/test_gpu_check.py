@@ -33,6 +33,7 @@ def test_without_cuda_gpu_check_says_so_and_exits_0():
     assert result.returncode == 0 and result.stdout.startswith("no CUDA device")
 
 
+@pytest.mark.slow  # four real training-job preparations in subprocesses
 def test_gpu_check_prepares_four_two_rank_jobs(tmp_path):
     pytest.importorskip("transformers")
     from selfdistill.spec import TrainSpec
