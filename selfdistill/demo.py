@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from selfdistill.rundir import write_bytes_atomic
 from selfdistill.tasks.problem import Problem
 
 N_PER_PROBLEM = 16
@@ -67,10 +68,7 @@ def write_samples(path: Path, rows: list[dict]) -> None:
     """Write a samples file once; an existing one is kept so a rerun resumes against the same programs."""
     if path.exists():
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    tmp.replace(path)
+    write_bytes_atomic(path, "".join(json.dumps(r) + "\n" for r in rows).encode("utf-8"))
 
 
 def run_demo(out: Path, spec_path: Path | None, print_fn: Callable[[str], None]) -> dict[str, dict]:

@@ -20,11 +20,11 @@ seed; a file too small for the share is an error, not a silent shortfall.
 
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
 
 from selfdistill.errors import DataError
+from selfdistill.rundir import dumps_line, write_bytes_atomic
 from selfdistill.tasks.problem import Problem
 
 
@@ -110,7 +110,4 @@ def mix_anchor(examples: list[dict], anchor: list[dict], ratio: float, seed: int
 
 
 def write_examples(path: Path, examples: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in examples), encoding="utf-8")
-    tmp.replace(path)
+    write_bytes_atomic(path, "".join(dumps_line(e) + "\n" for e in examples).encode("utf-8"))

@@ -22,7 +22,7 @@ from selfdistill.evaluate import (
     EvalPlan, generation_record, guard_resume, pending_requests, record_backend, sample_record,
 )
 from selfdistill.generate.params import SamplingParams
-from selfdistill.rundir import JsonlStream, read_jsonl, write_json_atomic
+from selfdistill.rundir import JsonlStream, dumps_line, read_jsonl, write_bytes_atomic, write_json_atomic
 from selfdistill.score import ScoreConfig, score
 from selfdistill.spec import Spec
 from selfdistill.tasks.problem import Problem
@@ -110,13 +110,9 @@ def verify(spec: Spec, problems: list[Problem], samples_path: Path, round_dir: P
 
 
 def _write_if_changed(path: Path, rows: list[dict]) -> None:
-    import json
-
-    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    text = "".join(dumps_line(r) + "\n" for r in rows)
     if not path.exists() or path.read_text(encoding="utf-8") != text:
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
+        write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def passed_keys(round_dir: Path) -> set[tuple[str, int]]:
