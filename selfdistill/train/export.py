@@ -26,8 +26,10 @@ This module inverts that load against the same base file:
   `delta_retained` (median, min over changed tensors) says what share of the trained change survived. A base without `output.weight` (output tied to `token_embd`) gets none.
 - `export_lora_arm`: what the round evaluates for a LoRA arm: the merged GGUF (training's merged/ model
   through `export_merged_gguf`), which llama.cpp decodes at the base's speed (base + adapter ran at 0.81x
-  of the base's tokens/s on the embedded default, the merged file at 1.02x), or the adapter where asked for
-  (SELFDISTILL_LORA_EXPORT=adapter) or where a merged copy would not fit on disk; export.json says which.
+  of the base's tokens/s on the embedded default, the merged file at 1.02x), where it keeps at least 90%
+  of the trained change; else (a small delta on a quantized base), when asked for
+  (SELFDISTILL_LORA_EXPORT=adapter) or when a merged copy would not fit on disk, the adapter. export.json
+  says which and why.
 
 Re-rounding changed tensors moves logits by itself. Measured on the embedded default
 (benchmarks/check_export_default.py, random r=8 LoRA on q/v/o; before K types were kept), the largest
@@ -128,16 +130,22 @@ def export_lora_gguf(adapter_dir: Path, base_gguf: Path, out: Path) -> dict:
 LORA_EXPORT_ENV = "SELFDISTILL_LORA_EXPORT"  # merged | adapter | auto (default)
 
 
+MIN_DELTA_RETAINED = 0.9  # a merged GGUF must keep at least this share of the trained change, else the adapter
+
+
 def export_lora_arm(adapter_dir: Path, merged_dir: Path, base_gguf: Path, out_dir: Path, prefer: str | None = None
                     ) -> dict:
     """A LoRA-trained arm as llama.cpp evaluates it: {"model", "options", "how", "lora_export", "reason", "detail"}.
 
-    Merged by default: the training job's merged/ model written into a copy of the base GGUF, so the arm decodes
-    at about the base's speed (a base + adapter runs ~0.8x: llama.cpp adds the low-rank product at every matmul
-    and turns mmap off); unchanged tensors byte-for-byte, changed K-type ones at Q8_0 so the trained delta is
-    kept (export_merged_gguf; `delta_retained` in the record). The adapter (base GGUF unchanged + `lora_path`) is used when asked for
-    (`prefer` or the SELFDISTILL_LORA_EXPORT environment variable = "adapter"), or, under "auto", when the
-    merged copy would not fit: less free disk beside the run than twice the base file."""
+    Merged where that is faithful: the training job's merged/ model written into a copy of the base GGUF decodes
+    at about the base's speed (a base + adapter ran at 0.81x of it: llama.cpp adds the low-rank product at every
+    matmul and turns mmap off), but re-rounding W + delta to a quantized base's grid can snap a small trained
+    delta back to W: on the embedded default (Q4_K_M, Q5_0 and Q8_0 tensors) a 4-step LoRA kept 3% of its
+    change. So the merged file is used only when it keeps at least MIN_DELTA_RETAINED of the change
+    (`delta_retained`, export_merged_gguf); otherwise it is deleted and the adapter (base GGUF unchanged +
+    `lora_path`, applied in F32) evaluates the arm, and the record says why. "adapter" (`prefer` or the
+    SELFDISTILL_LORA_EXPORT environment variable) skips the merge; "merged" keeps it whatever it retains; the
+    adapter is also used when the merged copy would not fit (less free disk than twice the base file)."""
     import shutil
 
     prefer = (prefer or os.environ.get(LORA_EXPORT_ENV) or "auto").lower()
@@ -145,25 +153,30 @@ def export_lora_arm(adapter_dir: Path, merged_dir: Path, base_gguf: Path, out_di
         raise DataError(f"error: {LORA_EXPORT_ENV}={prefer!r}; use merged, adapter or auto")
     out_dir.mkdir(parents=True, exist_ok=True)
     size, free = Path(base_gguf).stat().st_size, shutil.disk_usage(out_dir).free
+    merged_detail = None
     if prefer == "adapter":
-        use, reason = "adapter", f"asked for ({LORA_EXPORT_ENV} or the caller)"
+        reason = f"asked for ({LORA_EXPORT_ENV} or the caller)"
     elif prefer == "auto" and free < 2 * size:
-        use, reason = "adapter", f"a merged copy ({size / 2**20:.0f} MiB) would not fit: {free / 2**20:.0f} MiB free"
+        reason = f"a merged copy ({size / 2**20:.0f} MiB) would not fit: {free / 2**20:.0f} MiB free"
     elif not (Path(merged_dir) / "config.json").is_file():
         if prefer == "merged":
             raise DataError(f"error: {merged_dir} holds no merged model; train again or use {LORA_EXPORT_ENV}=adapter")
-        use, reason = "adapter", f"the training job wrote no merged model in {merged_dir}"
+        reason = f"the training job wrote no merged model in {merged_dir}"
     else:
-        use, reason = "merged", "decodes at about the base's speed; the trained delta kept at 8 bits or more"
-    if use == "merged":
-        detail = export_merged_gguf(Path(merged_dir), Path(base_gguf), out_dir / "model.gguf")
-        return {"model": str(out_dir / "model.gguf"), "options": {}, "lora_export": use, "reason": reason,
-                "how": "LoRA merged into the weights (PEFT merge_and_unload), written into a copy of the base GGUF",
-                "detail": detail}
+        merged_detail = export_merged_gguf(Path(merged_dir), Path(base_gguf), out_dir / "model.gguf")
+        kept = (merged_detail["delta_retained"] or {"median": 1.0})["median"]
+        if prefer == "merged" or kept >= MIN_DELTA_RETAINED:
+            return {"model": str(out_dir / "model.gguf"), "options": {}, "lora_export": "merged",
+                    "reason": f"decodes at about the base's speed and keeps {100 * kept:.0f}% of the trained change",
+                    "how": "LoRA merged into the weights (PEFT merge_and_unload), written into a copy of the base GGUF",
+                    "detail": merged_detail}
+        (out_dir / "model.gguf").unlink()
+        reason = (f"a merged GGUF kept only {100 * kept:.0f}% of the trained change (re-rounded to the base's "
+                  f"quantized types; {100 * MIN_DELTA_RETAINED:.0f}% needed): the adapter applies all of it")
     detail = export_lora_gguf(Path(adapter_dir), Path(base_gguf), out_dir / "adapter.gguf")
-    return {"model": str(base_gguf), "options": {"lora_path": str(out_dir / "adapter.gguf")}, "lora_export": use,
+    return {"model": str(base_gguf), "options": {"lora_path": str(out_dir / "adapter.gguf")}, "lora_export": "adapter",
             "reason": reason, "how": "LoRA adapter converted to GGUF, applied by llama.cpp to the unchanged base GGUF",
-            "detail": detail}
+            "detail": detail, "merged_refused": merged_detail}
 
 
 K_TYPES = ("q8_0", "base")

@@ -179,6 +179,7 @@ def test_lora_arm_is_evaluated_merged_and_greedy_decodes_as_transformers(case, t
     monkeypatch.delenv(LORA_EXPORT_ENV, raising=False)
     exp = export_lora_arm(case.root / "adapter", case.root / "merged", case.base, tmp_path)
     assert (exp["lora_export"], exp["options"], exp["model"]) == ("merged", {}, str(tmp_path / "model.gguf"))
+    assert exp["detail"]["delta_retained"]["median"] >= 0.9  # this test's delta is large: the merge keeps it
     assert exp["detail"]["out_sha256"] == case.merged_record["out_sha256"]  # the same file export_merged_gguf writes
     backend = LlamaCppBackend(exp["model"], chat=False, n_ctx=256, n_threads=1, batch=2)
     try:
@@ -189,6 +190,28 @@ def test_lora_arm_is_evaluated_merged_and_greedy_decodes_as_transformers(case, t
     llm = case.llms["merged"]
     expected = hf_greedy(case.merged, tokens(llm, PROMPTS[0]), 8 if case.arch == "llama" else 3)
     assert all(r.text.encode().startswith(llm.detokenize(expected)) for r in results)
+
+
+def test_lora_arm_falls_back_to_the_adapter_when_merging_would_lose_the_delta(case, tmp_path, monkeypatch):
+    """A small trained change re-rounded to a quantized base's grid mostly snaps back to the base: the merged
+    file is refused (and deleted) and the adapter, which applies the change in F32, evaluates the arm."""
+    monkeypatch.delenv(LORA_EXPORT_ENV, raising=False)
+    peft_model = _lora_model(case.base)
+    with torch.no_grad():
+        for module in peft_model.modules():
+            if hasattr(module, "lora_B") and "default" in module.lora_B:
+                module.lora_B["default"].weight.mul_(1e-4)  # a delta far below the quantization step
+    peft_model.save_pretrained(tmp_path / "adapter")
+    _save_merged(peft_model, tmp_path / "merged")
+    exp = export_lora_arm(tmp_path / "adapter", tmp_path / "merged", case.base, tmp_path / "out")
+    if case.arch == "llama":  # F32 base: nothing is re-rounded, the merge keeps all of the change
+        assert exp["lora_export"] == "merged" and exp["detail"]["delta_retained"]["min"] > 0.99
+        return
+    assert exp["lora_export"] == "adapter" and "kept only" in exp["reason"]
+    assert exp["merged_refused"]["delta_retained"]["median"] < 0.9
+    assert not (tmp_path / "out" / "model.gguf").exists() and exp["options"]["lora_path"].endswith("adapter.gguf")
+    forced = export_lora_arm(tmp_path / "adapter", tmp_path / "merged", case.base, tmp_path / "forced", prefer="merged")
+    assert forced["lora_export"] == "merged"  # asked for: kept whatever it retains, and the record says how much
 
 
 def test_lora_arm_keeps_the_adapter_path_when_asked(case, tmp_path, monkeypatch):
