@@ -255,12 +255,13 @@ def cmd_contamination(args: argparse.Namespace) -> int:
 def cmd_ssd(args: argparse.Namespace) -> int:
     from selfdistill import views
     from selfdistill.checks import check_spec
-    from selfdistill.ssd.round import RoundRefused, run_round
+    from selfdistill.pipeline import run_ssd_round
+    from selfdistill.ssd.distill import RoundRefused
 
     report = check_spec(args.spec)
     run_dir = _run_dir(args)
     try:
-        summary = run_round(report.spec, report.heldout, run_dir, limit=args.limit, force=args.force,
+        summary = run_ssd_round(report.spec, report.heldout, run_dir, limit=args.limit, force=args.force,
                             progress_factory=views.EvalProgress, say=views.console.print)
     except RoundRefused as exc:
         print(str(exc), file=sys.stderr)
@@ -290,13 +291,13 @@ def cmd_probe(args: argparse.Namespace) -> int:
 def cmd_gate(args: argparse.Namespace) -> int:
     from selfdistill import views
     from selfdistill.checks import check_spec
-    from selfdistill.pipeline import _round_heldout
+    from selfdistill.pipeline import round_heldout
     from selfdistill.ssd.gate import gate_for_run
     from selfdistill.ssd.promotion import promotion_for_run
 
     report = check_spec(args.spec)
     run_dir = _run_dir(args)
-    gate = gate_for_run(report.spec, _round_heldout(report, run_dir), run_dir)
+    gate = gate_for_run(report.spec, round_heldout(report, run_dir), run_dir)
     plan = promotion_for_run(report.spec, run_dir)
     views.print_gate(gate, plan)
     return 0

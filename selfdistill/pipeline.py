@@ -31,12 +31,12 @@ def run_all(report: CheckReport, run_dir: Path, *, limit: int | None, force: boo
     from selfdistill.ssd.gate import gate_for_run
     from selfdistill.ssd.probe import run_probes
     from selfdistill.ssd.promotion import promotion_for_run
-    from selfdistill.ssd.round import RoundRefused, run_round
+    from selfdistill.ssd.distill import RoundRefused
 
     spec = report.spec
     try:
-        summary = run_round(spec, report.heldout, run_dir, limit=limit, force=force,
-                            progress_factory=progress_factory, say=say)
+        summary = run_ssd_round(spec, report.heldout, run_dir, limit=limit, force=force,
+                                progress_factory=progress_factory, say=say)
     except RoundRefused as exc:
         md, html = render_report(run_dir)
         from selfdistill import layout
@@ -46,14 +46,28 @@ def run_all(report: CheckReport, run_dir: Path, *, limit: int | None, force: boo
     say("battery: the anti-collapse probes, distilled arms against the base")
     run_probes(spec, run_dir, say=say)
     say("round-2 gate")
-    gate_for_run(spec, _round_heldout(report, run_dir), run_dir)
+    gate_for_run(spec, round_heldout(report, run_dir), run_dir)
     say("promotion plan")
     promotion_for_run(spec, run_dir)
     md, html = render_report(run_dir)
     return RunResult(False, summary["precondition"]["kind"], summary["precondition"].get("summary") or "", md, html)
 
 
-def _round_heldout(report: CheckReport, run_dir: Path):
+def run_ssd_round(spec, heldout, run_dir: Path, *, limit: int | None, force: bool, progress_factory,
+                  say=print) -> dict:
+    """Run (or resume) the round the spec names (ssd.round): round 1 from the base model, round 2 from the arm
+    round 1's gate passed. Returns its round.json."""
+    if spec.ssd.round > 1:
+        from selfdistill.ssd.round2 import run_next_round
+
+        return run_next_round(spec, Path(run_dir).resolve(), limit=limit, force=force,
+                              progress_factory=progress_factory, say=say)
+    from selfdistill.ssd.round import run_round
+
+    return run_round(spec, heldout, run_dir, limit=limit, force=force, progress_factory=progress_factory, say=say)
+
+
+def round_heldout(report: CheckReport, run_dir: Path):
     """The held-out set the round evaluated on (a split pool's ids removed), for the fresh-slice check."""
     from selfdistill.ssd.round import load_round_pool
 

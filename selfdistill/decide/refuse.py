@@ -3,7 +3,7 @@
 The strategy: "Before any sampling, confirm pass@k - pass@1 >= 5 pp". Only a GO verdict confirms it.
 GO-OTHER (another move is better) and INCONCLUSIVE (the gap CI straddles the threshold: not confirmed)
 refuse the round the same way; `--force` overrides either, and the round records which verdict it was
-forced past (`forced_past`). Pure functions of verdict.json; the round (ssd/round.py) raises.
+forced past (`forced_past`). Pure functions of verdict.json; round 1 (ssd/round.py) raises.
 """
 
 from __future__ import annotations

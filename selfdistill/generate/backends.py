@@ -29,6 +29,37 @@ ENGINES: dict[str, tuple[str, str]] = {
     "openai": ("openai", "openai"),
 }
 
+# backend -> loads weights from this machine's disk, so it can serve a fine-tuned checkpoint (SSD needs that)
+LOCAL_WEIGHTS: dict[str, bool] = {"llamacpp": True, "hf": True, "vllm": True, "openai": False}
+CPU_ONLY = frozenset({"llamacpp"})  # llama.cpp here is built for the CPU
+
+
+def require_local_weights(name: str) -> None:
+    """SSD fine-tunes local weights and evaluates the result: a backend that cannot load them is refused."""
+    if not LOCAL_WEIGHTS.get(name, False):
+        local = ", ".join(n for n, ok in LOCAL_WEIGHTS.items() if ok)
+        raise SpecError(
+            f"error: generation.backend = {name!r}: SSD fine-tunes local weights, and a remote endpoint cannot "
+            f"serve the distilled model; use {local} with model.path naming local weights"
+        )
+
+
+def stage_device(name: str, options: Mapping[str, Any]) -> tuple[str, int]:
+    """Where a generation stage on backend `name` runs, for the cost ledger: ("cpu", 1), or ("cuda", devices)
+    when CUDA is visible and the options do not ask for the CPU (tensor x data parallel sizes)."""
+    if name in CPU_ONLY:
+        return "cpu", 1
+    try:
+        import torch
+
+        if torch.cuda.is_available() and options.get("device", "auto") != "cpu":
+            tp = int(options.get("tensor_parallel_size", 1))
+            dp = int(options.get("data_parallel_size", 1))
+            return "cuda", max(1, tp * dp)
+    except ImportError:
+        pass
+    return "cpu", 1
+
 
 def require_engine(name: str) -> None:
     module, extra = ENGINES[name]

@@ -136,7 +136,7 @@ def _from_mbpp() -> tuple[list[Problem], dict]:
 
 
 def _from_file(source: str) -> tuple[list[Problem], dict]:
-    from selfdistill.tasks._io import require_file
+    from selfdistill.tasks.loading import require_file
     from selfdistill.tasks.jsonl import load_jsonl
     from selfdistill.tasks.registry import detect_format, load_task
 

@@ -29,7 +29,7 @@ from pathlib import Path
 from selfdistill.errors import DataError
 from selfdistill.generate.default_model import cache_dir
 from selfdistill.rundir import atomic_path, file_sha256
-from selfdistill.tasks._io import raise_collected, require_file, show
+from selfdistill.tasks.loading import raise_collected, require_file, show
 from selfdistill.tasks.problem import AssertTests, Problem
 
 log = logging.getLogger(__name__)

@@ -7,12 +7,6 @@ from __future__ import annotations
 from selfdistill.report import fmt
 from selfdistill.report.inputs import Run
 
-TITLES = {
-    "ssd_vs_base": "SSD vs base, same T_eval",
-    "ssd_vs_best_base_decode": "SSD vs base at its best T_eval (decode-only baseline)",
-    "verifier_vs_base": "verifier-aware SSD vs base, same T_eval",
-    "verifier_vs_ssd": "verifier-aware SSD vs minimal SSD",
-}
 
 
 def _baseline_label(name: str, d: dict, t_eval: float) -> str:
@@ -34,7 +28,7 @@ def table(run: Run, names: list[str]) -> list[str]:
         d = deltas[name]
         arm = fmt.delta_arm(name)
         rows.append([
-            f"**{name}**: {TITLES.get(name, name)} ({_baseline_label(name, d, t_eval)})",
+            f"**{name}**: {d.get('title') or name} ({_baseline_label(name, d, t_eval)})",
             f"{fmt.pct(d.get('baseline_pass_at_1'))} → {fmt.pct(d.get('treatment_pass_at_1'))}",
             fmt.pp(d["overall"], n=True), fmt.reading(d["overall"]), *fmt.slice_cells(d),
             fmt.battery_status(run.battery, arm),

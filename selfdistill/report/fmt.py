@@ -11,6 +11,8 @@ from collections.abc import Iterable, Mapping, Sequence
 NONE = "—"
 SLICES = ("easy", "medium", "hard")
 
+SECTION_C_ARM = "verifier"  # deliverable C reports this arm (C. Verifier-Aware Arm Spec); section B every other
+
 
 def cell(text) -> str:
     return NONE if text is None else str(text).replace("|", "\\|").replace("\n", " ")

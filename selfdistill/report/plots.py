@@ -17,7 +17,7 @@ from selfdistill.report.inputs import Run
 
 log = logging.getLogger(__name__)
 
-COLORS = {"base": "#4c72b0", "ssd": "#dd8452", "verifier": "#55a868"}
+BASE_COLOR, OTHER_COLOR = "#4c72b0", "#8172b3"  # an arm's own colour is in round.json (arm_records)
 GROUPS = ("overall", *fmt.SLICES)
 
 
@@ -50,8 +50,10 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
-def _color(arm: str) -> str:
-    return COLORS.get(fmt.arm_kind(arm), "#8172b3")
+def _color(arm: str, run: Run) -> str:
+    kind = fmt.arm_kind(arm)
+    records = (run.round or {}).get("arm_records") or {}
+    return BASE_COLOR if kind == "base" else (records.get(kind) or {}).get("colour", OTHER_COLOR)
 
 
 def _battery_short(run: Run, arm: str) -> str:
@@ -92,8 +94,8 @@ def passk_curves(run: Run) -> Plot | None:
         all_ks.update(ks)
         val = [100 * m["value"] for _, m in pts]
         ax.fill_between(ks, [100 * m["ci_low"] for _, m in pts], [100 * m["ci_high"] for _, m in pts],
-                        color=_color(arm), alpha=0.15, linewidth=0)
-        ax.plot(ks, val, marker="o", color=_color(arm), linestyle="--" if i == 0 and len(series) > 1 else "-",
+                        color=_color(arm, run), alpha=0.15, linewidth=0)
+        ax.plot(ks, val, marker="o", color=_color(arm, run), linestyle="--" if i == 0 and len(series) > 1 else "-",
                 label=label)
     ax.set_xscale("log", base=2)
     ax.set_xticks(sorted(all_ks), [str(k) for k in sorted(all_ks)])
@@ -125,7 +127,7 @@ def slice_deltas(run: Run) -> Plot | None:
                 hi.append(100 * (x["ci_high"] - x["value"]))
         arm = fmt.delta_arm(name)
         marker = "s" if "base" in name.split("_vs_")[1] else "D"
-        ax.errorbar(xs, ys, yerr=[lo, hi], fmt=marker, capsize=4, color=_color(arm),
+        ax.errorbar(xs, ys, yerr=[lo, hi], fmt=marker, capsize=4, color=_color(arm, run),
                     label=f"{name} ({_battery_short(run, arm)})", alpha=0.6 + 0.4 * (i == 0))
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set_xticks(range(len(GROUPS)), GROUPS)
@@ -152,7 +154,7 @@ def lengths(run: Run) -> Plot | None:
                      tick_labels=[f"{n} (n={len(arms[n])})" for n in names], flierprops={"markersize": 3},
                      medianprops={"color": "black"})
     for patch, name in zip(box["boxes"], names):
-        patch.set_facecolor(_color(name))
+        patch.set_facecolor(_color(name, run))
         patch.set_alpha(0.5)
     ax.invert_yaxis()
     ax.set_xlabel("completion tokens per sample")
@@ -178,7 +180,7 @@ def teff(run: Run) -> Plot | None:
             ax.errorbar([x for x, _ in pts], [100 * m["value"] for _, m in pts],
                         yerr=[[100 * (m["value"] - m["ci_low"]) for _, m in pts],
                               [100 * (m["ci_high"] - m["value"]) for _, m in pts]],
-                        marker="o", capsize=4, color=_color(arm), label=arm)
+                        marker="o", capsize=4, color=_color(arm, run), label=arm)
     ax.set_xlabel("T_eff (distilled: T_train × T_eval; base: T_eval)")
     ax.set_ylabel("pass@1 (%)")
     ax.set_title(f"pass@1 against T_eff, 95% CI (T_train = {run.round['sampling']['t_train']:g})")

@@ -1,7 +1,5 @@
 """Training examples for one arm: the prompt exactly as it was sampled, the raw completion as the target.
-
-- minimal SSD: every sample that survived the degeneracy filter, unverified (the paper's recipe);
-- verifier-aware: the same samples, only those whose program passed the pool's tests.
+Which samples an arm trains on is the arm's own `select` (ssd/arms.py).
 
 Chat models train on the chat messages the sample was drawn from (the model's own chat template) with the
 raw reply as the assistant turn: code fences, prose and all, since that is what the model produced. Base
@@ -65,14 +63,6 @@ def apply_truncated_policy(kept: list[dict], policy: str) -> tuple[list[dict], d
         "n_excluded": len(kept) - len(trained),
         "n_trained_without_end": cut if policy is TruncatedPolicy.TRAIN_NO_EOS else 0,
     }
-
-
-def select(samples: list[dict], passed: set[tuple[str, int]] | None) -> list[dict]:
-    """Kept samples in file order: non-degenerate, and (verifier arm) passing."""
-    kept = [s for s in samples if not s.get("degenerate")]
-    if passed is None:
-        return kept
-    return [s for s in kept if (s["task_id"], s["sample_idx"]) in passed]
 
 
 def read_anchor(path: Path, chat: bool) -> list[dict]:

@@ -192,7 +192,8 @@ def check_declared(spec, run_dir: Path) -> str:
 def gate_for_run(spec, heldout, run_dir: Path) -> dict:
     """Gather the gate's inputs from a finished round (and the declared round-2 pool and slice); write gate.json."""
     from selfdistill.pool import load_pool
-    from selfdistill.ssd.round import load_round
+    from selfdistill.ssd.arms import seeding_arm
+    from selfdistill.ssd.summary import load_round
 
     digest = check_declared(spec, run_dir)
     summary = load_round(run_dir)
@@ -229,7 +230,7 @@ def gate_for_run(spec, heldout, run_dir: Path) -> dict:
             forced_past=summary.get("forced_past"),
         )
         result["arms"][arm] = evaluate_gate(inputs)
-    primary = result["arms"]["ssd"]
+    primary = result["arms"][seeding_arm()]
     result |= {k: primary[k] for k in ("decision", "arm", "min_lift_pp", "checks", "reasons")}
     write_json_atomic(layout.round_file(run_dir, layout.GATE), result)
     return result

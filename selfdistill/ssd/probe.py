@@ -104,7 +104,8 @@ def _metrics(run_dir: Path, name: str) -> dict:
 def run_probes(spec: Spec, run_dir: Path, say=print) -> dict:
     from selfdistill.battery import ArmInputs, run_battery
     from selfdistill.ssd.ledger import timed_if
-    from selfdistill.ssd.round import load_round, stage_device
+    from selfdistill.generate.backends import stage_device
+    from selfdistill.ssd.summary import load_round
 
     digest = check_declared(spec, run_dir)
     summary = load_round(run_dir)
@@ -117,7 +118,7 @@ def run_probes(spec: Spec, run_dir: Path, say=print) -> dict:
     probe_sets: dict[str, list[dict] | None] = {}
     models = {"base": (base_model, {})} | {a: (summary["export"][a]["model"], summary["export"][a]["options"])
                                            for a in summary["arms"]}
-    device, count = stage_device(spec)
+    device, count = stage_device(spec.generation.backend.value, spec.generation.options)
     from selfdistill.battery import load_probes
 
     n_expected = len(load_probes()) * spec.battery.probe_samples

@@ -20,7 +20,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from selfdistill.decide.refuse import a
-from selfdistill.rundir import file_sha256, write_json_atomic
+from selfdistill.rundir import write_json_atomic
+from selfdistill.train.export import checkpoint_id
 from selfdistill.tasks.registry import MIN_HELDOUT
 
 SCHEMA = "selfdistill.promotion/1"
@@ -31,17 +32,6 @@ TELEMETRY = ["model_variant", "checkpoint_id", "request_id", "timestamp", "promp
 METRICS_COMPARED = ["acceptance / tests-pass rate of generated code", "edit distance of accepted completions",
                     "completion length median and p95", "refusal rate", "unsafe-pattern rate (static, battery rules)",
                     "latency p50 / p95", "error rate"]
-
-
-def checkpoint_id(export: dict) -> str:
-    """sha256 of what is served: the exported adapter/model file, else the merged weights' files."""
-    detail = export.get("detail") or {}
-    digest = detail.get("out_sha256") or detail.get("sha256")
-    if digest:
-        return "sha256:" + digest
-    target = Path(export.get("options", {}).get("lora_path") or export["model"])
-    files = sorted(target.glob("*.safetensors")) if target.is_dir() else [target] if target.is_file() else []
-    return "sha256:" + file_sha256(*files) if files else f"path:{target}"
 
 
 def plan_promotion(spec, summary: dict, battery: dict | None, gate: dict | None) -> dict:
@@ -123,7 +113,7 @@ def plan_promotion(spec, summary: dict, battery: dict | None, gate: dict | None)
 
 def promotion_for_run(spec, run_dir: Path) -> dict:
     from selfdistill import layout
-    from selfdistill.ssd.round import load_round
+    from selfdistill.ssd.summary import load_round
 
     summary = load_round(run_dir)
     rd = layout.round_dir(run_dir)

@@ -37,10 +37,10 @@ def run_next_round(spec: Spec, run_dir: Path, *, limit: int | None, force: bool,
     from selfdistill.heldout import load_heldout
     from selfdistill.pool import load_pool
     from selfdistill.ssd.gate import check_declared
-    from selfdistill.ssd.promotion import checkpoint_id
-    from selfdistill.ssd.round import (
-        Round, RoundRefused, distill, load_round, planned_arms, stamp_manifest, write_pool_record,
-    )
+    from selfdistill.ssd import arms
+    from selfdistill.ssd.distill import Round, RoundRefused, distill, stamp_manifest, write_pool_record
+    from selfdistill.ssd.summary import load_round
+    from selfdistill.train.export import checkpoint_id
 
     if spec.ssd.round != 2:
         raise SpecError(f"error: ssd.round = {spec.ssd.round}: rounds beyond 2 are not supported; a round-3 gate "
@@ -67,7 +67,7 @@ def run_next_round(spec: Spec, run_dir: Path, *, limit: int | None, force: bool,
     if shared:
         raise SpecError(f"error: gate.round2_pool shares {len(shared)} prompts with round 1's pool; round 2 needs a "
                         "fresh pool (disjoint by content)")
-    parent_arm = gate.get("arm", "ssd")
+    parent_arm = gate.get("arm") or arms.seeding_arm()
     r1 = load_round(run_dir, 1)
     export, train = r1["export"][parent_arm], r1["training"][parent_arm]
     base_model = resolve_model(spec.model.path, spec.model.name)
@@ -90,8 +90,8 @@ def run_next_round(spec: Spec, run_dir: Path, *, limit: int | None, force: bool,
     say(f"round 2 from round 1's {parent_arm} model ({lineage['parent_checkpoint'][:19]}), gate passed; "
         f"{len(pool.problems)} fresh pool prompts, fresh slice of {len(fresh.problems)} problems")
     verdict = layout.read_record(run_dir / layout.BASE / layout.VERDICT, "verdict")
-    arms = planned_arms(spec, verdict["overall"]["kind"], pool)
-    return distill(r, pool, arms, None, verdict, progress_factory, say)
+    planned = arms.planned(spec, verdict["overall"]["kind"], pool.n_with_tests)
+    return distill(r, pool, planned, None, verdict, progress_factory, say)
 
 
 def _parent_gguf(export: dict, train: dict, base_gguf: Path, r2_dir: Path) -> str:

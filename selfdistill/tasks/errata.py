@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from selfdistill.errors import DataError
-from selfdistill.tasks._io import require_file, show, suggest
+from selfdistill.tasks.loading import require_file, show, suggest
 from selfdistill.tasks.problem import Problem
 
 _ENTRY_KEYS = frozenset({"task_id", "reason"})

@@ -14,7 +14,7 @@ import importlib.resources
 from pathlib import Path
 
 from selfdistill.errors import DataError
-from selfdistill.tasks._io import iter_jsonl, raise_collected, require_file, show
+from selfdistill.tasks.loading import iter_jsonl, raise_collected, require_file, show
 from selfdistill.tasks.problem import AssertTests, Problem
 
 SOURCE = "humaneval"

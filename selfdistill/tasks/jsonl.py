@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from selfdistill.tasks._io import load_records, parse_date, require_file, show, suggest
+from selfdistill.tasks.loading import load_records, parse_date, require_file, show, suggest
 from selfdistill.tasks.problem import AssertTests, Difficulty, IOCase, IOTests, Problem
 
 REQUIRED = frozenset({"task_id", "prompt"})

@@ -31,7 +31,7 @@ import pickle
 import zlib
 from pathlib import Path
 
-from selfdistill.tasks._io import load_records, require_file, show
+from selfdistill.tasks.loading import load_records, require_file, show
 from selfdistill.tasks.problem import CallCase, CallTests, Difficulty, IOCase, IOTests, Problem
 
 SOURCE = "livecodebench"

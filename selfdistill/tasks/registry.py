@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from selfdistill.errors import DataError
-from selfdistill.tasks._io import first_record, require_file
+from selfdistill.tasks.loading import first_record, require_file
 from selfdistill.tasks.humaneval import FIELDS as HUMANEVAL_FIELDS
 from selfdistill.tasks.humaneval import load_humaneval
 from selfdistill.tasks.jsonl import load_jsonl

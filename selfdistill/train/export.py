@@ -561,6 +561,17 @@ def _finish(writer, out: Path) -> None:
         writer.close()
 
 
+def checkpoint_id(export: dict) -> str:
+    """sha256 of what is served: the exported adapter/model file, else the merged weights' files."""
+    detail = export.get("detail") or {}
+    digest = detail.get("out_sha256") or detail.get("sha256")
+    if digest:
+        return "sha256:" + digest
+    target = Path(export.get("options", {}).get("lora_path") or export["model"])
+    files = sorted(target.glob("*.safetensors")) if target.is_dir() else [target] if target.is_file() else []
+    return "sha256:" + file_sha256(*files) if files else f"path:{target}"
+
+
 def _files_record(kind: str, out: Path, base_gguf: Path, arch: str) -> dict:
     """What an export wrote and from what: both files by resolved path and sha256."""
     return {"kind": kind, "out": str(out.resolve()), "out_sha256": file_sha256(out),

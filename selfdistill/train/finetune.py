@@ -43,6 +43,8 @@ import math
 import os
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from selfdistill.errors import BackendUnavailable, DataError
@@ -147,6 +149,26 @@ def trainer_class(cuda: bool):
     return ModelLossSFTTrainer
 
 
+@dataclass(frozen=True)
+class Algorithm:
+    """A training algorithm's TRL pieces: its config class (a name in `trl`) and its trainer class for a device
+    (`trainer(cuda)`)."""
+
+    config: str
+    trainer: Callable[[bool], type]
+
+
+# job["algorithm"] -> its trainer; a new training algorithm is one entry here (and its runner in train/jobs.py)
+TRAINERS: dict[str, Algorithm] = {"sft": Algorithm("SFTConfig", trainer_class)}
+
+
+def algorithm_of(job: dict) -> Algorithm:
+    name = job.get("algorithm", "sft")  # job files written before jobs named their algorithm are SFT
+    if name not in TRAINERS:
+        raise DataError(f"error: the training job names algorithm {name!r}; this trainer knows {', '.join(TRAINERS)}")
+    return TRAINERS[name]
+
+
 def accumulation_steps(cfg: TrainSpec, world: int) -> int:
     """Gradient-accumulation steps that make per-device batch x world size x steps = train.batch_size exactly."""
     per_step = cfg.per_device_batch_size * world
@@ -191,9 +213,10 @@ def tokenize_example(tokenizer, example: dict) -> dict:
 
 
 def build_trainer(job: dict, examples: list[dict]):
+    import trl
     from datasets import Dataset
-    from trl import SFTConfig
 
+    algorithm = algorithm_of(job)
     cfg = TrainSpec.model_validate(job["train"])
     out = Path(job["out_dir"])
     cuda, dtype = _device_and_dtype(cfg)
@@ -201,7 +224,7 @@ def build_trainer(job: dict, examples: list[dict]):
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     accumulation = accumulation_steps(cfg, world)
-    args = SFTConfig(
+    args = getattr(trl, algorithm.config)(
         output_dir=str(out / "checkpoints"),
         num_train_epochs=cfg.epochs,
         learning_rate=cfg.lr,
@@ -235,7 +258,7 @@ def build_trainer(job: dict, examples: list[dict]):
             r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
             target_modules=list(cfg.target_modules), task_type="CAUSAL_LM", bias="none",
         )
-    return trainer_class(cuda)(
+    return algorithm.trainer(cuda)(
         model=net, args=args, train_dataset=Dataset.from_list([tokenize_example(tokenizer, e) for e in examples]),
         processing_class=tokenizer, peft_config=peft_config,
     ), cfg, tokenizer

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from selfdistill.ssd.arms import ARMS, delta_key
 from selfdistill.decide.precondition import precondition_from_metrics
 from selfdistill.decide.render import render_precondition
 from selfdistill.decision import rules_from_spec
@@ -210,12 +211,16 @@ def write_run(run: Path, *, verifier=True, forced=False, limit=None, device="cud
     if verifier:
         deltas["verifier_vs_base"] = compare.delta(evals[("base", T_EVAL)], evals[("verifier", T_EVAL)], slices, **opts)
         deltas["verifier_vs_ssd"] = compare.delta(evals[("ssd", T_EVAL)], evals[("verifier", T_EVAL)], slices, **opts)
+    for a in arms:  # each delta carries its title, as summarize_round writes it
+        for against, title in ARMS[a].deltas_against:
+            if delta_key(a, against) in deltas:
+                deltas[delta_key(a, against)]["title"] = title
     records = _ledger_rows(arms, device)
     if ledger_file:
         (run / "ledger.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     costs = {"totals": ledger.totals(records), "arms": {}}
     for arm in arms:
-        hours = ledger.arm_hours(records, {"samples", arm} | ({"verify"} if arm == "verifier" else set()))
+        hours = ledger.arm_hours(records, {arm, *ARMS[arm].cost_stages})
         costs["arms"][arm] = {"hours_to_produce": hours, "accuracy_per_hour": ledger.accuracy_per_hour(
             evals[(arm, T_EVAL)]["metrics"]["pass@1"]["value"], hours)}
     sweep = [{"t_eval": t, "t_eff": round(T_TRAIN * t, 6), "arms": {
@@ -234,8 +239,8 @@ def write_run(run: Path, *, verifier=True, forced=False, limit=None, device="cud
         "precondition": {"kind": base_kind(run), "rule_id": json.loads((run / "base/verdict.json").read_text())["overall"]["rule_id"],
                          "summary": json.loads((run / "base/verdict.json").read_text())["summary"]},
         "arms": arms,
-        "arm_titles": {a: {"ssd": "minimal SSD (raw, unverified samples)",
-                           "verifier": "verifier-aware SSD (passing samples only)"}[a] for a in arms},
+        "arm_titles": {a: ARMS[a].title for a in arms},
+        "arm_records": {a: ARMS[a].record() for a in arms},
         "pool": {"provenance": {"source": "mbpp", "kind": "embedded", "sha256": "5e" * 32, "n_problems": 397,
                                 "content_digest": "c0ffee" * 10}, "n_problems": 397, "n_with_tests": 397},
         "sampling": {"t_train": T_TRAIN, "top_k": 20, "top_p": 0.8, "min_p": 0.0, "n_per_prompt": 1, "seed": 0,

@@ -9,8 +9,8 @@ import pytest
 
 from selfdistill.checks import check_spec
 from selfdistill.errors import DataError
-from selfdistill.pipeline import run_all
-from selfdistill.ssd.round import RoundRefused, run_round
+from selfdistill.pipeline import run_all, run_ssd_round
+from selfdistill.ssd.distill import RoundRefused
 from tests.ssd.round_fixtures import make_spec, write_round2_sources
 
 HEADINGS = ["A. Precondition Verdict", "B. SSD Pipeline Spec", "C. Verifier-Aware Arm Spec", "D. Round-2 Gate",
@@ -92,9 +92,9 @@ def test_round_2_trains_the_gated_parent(fakes, spec_path, tmp_path):
     tag = {"schema": "selfdistill.gate/1"}
     (run / "round1" / "gate.json").write_text(json.dumps(tag | {"decision": "STOP", "arm": "ssd", "reasons": ["lift: no"]}))
     with pytest.raises(RoundRefused, match="lift: no"):
-        run_round(report.spec, report.heldout, run, limit=None, force=True, progress_factory=fakes, say=quiet)
+        run_ssd_round(report.spec, report.heldout, run, limit=None, force=True, progress_factory=fakes, say=quiet)
     (run / "round1" / "gate.json").write_text(json.dumps(tag | {"decision": "ENTER", "arm": "ssd", "reasons": []}))
-    r2 = run_round(report.spec, report.heldout, run, limit=None, force=False, progress_factory=fakes, say=quiet)
+    r2 = run_ssd_round(report.spec, report.heldout, run, limit=None, force=False, progress_factory=fakes, say=quiet)
     merged = str(run / "round1" / "train-ssd" / "merged")
     assert r2["round"] == 2 and r2["lineage"]["parent_weights"] == merged
     assert r2["lineage"]["parent_checkpoint"].startswith("sha256:") and r2["lineage"]["gate_sha256"]

@@ -7,6 +7,7 @@ import pytest
 from selfdistill.errors import DataError
 from selfdistill.spec import SSDSpec, TrainSpec, VerifierArm
 from selfdistill.ssd import compare, data, ledger, sampling
+from selfdistill.ssd.arms import ARMS
 from selfdistill.ssd.round import arm_name, planned_arms
 
 
@@ -26,9 +27,9 @@ def _sample(task, idx, raw="a\nb", degenerate=None, extraction="fenced"):
 
 def test_select_minimal_keeps_unverified_and_verifier_keeps_only_passing():
     samples = [_sample("a", 0), _sample("a", 1, degenerate="empty"), _sample("b", 0), _sample("c", 0)]
-    assert [(s["task_id"], s["sample_idx"]) for s in data.select(samples, None)] == [("a", 0), ("b", 0), ("c", 0)]
+    assert [(s["task_id"], s["sample_idx"]) for s in ARMS["ssd"].select(samples, None)] == [("a", 0), ("b", 0), ("c", 0)]
     passed = {("a", 1), ("c", 0)}  # a/1 passed but is degenerate: the verifier arm applies the same filter first
-    assert [(s["task_id"], s["sample_idx"]) for s in data.select(samples, passed)] == [("c", 0)]
+    assert [(s["task_id"], s["sample_idx"]) for s in ARMS["verifier"].select(samples, passed)] == [("c", 0)]
 
 
 def test_sample_stats_report_the_no_code_share_and_acceptance_among_tested_prompts():

@@ -1,0 +1,93 @@
+"""The arms a round trains and compares, as data: one `Arm` record per arm in `ARMS`.
+
+    ssd        minimal SSD: every sample that survived the degeneracy filter, unverified (the paper's recipe)
+    verifier   verifier-aware SSD: the same samples, only those that passed the pool's tests
+
+An arm says how its training examples are selected (`select`: the round's samples and the keys that passed
+the pool's tests -> the samples it trains on), which training algorithm fine-tunes it (`algorithm`: a key of
+train/jobs.py RUNNERS, "sft" for both today), which cost-ledger stages its hours count besides its own
+training (`cost_stages`), what its paired deltas are taken against (`deltas_against`: "base", another arm,
+"best-base-decode" for the base at its best T_eval, "parent" in round 2+), its title and its colour in the
+report, whether it needs a pool with tests, and whether it seeds round 2 (the gate's arm). Planning
+(`planned`), training, the round summary, the gate, the promotion plan and the report read these records;
+the round summary writes each planned arm's record into round.json (`records`), and the report reads the
+titles and colours from there.
+
+A new arm that trains by SFT is one entry here plus its selection function; a new training algorithm is one
+runner in train/jobs.py (and its trainer in train/finetune.py TRAINERS). Not here: the samples themselves
+(ssd/sampling.py), the examples' format (ssd/data.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from selfdistill.spec import Spec, VerifierArm
+
+Keys = set[tuple[str, int]]
+
+
+def kept(samples: list[dict], passed: Keys | None) -> list[dict]:
+    """Minimal SSD: every non-degenerate sample, in file order."""
+    return [s for s in samples if not s.get("degenerate")]
+
+
+def kept_and_passed(samples: list[dict], passed: Keys | None) -> list[dict]:
+    """Verifier-aware: the non-degenerate samples whose program passed the pool's tests."""
+    return [s for s in kept(samples, None) if (s["task_id"], s["sample_idx"]) in (passed or set())]
+
+
+@dataclass(frozen=True)
+class Arm:
+    name: str
+    title: str
+    select: Callable[[list[dict], Keys | None], list[dict]]
+    algorithm: str = "sft"
+    cost_stages: tuple[str, ...] = ("samples",)
+    deltas_against: tuple[tuple[str, str], ...] = ()  # (baseline, the delta's title in the report)
+    colour: str = "#8172b3"
+    needs_tests: bool = False
+    seeds_round2: bool = False
+
+    def record(self) -> dict:
+        """What round.json keeps of the arm, so a report reads it from the run, not from this table."""
+        return {"title": self.title, "algorithm": self.algorithm, "cost_stages": list(self.cost_stages),
+                "deltas_against": [b for b, _ in self.deltas_against], "colour": self.colour}
+
+
+ARMS: dict[str, Arm] = {
+    "ssd": Arm("ssd", "minimal SSD (raw, unverified samples)", kept, colour="#dd8452", seeds_round2=True,
+               deltas_against=(("base", "SSD vs base, same T_eval"),
+                               ("best-base-decode", "SSD vs base at its best T_eval (decode-only baseline)"),
+                               ("parent", "SSD vs its parent (the gated round-1 model), same T_eval"))),
+    "verifier": Arm("verifier", "verifier-aware SSD (passing samples only)", kept_and_passed, colour="#55a868",
+                    cost_stages=("samples", "verify"), needs_tests=True,
+                    deltas_against=(("base", "verifier-aware SSD vs base, same T_eval"),
+                                    ("ssd", "verifier-aware SSD vs minimal SSD"))),
+}
+BASE_COLOUR = "#4c72b0"
+
+
+def delta_key(arm: str, against: str) -> str:
+    """round.json's name for a delta: `ssd_vs_base`, `ssd_vs_best_base_decode`, `verifier_vs_ssd`."""
+    return f"{arm}_vs_{against.replace('-', '_')}"
+
+
+def seeding_arm() -> str:
+    """The arm whose gate decides round 2 (and whose model round 2 starts from)."""
+    return next(a.name for a in ARMS.values() if a.seeds_round2)
+
+
+def planned(spec: Spec, verdict_kind: str, n_with_tests: int) -> list[str]:
+    """The arms this round trains, in table order: every arm that needs no tests; one that does when
+    ssd.verifier_arm is "on", or "auto" and the verdict is GO-VERIFIER-AWARE-SSD, and the pool has tests."""
+    from selfdistill.errors import SpecError
+
+    want = spec.ssd.verifier_arm
+    tested = want is VerifierArm.ON or (want is VerifierArm.AUTO and verdict_kind == "GO-VERIFIER-AWARE-SSD")
+    if tested and n_with_tests == 0:
+        if want is VerifierArm.ON:
+            raise SpecError("error: ssd.verifier_arm = 'on' but the prompt pool has no tests to verify with")
+        tested = False
+    return [a.name for a in ARMS.values() if not a.needs_tests or tested]
