@@ -28,10 +28,10 @@ class RunResult:
 def run_all(report: CheckReport, run_dir: Path, *, limit: int | None, force: bool, progress_factory,
             say=print) -> RunResult:
     from selfdistill.report import render_report
+    from selfdistill.ssd.distill import RoundRefused
     from selfdistill.ssd.gate import gate_for_run
     from selfdistill.ssd.probe import run_probes
     from selfdistill.ssd.promotion import promotion_for_run
-    from selfdistill.ssd.distill import RoundRefused
 
     spec = report.spec
     try:

@@ -103,8 +103,8 @@ def _metrics(run_dir: Path, name: str) -> dict:
 
 def run_probes(spec: Spec, run_dir: Path, say=print) -> dict:
     from selfdistill.battery import ArmInputs, run_battery
-    from selfdistill.ssd.ledger import timed_if
     from selfdistill.generate.backends import stage_device
+    from selfdistill.ssd.ledger import timed_if
     from selfdistill.ssd.summary import load_round
 
     digest = check_declared(spec, run_dir)

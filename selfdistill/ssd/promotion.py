@@ -21,8 +21,8 @@ from pathlib import Path
 
 from selfdistill.decide.refuse import a
 from selfdistill.rundir import write_json_atomic
-from selfdistill.train.export import checkpoint_id
 from selfdistill.tasks.registry import MIN_HELDOUT
+from selfdistill.train.export import checkpoint_id
 
 SCHEMA = "selfdistill.promotion/1"
 CANARY = {"low": (0.10, 7), "medium": (0.05, 7), "high": (0.01, 14)}

@@ -36,9 +36,9 @@ def run_next_round(spec: Spec, run_dir: Path, *, limit: int | None, force: bool,
     from selfdistill.generate.default_model import resolve_model
     from selfdistill.heldout import load_heldout
     from selfdistill.pool import load_pool
-    from selfdistill.ssd.gate import check_declared
     from selfdistill.ssd import arms
     from selfdistill.ssd.distill import Round, RoundRefused, distill, stamp_manifest, write_pool_record
+    from selfdistill.ssd.gate import check_declared
     from selfdistill.ssd.summary import load_round
     from selfdistill.train.export import checkpoint_id
 

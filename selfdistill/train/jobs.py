@@ -25,6 +25,7 @@ from pathlib import Path
 
 from selfdistill.errors import SpecError
 
+
 @dataclass(frozen=True)
 class JobRunner:
     module: str  # its main(argv) runs one job file: `python -m MODULE JOB.json`

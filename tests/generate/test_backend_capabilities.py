@@ -12,7 +12,8 @@ def test_every_backend_states_whether_it_serves_local_weights():
 
 
 def test_a_remote_endpoint_is_refused_for_ssd_naming_the_backends_that_can_serve_it():
-    with pytest.raises(SpecError, match=r"backend = 'openai'.*cannot serve the distilled model; use llamacpp, hf, vllm"):
+    refused = r"backend = 'openai'.*cannot serve the distilled model; use llamacpp, hf, vllm"
+    with pytest.raises(SpecError, match=refused):
         require_local_weights("openai")
     for name in ("llamacpp", "hf", "vllm"):
         require_local_weights(name)

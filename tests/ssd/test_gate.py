@@ -6,7 +6,6 @@ from selfdistill.ssd.gate import evaluate_gate
 from tests.ssd.records import GOOD_DELTA, GREEN, inputs
 from tests.ssd.records import gate_iv as iv
 
-
 OVERLAPPING = GOOD_DELTA | {"treatment_pass_at_1": iv(0.50, 0.43, 0.57)}
 SMALL = {"overall": iv(0.03, 0.01, 0.05), "baseline_pass_at_1": iv(0.40, 0.38, 0.42),
          "treatment_pass_at_1": iv(0.43, 0.425, 0.44)}

@@ -90,7 +90,8 @@ def test_round_2_trains_the_gated_parent(fakes, spec_path, tmp_path):
     spec2.write_text(spec_path.read_text().replace('verifier_arm = "on"', 'verifier_arm = "off"\nround = 2'))
     report = check_spec(spec2)
     tag = {"schema": "selfdistill.gate/1"}
-    (run / "round1" / "gate.json").write_text(json.dumps(tag | {"decision": "STOP", "arm": "ssd", "reasons": ["lift: no"]}))
+    stop = tag | {"decision": "STOP", "arm": "ssd", "reasons": ["lift: no"]}
+    (run / "round1" / "gate.json").write_text(json.dumps(stop))
     with pytest.raises(RoundRefused, match="lift: no"):
         run_ssd_round(report.spec, report.heldout, run, limit=None, force=True, progress_factory=fakes, say=quiet)
     (run / "round1" / "gate.json").write_text(json.dumps(tag | {"decision": "ENTER", "arm": "ssd", "reasons": []}))

@@ -17,6 +17,7 @@ pytest.importorskip("trl")
 from tests.generate.tiny_models import write_tiny_hf  # noqa: E402
 from tests.ssd.round_fixtures import cli, favour_newlines, make_spec, write_round2_sources  # noqa: E402
 
+
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> Path:
     return favour_newlines(write_tiny_hf(tmp_path_factory.mktemp("tiny") / "model"))

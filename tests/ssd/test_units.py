@@ -27,7 +27,8 @@ def _sample(task, idx, raw="a\nb", degenerate=None, extraction="fenced"):
 
 def test_select_minimal_keeps_unverified_and_verifier_keeps_only_passing():
     samples = [_sample("a", 0), _sample("a", 1, degenerate="empty"), _sample("b", 0), _sample("c", 0)]
-    assert [(s["task_id"], s["sample_idx"]) for s in ARMS["ssd"].select(samples, None)] == [("a", 0), ("b", 0), ("c", 0)]
+    keys = [(s["task_id"], s["sample_idx"]) for s in ARMS["ssd"].select(samples, None)]
+    assert keys == [("a", 0), ("b", 0), ("c", 0)]
     passed = {("a", 1), ("c", 0)}  # a/1 passed but is degenerate: the verifier arm applies the same filter first
     assert [(s["task_id"], s["sample_idx"]) for s in ARMS["verifier"].select(samples, passed)] == [("c", 0)]
 
