@@ -121,7 +121,8 @@ def make_reporter(nonce: str):
 
 def _quiet(fn, *args) -> None:
     """Best effort, for calls whose failure changes nothing (a last message, a flush)."""
-    try:
+    # SIM105: a plain try keeps the child's import list minimal (no contextlib) on its last-gasp path
+    try:  # noqa: SIM105
         fn(*args)
     except BaseException:  # noqa: S110
         pass
@@ -155,14 +156,17 @@ def make_call_guard(snapshot: Snapshot, trusted: frozenset, before):
     none of the program's code (no `isinstance`, which reads `__class__`; no `==` on its types), and the
     program's objects are kept alive, so no finalizer of theirs runs between the checks either.
     Everything is bound here, in the worker, before any program runs."""
-    restore, gc_disable, pristine_builtins, read = snapshot.restore, gc.disable, snapshot.builtins, snapshot.read_version
-    type_, issubclass_, id_, list_, tuple_, dict_, set_, frozenset_ = type, issubclass, id, list, tuple, dict, set, frozenset
+    restore, gc_disable = snapshot.restore, gc.disable
+    pristine_builtins, read = snapshot.builtins, snapshot.read_version
+    type_, issubclass_, id_, list_ = type, issubclass, id, list
+    tuple_, dict_, set_, frozenset_ = tuple, dict, set, frozenset
     int_, float_, str_, bytes_ = int, float, str, bytes
     int_int, float_float, str_str, bytes_bytes = int.__int__, float.__float__, str.__str__, bytes.__bytes__
     list_copy, dict_items, set_copy, frozenset_copy = list.copy, dict.items, set.copy, frozenset.copy
     tuple_getitem, whole = tuple.__getitem__, slice(None)
     type_flags, type_name = type.__dict__["__flags__"].__get__, type.__dict__["__name__"].__get__
-    scalar_ids, trusted_ids, heaptype = frozenset(id(t) for t in PLAIN_SCALARS), frozenset(id(t) for t in trusted), 1 << 9
+    scalar_ids, trusted_ids = frozenset(id(t) for t in PLAIN_SCALARS), frozenset(id(t) for t in trusted)
+    heaptype = 1 << 9
     setswitchinterval, getsignal, set_handler = sys.setswitchinterval, _signal.getsignal, _signal.signal  # C, not enums
     current_frames, sleep, len_, range_ = sys._current_frames, time.sleep, len, range
     handlers = [(sig, h) for sig in signal.valid_signals() if (h := _handler(sig)) is not None]

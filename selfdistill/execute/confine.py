@@ -42,7 +42,7 @@ def make_stdio() -> None:
     global STDIO
     _inherited_streams.extend((sys.stdin, sys.stdout, sys.stderr, sys.__stdin__, sys.__stdout__, sys.__stderr__))
     STDIO = (  # they live as long as the process: no context manager
-        open(0, "r", encoding="utf-8", errors="surrogateescape", closefd=False),  # noqa: SIM115
+        open(0, encoding="utf-8", errors="surrogateescape", closefd=False),  # noqa: SIM115
         open(1, "w", encoding="utf-8", closefd=False),  # noqa: SIM115
         open(2, "w", encoding="utf-8", errors="backslashreplace", closefd=False, buffering=1),  # noqa: SIM115
     )

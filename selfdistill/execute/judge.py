@@ -112,12 +112,13 @@ def call_evidence(r: RunResult, n_cases: int) -> tuple[str, str, dict]:
         return (*found, {"cases": shown})
     if any(m.get("event") == "done" for m in messages) and _exit_code(r.wait_status) == 0:
         return PASSED, "", {"cases": shown}
-    return ERROR, short(f"exited with status {_exit_code(r.wait_status)} after the last case {_last_line(r)}"), {"cases": shown}
+    return (ERROR, short(f"exited with status {_exit_code(r.wait_status)} after the last case {_last_line(r)}"),
+            {"cases": shown})
 
 
 def compare_call(shown: list, expected: list) -> Verdict | None:
     """In the pool: the first returned value that differs from its expected value, as a FAILED verdict."""
-    for i, (message, want) in enumerate(zip(shown, expected)):
+    for i, (message, want) in enumerate(zip(shown, expected, strict=False)):
         mismatch = _call_mismatch(message if isinstance(message, dict) else {}, want)
         if mismatch:
             return FAILED, short(f"case {i}: {mismatch}")
@@ -175,7 +176,7 @@ def compare_output(got: str, expected: str) -> str | None:
     want_lines = [line.strip() for line in expected.strip().split("\n")]
     if len(got_lines) != len(want_lines):
         return f"expected {len(want_lines)} lines, got {len(got_lines)}"
-    for n, (a, b) in enumerate(zip(got_lines, want_lines), 1):
+    for n, (a, b) in enumerate(zip(got_lines, want_lines, strict=True), 1):
         if a != b and not _decimals_equal(a, b):
             return f"line {n}: expected {b[:100]!r}, got {a[:100]!r}"
     return None

@@ -10,6 +10,7 @@ nonce. Not covered: judging (judge.py), what the child does (child.py).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import logging
@@ -272,10 +273,8 @@ def sweep(sandbox: isolation.Sandbox) -> None:
     while _has_children():
         targets = [-1] if sandbox.pid_namespace else _descendants(os.getpid())  # -1: all in our PID ns
         for pid in targets:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         try:
             os.waitpid(-1, 0)
         except ChildProcessError:

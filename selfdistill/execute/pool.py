@@ -27,6 +27,7 @@ memory of all workers (each child is capped by RLIMIT_AS), fairness between conc
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import logging
@@ -72,7 +73,8 @@ def job_to_wire(job: Job) -> dict:
         cases = [{"input": c.input, "stdout_cap": max(STDOUT_CAP_MIN, 4 * len(c.output))} for c in tests.cases]
         wire_tests = {"kind": "io", "cases": cases}
     elif isinstance(tests, CallTests):
-        wire_tests = {"kind": "call", "fn_name": tests.fn_name, "cases": [{"args_json": c.args_json} for c in tests.cases]}
+        wire_tests = {"kind": "call", "fn_name": tests.fn_name,
+                      "cases": [{"args_json": c.args_json} for c in tests.cases]}
     else:
         raise TypeError(f"tests of type {type(tests).__name__} are not AssertTests, IOTests or CallTests")
     return {
@@ -171,7 +173,8 @@ class _Worker:
             try:
                 status, detail = Status(answer["status"]), str(answer["detail"])
                 if "cases" in answer and status is not Status.INFRA:
-                    verdict = judge.compare_call(answer["cases"], [json.loads(c.expected_json) for c in job.tests.cases])
+                    verdict = judge.compare_call(answer["cases"],
+                                                 [json.loads(c.expected_json) for c in job.tests.cases])
                 if verdict is not None and status is not Status.INFRA:
                     status, detail = Status(verdict[0]), verdict[1]
                 return Outcome(job.job_id, status, detail, float(answer["duration_s"]))
@@ -201,10 +204,8 @@ class _Worker:
     def _death_detail(self, why) -> str:
         code = self.proc.poll() if self.proc else None
         if code is None and self.proc is not None:
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 code = self.proc.wait(timeout=0.5)
-            except subprocess.TimeoutExpired:
-                pass
         status = f"exit status {code}" if code is not None else "still running"
         return f"sandbox worker {self.slot} failed while running this job ({why}; {status}); respawned"[:300]
 
@@ -216,10 +217,8 @@ class _Worker:
         if self.proc is None:
             return
         for stream in (self.proc.stdin, self.proc.stdout):
-            try:
+            with contextlib.suppress(OSError):
                 stream.close()
-            except OSError:
-                pass
         if self.proc.poll() is None:
             self.proc.kill()  # the worker's namespace init dies with it (PR_SET_PDEATHSIG)
         self.proc.wait()

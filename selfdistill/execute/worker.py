@@ -298,7 +298,8 @@ def _as_made(path: str, sandbox: isolation.Sandbox) -> bool:
     try:
         st = os.lstat(path)
         owner = os.getuid() if sandbox.uid is None else sandbox.uid
-        return (stat.S_IMODE(st.st_mode) == 0o700 and st.st_uid == owner and st.st_gid == (os.getgid() if sandbox.gid is None else sandbox.gid)
+        return (stat.S_IMODE(st.st_mode) == 0o700 and st.st_uid == owner
+                and st.st_gid == (os.getgid() if sandbox.gid is None else sandbox.gid)
                 and not os.listdir(path) and not os.listxattr(path))  # fmt: skip
     except OSError:
         return False
