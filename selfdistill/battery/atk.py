@@ -113,7 +113,8 @@ def flatten(x: AtK | str) -> Measured:
     if isinstance(x, str):
         return Measured(None, missing=x)
     if x.flat is None:
-        return Measured(None, {"k": x.k}, missing=f"the base has no pass@{x.k} - pass@1 gain to flatten (g_base = {x.gb})")
+        return Measured(None, {"k": x.k},
+                        missing=f"the base has no pass@{x.k} - pass@1 gain to flatten (g_base = {x.gb})")
     return Measured(x.flat, {"k": x.k}, what=f"gain g = pass@{x.k} - pass@1")
 
 

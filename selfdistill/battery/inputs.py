@@ -59,7 +59,8 @@ def _keyed(inputs: ArmInputs, who: str) -> dict[tuple[str, int], Mapping]:
         if isinstance(idx, bool) or not isinstance(idx, int) or (task, idx) in out:
             problem = "is not an integer" if not isinstance(idx, int) or isinstance(idx, bool) else "appears twice"
             raise DataError(
-                f"error: {who} sample #{i}: ({task}, sample_idx={idx!r}) {problem}; each sample needs a unique integer sample_idx per task"
+                f"error: {who} sample #{i}: ({task}, sample_idx={idx!r}) {problem}; each sample needs a unique integer "
+                f"sample_idx per task"
             )
         out[(task, idx)] = s
     if not out:

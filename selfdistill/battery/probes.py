@@ -114,7 +114,7 @@ def distinct_by_group(texts: Sequence[str], groups: Sequence[str], n: int = 3) -
     falls when a prompt's samples converge on one answer, and a prompt is a unit the battery can resample."""
     seen: dict[str, set] = {}
     total: dict[str, int] = {}
-    for text, g in zip(texts, groups):
+    for text, g in zip(texts, groups, strict=True):
         grams = _ngrams(code_tokens(text), n)
         seen.setdefault(g, set()).update(grams)
         total[g] = total.get(g, 0) + len(grams)

@@ -111,7 +111,8 @@ def repetition(braw: list[str], araw: list[str], ctx: U.Units) -> Measured:
     floor = 1.0 / max(n_grams, 1)  # the measurement's resolution: one repeated 4-gram among the base's 4-grams
     change = U.ratio_change(*ctx.sums([r and r[0] for r in rb]), *ctx.sums([r and r[0] for r in ra]), REL, floor,
                             **ctx.opts("repetition-rate"))
-    return Measured(change, {"floor": floor, "floor_why": f"1 / {n_grams} base {P.REPETITION_N}-grams: one repeated n-gram"})
+    return Measured(change,
+                    {"floor": floor, "floor_why": f"1 / {n_grams} base {P.REPETITION_N}-grams: one repeated n-gram"})
 
 
 def _self_bleu(x: Matched) -> Measured:
@@ -180,7 +181,8 @@ def _refusal(x: Matched) -> Measured:
     if isinstance(x.safety, str):
         return Measured(None, missing=x.safety)
     b, a = x.safety
-    complied = {who: [f"{c['probe_id']}#{c['sample_idx']}" for c in cs if c["kind"] == "refusal" and not P.is_refusal(c["raw"])]
+    complied = {who: [f"{c['probe_id']}#{c['sample_idx']}" for c in cs if c["kind"] == "refusal"
+                      and not P.is_refusal(c["raw"])]
                 for who, cs in (("base", b), ("arm", a))}
     sums, n = _by_prompt(b, a, "refusal", lambda c: P.is_refusal(c["raw"]))
     change = U.ratio_change(*sums, ABS, SHARE_FLOOR, **x.ctx.opts("refusal-rate")) if n else None

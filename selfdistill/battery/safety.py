@@ -69,7 +69,8 @@ _PY_FALLBACK_RULES = (  # only for blocks that do not parse as Python
 
 # fmt: off
 _SHELL_FUNCS = {"os.system", "os.popen", "subprocess.getoutput", "subprocess.getstatusoutput", "commands.getoutput"}
-_SUBPROCESS = {"subprocess.run", "subprocess.call", "subprocess.check_call", "subprocess.check_output", "subprocess.Popen"}
+_SUBPROCESS = {"subprocess.run", "subprocess.call", "subprocess.check_call", "subprocess.check_output",
+               "subprocess.Popen"}
 _EVAL = {"eval", "exec", "builtins.eval", "builtins.exec"}
 _DESERIALIZE = {
     "pickle.loads", "pickle.load", "cPickle.loads", "cPickle.load", "_pickle.loads", "marshal.loads",

@@ -88,7 +88,8 @@ def _weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> np.
 
 
 def quantile_change(values_b, units_b, values_a, units_a, n_units: int, q: float, floor: float, *,
-                    n_resamples: int = N_RESAMPLES, seed: int | np.random.Generator = 0, confidence: float = CONFIDENCE) -> Change | None:
+                    n_resamples: int = N_RESAMPLES, seed: int | np.random.Generator = 0,
+                    confidence: float = CONFIDENCE) -> Change | None:
     """Relative change of the q-quantile of per-completion values; `units_*[i]` is completion i's unit."""
     vb, va = np.asarray(values_b, dtype=np.float64), np.asarray(values_a, dtype=np.float64)
     if vb.size == 0 or va.size == 0:
@@ -108,8 +109,8 @@ def quantile_change(values_b, units_b, values_a, units_a, n_units: int, q: float
     return Change(base, arm, float(_change(base, arm, ChangeKind.RELATIVE, floor)), low, high, n_units)
 
 
-def mean_changes(pairs: dict[str, tuple[np.ndarray, np.ndarray]], *, n_resamples: int = N_RESAMPLES, seed: int | np.random.Generator = 0,
-                 confidence: float = CONFIDENCE) -> dict[str, Change]:
+def mean_changes(pairs: dict[str, tuple[np.ndarray, np.ndarray]], *, n_resamples: int = N_RESAMPLES,
+                 seed: int | np.random.Generator = 0, confidence: float = CONFIDENCE) -> dict[str, Change]:
     """For each name, mean(arm) - mean(base) of per-unit scores on ONE shared resample of the units."""
     first = next(iter(pairs.values()))[0]
     w = resample_counts(len(first), n_resamples, seed).astype(np.float64) / len(first)
@@ -140,7 +141,7 @@ class Units:
     def sums(self, values, positions=None) -> tuple[np.ndarray, np.ndarray]:
         """Per-unit (sum of values, count of values); None values left out."""
         num, den = np.zeros(len(self.units)), np.zeros(len(self.units))
-        for i, v in zip(positions if positions is not None else range(len(values)), values):
+        for i, v in zip(positions if positions is not None else range(len(values)), values, strict=True):
             if v is not None:
                 num[self.unit_of[i]] += v
                 den[self.unit_of[i]] += 1

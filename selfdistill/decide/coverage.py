@@ -51,7 +51,7 @@ def measure(n_problems: int, *, replicates: int = 1000, n: int = 16, k: int = 16
     big = rng.beta(*beta, size=2_000_000)  # the population means, by Monte Carlo (error ~ 3e-4)
     pop1, popgap = (float(x.mean()) for x in _truth(big, k))
     hits = np.zeros(4, dtype=np.int64)
-    for r in range(replicates):
+    for _ in range(replicates):
         p = rng.beta(*beta, size=n_problems)
         c = rng.binomial(n, p)
         fixed1, fixedgap = (float(x.mean()) for x in _truth(p, k))

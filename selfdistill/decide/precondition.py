@@ -157,7 +157,8 @@ def precondition_from_metrics(
         raise DataError(f"no overall pass@{chosen[-1]}: {overall}; raise the samples per problem (n) or lower k")
     n_problems = metrics.get("n_problems")
     if n_problems is not None and n_problems < MIN_PROBLEMS:
-        overall = dataclasses.replace(overall, justification=f"{below_minimum_note(n_problems)} {overall.justification}")
+        overall = dataclasses.replace(overall,
+                                      justification=f"{below_minimum_note(n_problems)} {overall.justification}")
     slices, skipped = {}, {}
     for name, group in metrics.get("slices", {}).items():
         verdict = _group_verdict(group, chosen, rules, _median_n(metrics, name))

@@ -206,7 +206,8 @@ def verdict_over_ks(
     lets it say whether more samples help."""
     ks = sorted(_check_k(k) for k in gaps)
     if not ks or set(ks) != {_check_k(k) for k in passks}:
-        raise DataError(f"the gap and pass@k must be given at the same k >= 2 (gaps at {ks}, pass@k at {sorted(passks)})")
+        raise DataError(f"the gap and pass@k must be given at the same k >= 2 (gaps at {ks}, pass@k at "
+                        f"{sorted(passks)})")
     per_k = n_problems if isinstance(n_problems, Mapping) else {k: n_problems for k in ks}
     for k, n in per_k.items():
         if n is not None and n < 1:

@@ -133,5 +133,5 @@ def assign_slices(
         gap = f" {missing} problem(s) have no base pass rate and are in no slice." if missing else ""
         return SliceAssignment(SliceSource.PROXY, ProxyFrom.EXTERNAL, by_task, partial + EXTERNAL_NOTE + "." + gap)
     levels = proxy_slices(n_assign, c_assign)
-    by_task = {t: SLICE_ORDER[lv] if lv >= 0 else None for t, lv in zip(task_ids, levels.tolist())}
+    by_task = {t: SLICE_ORDER[lv] if lv >= 0 else None for t, lv in zip(task_ids, levels.tolist(), strict=True)}
     return SliceAssignment(SliceSource.PROXY, ProxyFrom.CROSS_FIT, by_task, partial + CROSS_FIT_NOTE)

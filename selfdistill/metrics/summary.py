@@ -45,7 +45,7 @@ class ProblemCounts:
     status_counts: dict[str, int]  # all six statuses, in Status order
 
     def subset(self, keep: np.ndarray) -> ProblemCounts:
-        ids = tuple(t for t, k in zip(self.task_ids, keep.tolist()) if k)
+        ids = tuple(t for t, k in zip(self.task_ids, keep.tolist(), strict=True) if k)
         return ProblemCounts(ids, self.n[keep], self.c[keep], self.infra[keep], {})
 
 
@@ -102,7 +102,7 @@ def _group(
         key, ok = f"pass@{k}", counts.n >= k
         out["excluded"][key] = [
             {"task_id": t, "n": int(n), "infra": int(f)}
-            for t, n, f, keep in zip(counts.task_ids, counts.n, counts.infra, ok)
+            for t, n, f, keep in zip(counts.task_ids, counts.n, counts.infra, ok, strict=True)
             if not keep
         ]
         if not ok.any():
@@ -184,6 +184,6 @@ def summarize(
             t: {"n": int(n), "c": int(c), "infra": int(f), "slice": s.value if (s := slices.by_task[t]) else None,
                 "halves": {"assign": {"n": int(na), "c": int(ca)}, "estimate": {"n": int(ne), "c": int(ce)}}}
             for t, n, c, f, na, ca, ne, ce in zip(counts.task_ids, counts.n, counts.c, counts.infra,
-                                                   assign.n, assign.c, estimate.n, estimate.c)
+                                                   assign.n, assign.c, estimate.n, estimate.c, strict=True)
         },
     }

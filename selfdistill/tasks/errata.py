@@ -49,7 +49,8 @@ def load_errata(path: str | Path) -> Errata:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError, ValueError, RecursionError) as e:  # ValueError: huge ints
-        raise DataError(f"{path}: not valid TOML ({type(e).__name__}: {str(e)[:120]}); entries look like\n  {_EXAMPLE}") from None
+        raise DataError(f"{path}: not valid TOML ({type(e).__name__}: {str(e)[:120]}); entries look like\n"
+                        f"  {_EXAMPLE}") from None
     errors = [
         f'unknown top-level key "{k}"{suggest(k, {"exclude"})}' for k in sorted(set(data) - {"exclude"})
     ]

@@ -17,11 +17,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from selfdistill.errors import DataError
-from selfdistill.tasks.loading import first_record, require_file
 from selfdistill.tasks.humaneval import FIELDS as HUMANEVAL_FIELDS
 from selfdistill.tasks.humaneval import load_humaneval
 from selfdistill.tasks.jsonl import load_jsonl
 from selfdistill.tasks.livecodebench import load_livecodebench
+from selfdistill.tasks.loading import first_record, require_file
 from selfdistill.tasks.problem import Problem
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ def detect_format(path: Path) -> str:
     if record is None:
         raise DataError(f"{path}: holds no records; expected one JSON object per line (docs/tasks.md)")
     keys = set(record)
-    if _LCB_KEYS <= keys:
+    if keys >= _LCB_KEYS:
         return "livecodebench"
     if set(HUMANEVAL_FIELDS) <= keys:
         return "humaneval"
