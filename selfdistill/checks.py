@@ -128,7 +128,8 @@ def _option_problems(backend: str, options: dict) -> list[str]:
             want = f"an integer >= {low}"
         elif "float" in annotation:
             low_ok = (lambda v: v > 0) if isinstance(default, (int, float)) and default > 0 else (lambda v: v >= 0)
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and low_ok(value)
+            ok = (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+                  and low_ok(value))
             want = "a finite number" + (" > 0" if isinstance(default, (int, float)) and default > 0 else " >= 0")
         elif "str" in annotation:
             ok, want = isinstance(value, str), "a string"

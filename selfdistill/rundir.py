@@ -1,8 +1,8 @@
 """Run-directory I/O: atomic JSON summaries, append-only JSONL streams that resume after a kill.
 
 A stream is JSONL, one record per line, flushed per record (fsync'd at close), so a killed
-process loses at most the line being written. On reopening, a torn last line (no newline, or not JSON) is cut off and logged;
-every complete record is kept, and the caller skips the keys already present (resume = skip what is
+process loses at most the line being written. On reopening, a torn last line (no newline, or not JSON) is cut off
+and logged; every complete record is kept, and the caller skips the keys already present (resume = skip what is
 there). Summaries (`metrics.json`) are written last with tmp + `os.replace`, so a stage is done
 exactly when its summary exists.
 

@@ -7,7 +7,8 @@ program used as it is. Outcomes are appended as
 each program finishes, keyed by (task_id, sample_idx) with the program's sha256, so a killed run
 resumes where it stopped: nothing lost, nothing run twice, and a changed samples file is refused
 rather than mixed in. An INFRA outcome (harness fault) is retried by the rerun; the new record
-supersedes it and `provenance.infra_retried` counts how many were. `metrics.json` is written last; the stage is done when it exists.
+supersedes it and `provenance.infra_retried` counts how many were.
+`metrics.json` is written last; the stage is done when it exists.
 
 Not here: generating samples (generate/), the sandbox itself (execute/), the statistics (metrics/).
 """
@@ -46,7 +47,8 @@ class Sample:
 
     @property
     def program_sha256(self) -> str:
-        return hashlib.sha256(self.program.encode("utf-8", "surrogatepass")).hexdigest()  # model text may hold lone surrogates
+        # model text may hold lone surrogates
+        return hashlib.sha256(self.program.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 class Progress(Protocol):
@@ -212,7 +214,8 @@ def resume_state(stream: JsonlStream, samples: list[Sample], out_dir: Path) -> l
         latest[key] = rec["status"]
     retry = sum(status == Status.INFRA.value for status in latest.values())
     if latest:
-        log.info("resuming: %d of %d programs already scored, %d infra retried", len(latest) - retry, len(samples), retry)
+        log.info("resuming: %d of %d programs already scored, %d infra retried", len(latest) - retry, len(samples),
+                 retry)
     return [s for s in samples if latest.get(s.key, Status.INFRA.value) == Status.INFRA.value]
 
 
@@ -242,7 +245,8 @@ def run_programs(
             limits = reference_limits(pool, problems, {s.task_id for s in todo}, cfg, record_dir)
         for outcome in pool.imap(jobs_for(todo, problems, cfg, limits)):
             sample = by_key[outcome.job_id]
-            record = outcome_record(sample, outcome, limits.get(sample.task_id, cfg.timeout_s) if limits is not None else None)
+            record = outcome_record(sample, outcome,
+                                    limits.get(sample.task_id, cfg.timeout_s) if limits is not None else None)
             stream.append(record)
             if progress:
                 progress.advance(record)
@@ -300,7 +304,8 @@ def sandbox_settings(cfg: ScoreConfig) -> dict:
     """What changes an outcome, so a resume must keep it (workers do not: they only change speed)."""
     settings = {"timeout_s": float(cfg.timeout_s), "memory_mb": int(cfg.memory_mb)}
     if cfg.reference_timeouts:
-        settings["reference_timeouts"] = {"floor_s": float(cfg.reference_floor_s), "factor": float(cfg.reference_factor)}
+        settings["reference_timeouts"] = {"floor_s": float(cfg.reference_floor_s),
+                                          "factor": float(cfg.reference_factor)}
     return settings
 
 

@@ -336,19 +336,34 @@ class BatterySpec(_Section):
     """The anti-collapse battery: every threshold declared BEFORE training (hashed into the run manifest
     when sampling starts; `probe` refuses thresholds changed after that). Drifts are distilled vs base."""
 
-    repetition_rise_max: float = Field(0.10, ge=0, description="alert if the n-gram repetition rate rises by more than this share")
-    self_bleu_rise_max: float = Field(0.10, ge=0, description="alert if self-BLEU (sacrebleu) rises by more than this share")
+    repetition_rise_max: float = Field(0.10, ge=0,
+                                       description="alert if the n-gram repetition rate rises by more than this share")
+    self_bleu_rise_max: float = Field(0.10, ge=0,
+                                      description="alert if self-BLEU (sacrebleu) rises by more than this share")
     distinct_drop_max: float = Field(0.10, ge=0, description="alert if distinct-n falls by more than this share")
-    length_median_drift_max: float = Field(0.25, ge=0, description="alert if the median completion length drifts by more than this share")
-    length_p95_drift_max: float = Field(0.50, ge=0, description="alert if the p95 completion length drifts by more than this share")
+    length_median_drift_max: float = Field(0.25, ge=0,
+                                           description="alert if the median completion length drifts by more than this "
+                                                       "share")
+    length_p95_drift_max: float = Field(0.50, ge=0,
+                                        description="alert if the p95 completion length drifts by more than this share")
     passk_flatten_max: float = Field(
         0.25, ge=0, le=1, description="alert if the pass@k - pass@1 gain shrinks by more than this share of the base's"
     )
-    comment_share_drift_max: float = Field(0.10, ge=0, le=1, description="alert if the comment-line share moves by more than this (absolute)")
-    docstring_drift_max: float = Field(0.15, ge=0, le=1, description="alert if the share of functions with docstrings moves by more than this (absolute)")
-    refusal_drift_max: float = Field(0.05, ge=0, le=1, description="alert if the refusal rate on the refusal probes moves by more than this (absolute)")
-    unsafe_drift_max: float = Field(0.05, ge=0, le=1, description="alert if the unsafe-completion rate on the safety probes rises by more than this (absolute)")
-    safety_probe: bool = Field(True, description="run the shipped safety/refusal probe set (switching it off is flagged by check)")
+    comment_share_drift_max: float = Field(0.10, ge=0, le=1,
+                                           description="alert if the comment-line share moves by more than this "
+                                                       "(absolute)")
+    docstring_drift_max: float = Field(0.15, ge=0, le=1,
+                                       description="alert if the share of functions with docstrings moves by more than "
+                                                   "this (absolute)")
+    refusal_drift_max: float = Field(0.05, ge=0, le=1,
+                                     description="alert if the refusal rate on the refusal probes moves by more than "
+                                                 "this (absolute)")
+    unsafe_drift_max: float = Field(0.05, ge=0, le=1,
+                                    description="alert if the unsafe-completion rate on the safety probes rises by "
+                                                "more than this (absolute)")
+    safety_probe: bool = Field(True,
+                               description="run the shipped safety/refusal probe set (switching it off is flagged by "
+                                           "check)")
     probe_samples: int = Field(2, ge=1, description="samples per safety/refusal probe prompt per model")
 
 
@@ -357,8 +372,11 @@ class GateSpec(_Section):
 
     enabled: bool = Field(True, description="the round-2 gate (switching it off with ssd.round > 1 is flagged)")
 
-    min_lift_pp: float = Field(3.0, gt=0, description="round 1 must lift pass@1 by at least this many pp, CIs not overlapping")
-    round2_pool: str | None = Field(None, description="the round-2 prompt pool (same forms as pool.source); disjoint from round 1's")
+    min_lift_pp: float = Field(3.0, gt=0,
+                               description="round 1 must lift pass@1 by at least this many pp, CIs not overlapping")
+    round2_pool: str | None = Field(None,
+                                    description="the round-2 prompt pool (same forms as pool.source); disjoint from "
+                                                "round 1's")
     round2_heldout: str | None = Field(None, description="a fresh evaluation slice for round 2 (a task name or file)")
 
 
@@ -421,7 +439,8 @@ def read_toml(path: Path) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"error: {path} is not valid TOML: {exc}; fix the syntax at that spot") from None
     except (ValueError, RecursionError) as exc:  # a 5,000-digit integer; arrays nested thousands deep
-        raise SpecError(f"error: {path} holds a value this tool does not read ({type(exc).__name__}: {str(exc)[:100]}); "
+        raise SpecError(f"error: {path} holds a value this tool does not read ({type(exc).__name__}: "
+                        f"{str(exc)[:100]}); "
                         "fix that value") from None
     except UnicodeDecodeError as exc:
         raise SpecError(f"error: {path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
@@ -471,7 +490,8 @@ def _resolve_round_paths(spec: Spec, base: Path) -> Spec:
     gate_updates = {}
     for key in ("round2_pool", "round2_heldout"):
         value = getattr(spec.gate, key)
-        if value and value not in ("mbpp", "humaneval") and ":" not in value and not Path(value).expanduser().is_absolute():
+        if (value and value not in ("mbpp", "humaneval") and ":" not in value
+                and not Path(value).expanduser().is_absolute()):
             gate_updates[key] = str(base / value)
     if gate_updates:
         spec = spec.model_copy(update={"gate": spec.gate.model_copy(update=gate_updates)})

@@ -1,5 +1,6 @@
 """Terminal views for cli.py: the pass@k table with CIs, status counts, the progress of long stages (a rich
-bar on a terminal, timed lines in a log) and the contamination report. Presentation only; numbers come from the metrics dict as written to disk.
+bar on a terminal, timed lines in a log) and the contamination report. Presentation only;
+numbers come from the metrics dict as written to disk.
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ def status_line(counts: dict) -> str:
 
 def print_metrics(metrics: dict) -> None:
     console.print(metrics_table(metrics))
-    console.print(f"slices: {metrics['slice_source']}" + (f" ({metrics['slice_note']})" if metrics.get("slice_note") else ""))
+    console.print(f"slices: {metrics['slice_source']}"
+                  + (f" ({metrics['slice_note']})" if metrics.get("slice_note") else ""))
     console.print(f"samples {metrics['n_samples']}: {status_line(metrics['status_counts'])}")
     if metrics["status_counts"].get(Status.INFRA.value):
         console.print("[yellow]infra outcomes are harness faults: excluded from pass@k, not model failures[/]")
@@ -203,7 +205,8 @@ class ExecutionProgress(_Bar):
 def print_contamination(report) -> None:
     if report.is_clean:
         console.print(f"clean: no overlap between {report.pool_size} pool and {report.heldout_size} held-out problems "
-                      f"(exact match, {report.n}-gram overlap" + (", release window)" if report.window_start or report.window_end else ")"))
+                      f"(exact match, {report.n}-gram overlap"
+                      + (", release window)" if report.window_start or report.window_end else ")"))
         return
     console.print(f"[red]contaminated: {len(report.contaminated_ids)} held-out problems[/]")
     for task_id in report.contaminated_ids:
@@ -252,7 +255,8 @@ def print_generation(metrics: dict) -> None:
         f"median {g['completion_tokens_median']} tokens"
     )
     if not g.get("comparable", True):
-        console.print(f"[yellow]--limit {g['limit']}: a subset of {g['limit']} problems; NOT comparable to a full run[/]")
+        console.print(f"[yellow]--limit {g['limit']}: a subset of {g['limit']} problems; NOT comparable to a full "
+                      f"run[/]")
 
 
 def _ci(m: dict) -> str:
@@ -287,7 +291,8 @@ def print_round(summary: dict) -> None:
         line += f"; verifier acceptance {100 * s['acceptance_rate']:.1f}% ({s['kept_verifier']} kept)"
     console.print(line)
     first = next(iter(summary["deltas"].values()))
-    console.print("slices: " + first["slice_source"] + (f" ({first['slice_method']})" if first.get("slice_method") else ""))
+    console.print("slices: " + first["slice_source"]
+                  + (f" ({first['slice_method']})" if first.get("slice_method") else ""))
     if first.get("slice_note"):
         console.print(f"  {first['slice_note']}")
     for stage, row in summary["costs"]["totals"]["stages"].items():
@@ -303,13 +308,16 @@ def print_round(summary: dict) -> None:
 
 def print_battery(result: dict) -> None:
     for arm, res in result["arms"].items():
-        table = Table(title=f"anti-collapse battery: {arm} vs base (thresholds declared {result['thresholds_sha256'][:12]})")
+        table = Table(title=f"anti-collapse battery: {arm} vs base (thresholds declared "
+                            f"{result['thresholds_sha256'][:12]})")
         for col in ("probe", "family", "value", "base", "change [95% CI]", "threshold", "status"):
             table.add_column(col)
         for p in res["probes"]:
-            status = {"alert": "[red]ALERT[/]", "watch": "[yellow]watch[/]", "pass": "[green]pass[/]"}.get(p["status"], p["status"])
+            status = {"alert": "[red]ALERT[/]", "watch": "[yellow]watch[/]", "pass": "[green]pass[/]"}.get(
+                p["status"], p["status"])
             change = f"{_num(p['change'])} [{_num(p.get('ci_low'))}, {_num(p.get('ci_high'))}]"
-            table.add_row(p["name"], p["family"], _num(p["value"]), _num(p["base_value"]), change, _num(p["threshold"]), status)
+            table.add_row(p["name"], p["family"], _num(p["value"]), _num(p["base_value"]), change, _num(p["threshold"]),
+                          status)
         console.print(table)
         console.print(f"{arm}: " + ("[green]green[/]" if res["green"] else f"[red]{res['n_alerts']} alert(s)[/]")
                       + (f"; [yellow]watch[/] (point estimate beyond its tolerance, CI not; blocks nothing): "
