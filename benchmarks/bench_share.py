@@ -103,7 +103,8 @@ def main() -> None:
     then = statistics.median(walls["then"])
     for order in orders:
         wall = statistics.median(walls[order])
-        print(f"{order:<20} {wall:7.1f} s wall (median of {len(walls[order])})   {wall / then:.2f}x generate-then-score")
+        print(f"{order:<20} {wall:7.1f} s wall (median of {len(walls[order])})   "
+              f"{wall / then:.2f}x generate-then-score")
 
 
 if __name__ == "__main__":

@@ -58,7 +58,8 @@ def dataset(n: int, seq: int, seed: int = 0):
     rng = random.Random(seed)
     prompt = seq // 4
     return Dataset.from_list([
-        {"input_ids": [rng.randrange(300, VOCAB) for _ in range(seq)], "completion_mask": [0] * prompt + [1] * (seq - prompt)}
+        {"input_ids": [rng.randrange(300, VOCAB) for _ in range(seq)],
+         "completion_mask": [0] * prompt + [1] * (seq - prompt)}
         for _ in range(n)
     ])
 
@@ -92,7 +93,7 @@ def trainer_step_s(trainer) -> list[float]:
 
     trainer.add_callback(Stamp())
     trainer.train()
-    return [b - a for a, b in zip(stamps, stamps[1:])]
+    return [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
 
 
 def plain_step_s(trainer) -> list[float]:
@@ -128,7 +129,8 @@ def main() -> None:
     times: dict[str, list[float]] = {"trl fused head": [], "trl own loss": [], "plain loop": []}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.rounds):
-            times["trl fused head"] += trainer_step_s(make_trainer("fused", Path(tmp), args.steps, args.batch, args.seq))
+            times["trl fused head"] += trainer_step_s(make_trainer("fused", Path(tmp), args.steps, args.batch,
+                                                                   args.seq))
             own = make_trainer("own", Path(tmp), args.steps, args.batch, args.seq)
             times["trl own loss"] += trainer_step_s(own)
             times["plain loop"] += plain_step_s(make_trainer("own", Path(tmp), args.steps, args.batch, args.seq))
@@ -136,7 +138,8 @@ def main() -> None:
                   flush=True)
     plain = statistics.median(times["plain loop"])
     for name, t in times.items():
-        print(f"{name:<15} {statistics.median(t):6.2f} s/step (median of {len(t)})   {statistics.median(t) / plain:.2f}x plain")
+        print(f"{name:<15} {statistics.median(t):6.2f} s/step (median of {len(t)})   "
+              f"{statistics.median(t) / plain:.2f}x plain")
 
 
 if __name__ == "__main__":

@@ -63,7 +63,7 @@ def compare(label: str, llm, hf_model, prompts_ids, hf_ref=None) -> dict:
     for i, ids in enumerate(prompts_ids):
         lc_first, lc_tokens = lc_first_and_greedy(llm, ids, N_TOKENS)
         hf_first, hf_tokens = hf_first_and_greedy(hf_model, ids, N_TOKENS)
-        same = next((k for k, (a, b) in enumerate(zip(lc_tokens, hf_tokens)) if a != b), N_TOKENS)
+        same = next((k for k, (a, b) in enumerate(zip(lc_tokens, hf_tokens, strict=True)) if a != b), N_TOKENS)
         rows[i] = (lc_first, hf_first, lc_tokens, hf_tokens)
         print(f"  {label:<22} prompt {i}: max|llama.cpp - transformers| first step = "
               f"{np.abs(lc_first - hf_first).max():.4f} (logit std {hf_first.std():.2f}); "
