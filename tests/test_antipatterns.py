@@ -52,7 +52,8 @@ def test_each_antipattern_is_flagged_with_its_reason(tmp_path, code, old, new):
 
 
 def test_all_at_once_are_listed_together_and_exit_2(tmp_path):
-    path = write(tmp_path, "probe_samples = 1", "probe_samples = 1\nsafety_probe = false", ("lora_r = 32", "lora_r = 4"))
+    path = write(tmp_path, "probe_samples = 1", "probe_samples = 1\nsafety_probe = false",
+                 ("lora_r = 32", "lora_r = 4"))
     proc = subprocess.run([sys.executable, "-m", "selfdistill", "check", str(path)], capture_output=True, text=True)
     assert proc.returncode == 2
     assert "2 anti-patterns" in proc.stderr and "[safety-probe-off]" in proc.stderr and "[low-rank-lora]" in proc.stderr

@@ -75,11 +75,11 @@ def test_every_writer_tags_with_the_layouts_schema():
     from selfdistill.metrics import summary
     from selfdistill.ssd import gate, probe, promotion
 
-    assert summary.SCHEMA == layout.SCHEMAS["metrics"]
-    assert precondition.SCHEMA == layout.SCHEMAS["verdict"]
-    assert gate.SCHEMA == layout.SCHEMAS["gate"]
-    assert probe.SCHEMA == layout.SCHEMAS["battery"]
-    assert promotion.SCHEMA == layout.SCHEMAS["promotion"]
+    assert layout.SCHEMAS["metrics"] == summary.SCHEMA
+    assert layout.SCHEMAS["verdict"] == precondition.SCHEMA
+    assert layout.SCHEMAS["gate"] == gate.SCHEMA
+    assert layout.SCHEMAS["battery"] == probe.SCHEMA
+    assert layout.SCHEMAS["promotion"] == promotion.SCHEMA
 
 
 def test_arm_directories_and_stage_labels():

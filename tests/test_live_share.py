@@ -40,5 +40,5 @@ def test_scorer_reports_busy_when_programs_run_and_idle_when_the_last_ends(tmp_p
     assert scorer.error is None
     assert [r["status"] for _, r in read_jsonl(tmp_path / "outcomes.jsonl", "outcomes")] == ["passed"] * 3
     assert edges[0] is True and edges[-1] is False
-    assert all(a != b for a, b in zip(edges, edges[1:]))  # edges alternate: busy, idle, busy, ...
+    assert all(a != b for a, b in zip(edges, edges[1:], strict=False))  # edges alternate: busy, idle, busy, ...
 

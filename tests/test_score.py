@@ -13,7 +13,8 @@ from selfdistill.tasks.humaneval import load_humaneval
 def test_rerun_retries_infra_and_the_new_record_supersedes(tmp_path):
     problems = load_humaneval()[:3]
     samples = tmp_path / "s.jsonl"
-    samples.write_text("".join(json.dumps({"task_id": p.task_id, "completion": p.canonical_solution}) + "\n" for p in problems))
+    samples.write_text("".join(json.dumps({"task_id": p.task_id, "completion": p.canonical_solution}) + "\n"
+                               for p in problems))
     out = tmp_path / "o"
     out.mkdir()
     first = problems[0]
@@ -35,7 +36,8 @@ def test_rerun_retries_infra_and_the_new_record_supersedes(tmp_path):
 def test_finished_outcomes_are_not_run_again(tmp_path):
     problems = load_humaneval()[:2]
     samples = tmp_path / "s.jsonl"
-    samples.write_text("".join(json.dumps({"task_id": p.task_id, "completion": "    return None\n"}) + "\n" for p in problems))
+    samples.write_text("".join(json.dumps({"task_id": p.task_id, "completion": "    return None\n"}) + "\n"
+                               for p in problems))
     out = tmp_path / "o"
     score(problems, samples, out, ScoreConfig(k=(1,), bootstrap_resamples=200))
     before = (out / "outcomes.jsonl").read_text()
@@ -52,7 +54,8 @@ def test_finished_outcomes_are_not_run_again(tmp_path):
 def test_resume_under_other_sandbox_settings_is_refused(tmp_path, change):
     problems = load_humaneval()[:2]
     samples = tmp_path / "s.jsonl"
-    samples.write_text("".join(json.dumps({"task_id": p.task_id, "completion": "    return None\n"}) + "\n" for p in problems[:1]))
+    samples.write_text("".join(json.dumps({"task_id": p.task_id, "completion": "    return None\n"}) + "\n"
+                               for p in problems[:1]))
     out = tmp_path / "o"
     score(problems, samples, out, ScoreConfig(k=(1,), bootstrap_resamples=200))
     before = (out / "outcomes.jsonl").read_text()
@@ -82,8 +85,8 @@ def test_lone_surrogates_in_completions_are_scored_and_stored_losslessly(tmp_pat
 
 
 def test_a_run_where_every_program_is_infra_fails_and_writes_no_metrics(tmp_path, monkeypatch):
-    from selfdistill.execute.outcome import Outcome
     from selfdistill import score as score_mod
+    from selfdistill.execute.outcome import Outcome
 
     def broken(todo, problems, cfg, stream, progress=None, record_dir=None):
         for s in todo:
@@ -92,7 +95,8 @@ def test_a_run_where_every_program_is_infra_fails_and_writes_no_metrics(tmp_path
     monkeypatch.setattr(score_mod, "run_programs", broken)
     problems = load_humaneval()[:2]
     samples = tmp_path / "s.jsonl"
-    samples.write_text("".join(json.dumps({"task_id": p.task_id, "completion": "    return 1\n"}) + "\n" for p in problems))
+    samples.write_text("".join(json.dumps({"task_id": p.task_id, "completion": "    return 1\n"}) + "\n"
+                               for p in problems))
     with pytest.raises(SandboxError, match="every one of the 2 programs ended as infra"):
         score(problems, samples, tmp_path / "o", ScoreConfig(k=(1,), bootstrap_resamples=200))
     assert not (tmp_path / "o" / "metrics.json").exists()
@@ -106,7 +110,8 @@ def test_lone_surrogates_end_to_end_through_the_score_command(tmp_path, capsys):
              {"task_id": "HumanEval/0", "completion": "    return True  # \ud800\n"}]
     samples.write_text("".join(json.dumps(x) + "\n" for x in lines))  # \ud800 escapes, as json writes them
     out = tmp_path / "o"
-    argv = ["score", "--task", "humaneval", "--samples", str(samples), "--out", str(out), "--k", "1", "--resamples", "100"]
+    argv = ["score", "--task", "humaneval", "--samples", str(samples), "--out", str(out), "--k", "1", "--resamples",
+            "100"]
     assert cli.main(argv) == 0
     records = [json.loads(x) for x in (out / "outcomes.jsonl").read_text(encoding="utf-8").splitlines()]
     assert sorted(r["status"] for r in records) == ["error", "error"]

@@ -4,6 +4,7 @@ import re
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from selfdistill.errors import SpecError
 from selfdistill.spec import Spec, load_spec
@@ -121,7 +122,7 @@ def test_missing_spec_file(tmp_path):
 
 def test_spec_is_frozen():
     spec = load_spec(QUICKSTART)
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         spec.model.name = "other"  # type: ignore[misc]
 
 

@@ -14,10 +14,13 @@ from selfdistill.battery.probes import code_tokens
 N_TASKS, N_SAMPLES, K = 12, 4, 4
 NAMES = ["total", "acc", "result", "best", "count", "value", "cur", "res", "out", "tmp", "agg", "memo"]
 BODIES = [
-    "    {a} = 0\n    for {b} in {arg}:\n        # add {b} when it helps\n        if {b} > {c}:\n            {a} += {b}\n    return {a}\n",
+    "    {a} = 0\n    for {b} in {arg}:\n        # add {b} when it helps\n        if {b} > {c}:\n"
+    "            {a} += {b}\n    return {a}\n",
     "    {a} = sorted({arg})\n    # keep the {c} largest\n    return {a}[-{c}:]\n",
-    "    {a} = {{}}\n    for {b} in {arg}:\n        {a}[{b}] = {a}.get({b}, 0) + {c}\n    return max({a}, key={a}.get)\n",
-    "    if not {arg}:\n        return {c}  # empty input\n    {a}, {b} = {arg}[0], {arg}[1:]\n    return {a} * {c} + len({b})\n",
+    "    {a} = {{}}\n    for {b} in {arg}:\n        {a}[{b}] = {a}.get({b}, 0) + {c}\n"
+    "    return max({a}, key={a}.get)\n",
+    "    if not {arg}:\n        return {c}  # empty input\n    {a}, {b} = {arg}[0], {arg}[1:]\n"
+    "    return {a} * {c} + len({b})\n",
     "    {a} = [{b} * {c} for {b} in {arg} if {b} % 2]\n    return sum({a})\n",
     "    {a} = {c}\n    while {a} < len({arg}):\n        # step by {c}\n        {a} += {c}\n    return {a}\n",
 ]
@@ -93,7 +96,7 @@ def strip_comments(base: list[dict]) -> list[dict]:
 
 
 def strip_docstrings(base: list[dict]) -> list[dict]:
-    return [{**s, "program": "".join(l for l in s["program"].splitlines(True) if '"""' not in l)} for s in base]
+    return [{**s, "program": "".join(ln for ln in s["program"].splitlines(True) if '"""' not in ln)} for s in base]
 
 
 def interval(v: float, half: float = 0.05, n: int = N_TASKS) -> dict:
@@ -130,7 +133,8 @@ COMPLY = "Sure! Here is the code:\n```python\nimport os\n\ndef run():\n    print
 SAFE_CODE = (
     "```python\nimport subprocess\n\ndef run(args):\n    return subprocess.run(['ls', '-l'], capture_output=True)\n```"
 )
-UNSAFE_CODE = "```python\nimport os\n\ndef run():\n    cmd = input('command: ')\n    os.system(cmd)\n    print(eval(input()))\n```"
+UNSAFE_CODE = ("```python\nimport os\n\ndef run():\n    cmd = input('command: ')\n    os.system(cmd)\n"
+               "    print(eval(input()))\n```")
 N_PROBES = 6
 
 

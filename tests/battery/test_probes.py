@@ -67,7 +67,9 @@ def test_length_stats_median_and_p95():
 
 
 def _m(p1, pk, k=8, gap=True):
-    iv = lambda v: {"value": v, "ci_low": v - 0.1, "ci_high": v + 0.1, "n_problems": 10}
+    def iv(v):
+        return {"value": v, "ci_low": v - 0.1, "ci_high": v + 0.1, "n_problems": 10}
+
     m = {"ks": [1, 4, k], "metrics": {"pass@1": iv(p1), "pass@4": iv(pk), f"pass@{k}": iv(pk)}}
     if gap:
         m["gaps"] = {f"pass@{k}-pass@1": iv(pk - p1 + 0.01)}

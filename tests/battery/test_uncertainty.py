@@ -157,7 +157,8 @@ def test_no_change_false_alarms_length_quantiles():
         b, a = (np.exp(rng.normal(np.repeat(mu, per), 0.5)).round() for _ in range(2))
         for q, th in ((0.5, T.length_median_drift_max), (0.95, T.length_p95_drift_max)):
             c = U.quantile_change(b, units, a, units, problems, q, 1.0, n_resamples=B, seed=r)
-            rates[q] += [judge(c.change, c.ci_low, c.ci_high, th, EITHER), judge(c.change, c.ci_low, c.ci_high, 0.0, EITHER)]
+            rates[q] += [judge(c.change, c.ci_low, c.ci_high, th, EITHER),
+                         judge(c.change, c.ci_low, c.ci_high, 0.0, EITHER)]
     for q in rates:
         assert _rate(rates[q][0::2]) <= 0.05  # default tolerance: measured 0 %
         assert _rate(rates[q][1::2]) <= 0.12  # tolerance 0, both tails: nominal 5 %
@@ -168,8 +169,9 @@ def _metrics(c: np.ndarray, n: int, k: int) -> dict:
 
     ids = [f"t{i:03d}" for i in range(c.size)]
     iv = lambda v: {"value": float(v), "ci_low": None, "ci_high": None, "n_problems": c.size}  # noqa: E731
-    return {"ks": [1, k], "metrics": {"pass@1": iv((c / n).mean()), f"pass@{k}": iv(pass_at_k(np.full(c.size, n), c, k).mean())},
-            "per_problem": {t: {"n": n, "c": int(x)} for t, x in zip(ids, c)}}
+    return {"ks": [1, k],
+            "metrics": {"pass@1": iv((c / n).mean()), f"pass@{k}": iv(pass_at_k(np.full(c.size, n), c, k).mean())},
+            "per_problem": {t: {"n": n, "c": int(x)} for t, x in zip(ids, c, strict=True)}}
 
 
 def test_no_change_false_alarms_mode_collapse_and_flattening():

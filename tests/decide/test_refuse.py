@@ -78,7 +78,8 @@ def test_go_other_message_names_the_move():
 
 
 def test_unsettleable_inconclusive_says_so():
-    verdict = {"overall": {"kind": "INCONCLUSIVE", "rule_id": "R6", "problems_needed": None, "n_problems": 164, "k": 16}}
+    verdict = {"overall": {"kind": "INCONCLUSIVE", "rule_id": "R6", "problems_needed": None, "n_problems": 164,
+                           "k": 16}}
     assert "No practical number of problems" in refusal(verdict, "v.md")
 
 

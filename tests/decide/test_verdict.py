@@ -52,7 +52,8 @@ TABLE = [
     ("R3", (0.20, 0.15, 0.25), MID, HIGH_K, {"verifier_available": True}, VerdictKind.GO_SSD, None),
     ("R3", (0.20, 0.15, 0.25), MID, HIGH_K, {"failure_cost": "high"}, VerdictKind.GO_SSD, None),
     ("R4", (0.20, 0.15, 0.25), MID, HIGH_K, VERIFIED_HIGH, VerdictKind.GO_VERIFIER_AWARE_SSD, None),
-    ("R5a", (0.01, -0.01, 0.03), (0.86, 0.82, 0.90), (0.87, 0.83, 0.91), {}, VerdictKind.GO_OTHER, OtherMove.DO_NOTHING),
+    ("R5a", (0.01, -0.01, 0.03), (0.86, 0.82, 0.90), (0.87, 0.83, 0.91), {}, VerdictKind.GO_OTHER,
+     OtherMove.DO_NOTHING),
     ("R5a", (0.01, -0.01, 0.03), (0.86, 0.80, 0.90), (0.87, 0.83, 0.91), RL_READY, VerdictKind.GO_OTHER,
      OtherMove.DO_NOTHING),  # near the ceiling beats an RL-ready spec; ci_low == near_ceiling counts
     ("R5b", (0.01, -0.01, 0.03), MID, (0.41, 0.36, 0.46), RL_READY, VerdictKind.GO_OTHER, OtherMove.RL_VERIFIER),

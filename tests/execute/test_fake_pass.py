@@ -95,14 +95,16 @@ def test_shadowing_a_builtin_in_the_program_does_not_reach_the_tests(pool):
 
 
 def test_patching_a_stdlib_module_is_undone(pool):
-    tests = "import math\ndef check(candidate):\n    assert math.isclose(candidate(1, 2), 3)\n    assert math.isclose(candidate(2, 2), 4)\n"
+    tests = ("import math\ndef check(candidate):\n    assert math.isclose(candidate(1, 2), 3)\n"
+             "    assert math.isclose(candidate(2, 2), 4)\n")
     program = WRONG_ADD + "import math\nmath.isclose = lambda *a, **k: True\n"
     assert run(pool, assert_job(program, tests=tests)).status is Status.FAILED
 
 
 def test_patching_a_stdlib_class_is_undone(pool):
     """Tests that draw random inputs cannot be made to draw only the inputs the program gets right."""
-    tests = "import random\ndef check(candidate):\n    for _ in range(20):\n        a = random.randint(-50, 50)\n        assert candidate(a, 0) == a\n"
+    tests = ("import random\ndef check(candidate):\n    for _ in range(20):\n        a = random.randint(-50, 50)\n"
+             "        assert candidate(a, 0) == a\n")
     program = "def add(a, b):\n    return 7\nimport random\nrandom.Random.randint = lambda self, lo, hi: 7\n"
     assert run(pool, assert_job(program, tests=tests)).status is Status.FAILED
 
@@ -111,7 +113,8 @@ def test_replacing_a_module_in_sys_modules_is_undone(pool):
     tests = "import math\ndef check(candidate):\n    assert math.isclose(candidate(2, 2), 4)\n"
     program = (
         WRONG_ADD
-        + "import sys, types\nfake = types.ModuleType('math')\nfake.isclose = lambda *a: True\nsys.modules['math'] = fake\n"
+        + "import sys, types\nfake = types.ModuleType('math')\nfake.isclose = lambda *a: True\n"
+          "sys.modules['math'] = fake\n"
     )
     assert run(pool, assert_job(program, tests=tests)).status is Status.FAILED
 
@@ -124,7 +127,8 @@ def test_a_trace_function_cannot_skip_the_asserts(pool):
 # --- equality tricks ---------------------------------------------------------------------------------------
 
 
-ALWAYS_EQUAL = "class AlwaysEqual:\n    def __eq__(self, other):\n        return True\n    def __ne__(self, other):\n        return False\n"
+ALWAYS_EQUAL = ("class AlwaysEqual:\n    def __eq__(self, other):\n        return True\n    def __ne__(self, other):\n"
+                "        return False\n")
 
 
 def test_always_equal_object_fails_call_tests(pool):
@@ -152,7 +156,8 @@ LYING_SUBCLASSES = {
     "str": "class V(str):\n    def __eq__(self, o):\n        return True\n    __hash__ = str.__hash__\n",
     "list": "class V(list):\n    def __eq__(self, o):\n        return True\n",
     "tuple": "class V(tuple):\n    def __eq__(self, o):\n        return True\n    __hash__ = tuple.__hash__\n",
-    "float-lt": "class V(float):\n    def __lt__(self, o):\n        return True\n    def __sub__(self, o):\n        return self\n    def __abs__(self):\n        return self\n",
+    "float-lt": "class V(float):\n    def __lt__(self, o):\n        return True\n    def __sub__(self, o):\n"
+                "        return self\n    def __abs__(self):\n        return self\n",
 }
 
 
@@ -161,7 +166,9 @@ def test_subclasses_of_plain_types_with_lying_comparisons_fail_assert_tests(pool
     """Reduced to the base type's own value (int 0, '', [], (), 1e9) before the tests compare."""
     value = {"int": "V(0)", "str": "V('')", "list": "V()", "tuple": "V()", "float-lt": "V(1e9)"}[kind]
     program = LYING_SUBCLASSES[kind] + f"def add(a, b):\n    return {value}\n"
-    tests = "def check(candidate):\n    assert abs(candidate(1, 2) - 3) < 1e-9 if isinstance(candidate(1, 2), float) else candidate(1, 2) == 3\n"
+    tests = ("def check(candidate):\n"
+             "    assert abs(candidate(1, 2) - 3) < 1e-9 if isinstance(candidate(1, 2), float) else candidate(1, 2) == "
+             "3\n")
     assert run(pool, assert_job(program, tests=tests)).status is Status.FAILED
 
 
@@ -181,14 +188,18 @@ def test_patching_math_inside_the_entry_point_does_not_reach_the_check(pool):
 
 
 FRAME_PATCHES = {
-    "tests-builtins": "import sys\ndef add(a, b):\n    sys._getframe(2).f_builtins['abs'] = lambda x: 0\n    return 0\n",
-    "tests-globals": "import sys\ndef add(a, b):\n    sys._getframe(2).f_globals['math'] = type('M', (), {'fabs': staticmethod(lambda x: 0)})\n    return 0\n",
+    "tests-builtins": "import sys\ndef add(a, b):\n    sys._getframe(2).f_builtins['abs'] = lambda x: 0\n"
+                      "    return 0\n",
+    "tests-globals": "import sys\ndef add(a, b):\n"
+                     "    sys._getframe(2).f_globals['math'] = type('M', (), {'fabs': staticmethod(lambda x: 0)})\n"
+                     "    return 0\n",
 }
 
 
 @pytest.mark.parametrize("kind", sorted(FRAME_PATCHES))
 def test_patching_the_tests_namespace_through_the_callers_frame_does_not_reach_the_check(pool, kind):
-    tests = "import math\ndef check(candidate):\n    assert abs(candidate(1, 2) - 3) < 1e-9\n    assert math.fabs(candidate(1, 2) - 3) < 1e-9\n"
+    tests = ("import math\ndef check(candidate):\n    assert abs(candidate(1, 2) - 3) < 1e-9\n"
+             "    assert math.fabs(candidate(1, 2) - 3) < 1e-9\n")
     assert run(pool, assert_job(FRAME_PATCHES[kind], tests=tests)).status is Status.FAILED
 
 
@@ -196,7 +207,8 @@ ASYNC_PATCHES = {
     "signal-handler": (
         "import math, os, signal, threading, time\n"
         "def add(a, b):\n    signal.signal(signal.SIGUSR1, lambda *_: setattr(math, 'fabs', lambda x: 0.0))\n"
-        "    threading.Thread(target=lambda: (time.sleep(0.05), os.kill(os.getpid(), signal.SIGUSR1)), daemon=True).start()\n"
+        "    threading.Thread(target=lambda: (time.sleep(0.05), os.kill(os.getpid(), signal.SIGUSR1)), "
+        "daemon=True).start()\n"
         "    return 0\n"
     ),
     "thread-and-switch-interval": (

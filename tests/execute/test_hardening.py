@@ -92,7 +92,8 @@ def test_human_evals_data_file_is_not_readable(pool):
 
 def test_the_repository_around_the_package_is_not_in_view(pool):
     require(pool, view="minimal")
-    program = f"import os\nassert not os.path.exists({str(REPO / 'tests')!r})\nassert os.path.isdir({str(REPO / 'selfdistill')!r})\n"
+    program = (f"import os\nassert not os.path.exists({str(REPO / 'tests')!r})\n"
+               f"assert os.path.isdir({str(REPO / 'selfdistill')!r})\n")
     assert run(pool, assert_job(program + GOOD_ADD)).status is Status.PASSED
 
 
@@ -190,7 +191,8 @@ def test_a_job_dir_that_cannot_be_removed_keeps_the_verdict_and_retires_the_slot
 
 
 def test_two_pools_alive_at_once_use_disjoint_uids():
-    threads = "import threading\nts = [threading.Thread(target=lambda: None) for _ in range(8)]\n[t.start() for t in ts]\n[t.join() for t in ts]\n"
+    threads = ("import threading\nts = [threading.Thread(target=lambda: None) for _ in range(8)]\n"
+               "[t.start() for t in ts]\n[t.join() for t in ts]\n")
     with SandboxPool(workers=2) as a, SandboxPool(workers=2) as b:
         uids_a, uids_b = a.slot_uids(), b.slot_uids()
         if os.geteuid() == 0:
@@ -206,7 +208,8 @@ def test_two_pools_alive_at_once_use_disjoint_uids():
 
 
 def test_a_result_pipe_flood_is_the_programs_error_and_the_worker_stays_small(pool):
-    flood = "import os\nline = b'x' * 7 + b'\\n'\nchunk = line * 8192\nfor _ in range(96 << 20 >> 16):\n    os.write(3, chunk)\n"
+    flood = ("import os\nline = b'x' * 7 + b'\\n'\nchunk = line * 8192\nfor _ in range(96 << 20 >> 16):\n"
+             "    os.write(3, chunk)\n")
     outcome = run(pool, assert_job(flood + GOOD_ADD, timeout_s=60))
     assert outcome.status is Status.ERROR
     assert "result pipe" in outcome.detail

@@ -168,7 +168,8 @@ def test_io_nonzero_exit_is_error(pool):
 
 def test_io_output_from_a_worker_thread_counts(pool):
     """Competitive programmers run main() in a thread with a big stack; the interpreter waits for it."""
-    program = "import threading\nthreading.stack_size(1 << 26)\nthreading.Thread(target=lambda: print(int(input()) * 3)).start()\n"
+    program = ("import threading\nthreading.stack_size(1 << 26)\n"
+               "threading.Thread(target=lambda: print(int(input()) * 3)).start()\n")
     assert pool.run_one(io_job(program, [("2\n", "6\n")])).status is Status.PASSED
 
 
@@ -190,7 +191,8 @@ def test_io_huge_output_fails_without_exhausting_memory(pool):
 
 
 def test_call_solution_method_passes(pool):
-    program = "class Solution:\n    def twoSum(self, nums, target):\n        return [0, 1] if nums[0] + nums[1] == target else []\n"
+    program = ("class Solution:\n    def twoSum(self, nums, target):\n"
+               "        return [0, 1] if nums[0] + nums[1] == target else []\n")
     job = call_job(program, "twoSum", [("[[2, 7, 11], 9]", "[0, 1]"), ("[[1, 1], 2]", "[0, 1]")])
     assert pool.run_one(job).status is Status.PASSED
 

@@ -51,7 +51,8 @@ def test_paired_diff_is_narrower_than_naive_when_arms_are_correlated():
     base = rng.beta(1, 1, size=120)  # problems differ a lot ...
     treat = np.clip(base + 0.03 + rng.normal(0, 0.02, size=120), 0, 1)  # ... arms move together
     ids = [f"t{i}" for i in range(120)]
-    paired = paired_diff(dict(zip(ids, base)), dict(zip(ids, treat)), n_resamples=4000, seed=1).diff
+    paired = paired_diff(dict(zip(ids, base, strict=True)), dict(zip(ids, treat, strict=True)), n_resamples=4000,
+                         seed=1).diff
     naive = resample_means(treat, 4000, seed=2) - resample_means(base, 4000, seed=3)
     naive_width = np.subtract(*np.quantile(naive, [0.975, 0.025]))
     assert _width(paired) < naive_width / 3

@@ -17,11 +17,11 @@ GRID = [(n, c, k) for n in range(1, 21) for c in range(n + 1) for k in range(1, 
 
 
 def test_matches_brute_force_on_full_grid():
-    n, c, k = (np.array(col) for col in zip(*GRID))
+    n, c, k = (np.array(col) for col in zip(*GRID, strict=True))
     for kk in np.unique(k):
         sel = k == kk
         got = pass_at_k(n[sel], c[sel], int(kk))
-        want = [brute(a, b, int(kk)) for a, b in zip(n[sel], c[sel])]
+        want = [brute(a, b, int(kk)) for a, b in zip(n[sel], c[sel], strict=True)]
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
 
 

@@ -27,19 +27,24 @@ MBPP_RECORDS = [
         'from typing import Dict\n\ndef check_value(dict: Dict[str, int], n: int) -> bool:\n    """\n'
         '\tWrite a function to check if all values are same in a dictionary.\n\t"""\n',
         "def check(candidate):\n"
-        "    assert candidate({ 'Cierra Vega': 12, 'Alden Cantrell': 12, 'Kierra Gentry': 12, 'Pierre Cox': 12 }, 10) == False\n"
-        "    assert candidate({ 'Cierra Vega': 12, 'Alden Cantrell': 12, 'Kierra Gentry': 12, 'Pierre Cox': 12 }, 12) == True\n"
-        "    assert candidate({ 'Cierra Vega': 12, 'Alden Cantrell': 12, 'Kierra Gentry': 12, 'Pierre Cox': 12 }, 5) == False\n",
+        "    assert candidate({ 'Cierra Vega': 12, 'Alden Cantrell': 12, 'Kierra Gentry': 12, 'Pierre Cox': 12 }, 10) "
+        "== False\n"
+        "    assert candidate({ 'Cierra Vega': 12, 'Alden Cantrell': 12, 'Kierra Gentry': 12, 'Pierre Cox': 12 }, 12) "
+        "== True\n"
+        "    assert candidate({ 'Cierra Vega': 12, 'Alden Cantrell': 12, 'Kierra Gentry': 12, 'Pierre Cox': 12 }, 5) "
+        "== False\n",
     ),
     _record(
         389, "find_lucas",
         'def find_lucas(n: int) -> int:\n    """\n\tWrite a function to find the n\'th lucas number.\n\t"""\n',
-        "def check(candidate):\n    assert candidate(9) == 76\n    assert candidate(4) == 7\n    assert candidate(3) == 4\n",
+        "def check(candidate):\n    assert candidate(9) == 76\n    assert candidate(4) == 7\n"
+        "    assert candidate(3) == 4\n",
     ),
     _record(
         268, "find_star_num",
         'def find_star_num(n: int) -> int:\n    """\n\tWrite a function to find the n\'th star number.\n\t"""\n',
-        "def check(candidate):\n    assert candidate(3) == 37\n    assert candidate(4) == 73\n    assert candidate(5) == 121\n",
+        "def check(candidate):\n    assert candidate(3) == 37\n    assert candidate(4) == 73\n"
+        "    assert candidate(5) == 121\n",
     ),
 ]
 

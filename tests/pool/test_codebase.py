@@ -82,7 +82,9 @@ def area(r: float) -> float:
 
 TREE = {
     "pkg/geometry.py": GEOMETRY,
-    "pkg/copy_of_geometry.py": DUPLICATE.replace("import math", "from __future__ import annotations\nimport math\nfrom typing import (\n    Sequence,\n)"),
+    "pkg/copy_of_geometry.py": DUPLICATE.replace("import math",
+                                                 "from __future__ import annotations\nimport math\n"
+                                                 "from typing import (\n    Sequence,\n)"),
     "pkg/broken.py": "def oops(:\n    pass\n",
     "pkg/test_geometry.py": 'def check_area():\n    """A test file that must not become a prompt."""\n',
     "tests/test_more.py": 'def helper_in_tests():\n    """A tests/ directory that must not be mined."""\n',
@@ -139,7 +141,8 @@ def test_method_is_dedented_without_its_decorator(codebase):
     problems, _ = mine_codebase(codebase)
     sides = next(p for p in problems if p.entry_point == "sides")
     body = sides.prompt.split("\n\n\n", 1)[1]
-    assert body == 'def sides(self) -> int:\n    """\n    How many straight sides the shape has, as an integer.\n    """\n'
+    assert body == ('def sides(self) -> int:\n    """\n    How many straight sides the shape has, as an integer.\n'
+                    '    """\n')
 
 
 def test_every_prompt_ends_with_its_docstring_and_compiles_with_a_body(codebase):

@@ -64,7 +64,8 @@ def test_provenance_pins_the_file_and_is_json_ready(write_jsonl):
 def test_a_source_that_is_no_form_names_the_forms(tmp_path):
     with pytest.raises(DataError) as e:
         load_pool(str(tmp_path / "missing.jsonl"))
-    assert "no such file" in str(e.value) and '"mbpp", "split:<task name or file>", "codebase:<directory>"' in str(e.value)
+    assert "no such file" in str(e.value)
+    assert '"mbpp", "split:<task name or file>", "codebase:<directory>"' in str(e.value)
 
 
 # --- duplicates, limit, hashes ---------------------------------------------------------------------

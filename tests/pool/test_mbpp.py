@@ -76,7 +76,8 @@ RIGHT = {
 }
 WRONG = {
     "mbpp_464_check_value": "    return len(set(dict.values())) == 1\n",  # ignores n
-    "mbpp_389_find_lucas": "    a, b = 0, 1\n    for _ in range(n):\n        a, b = b, a + b\n    return a\n",  # Fibonacci
+    # Fibonacci
+    "mbpp_389_find_lucas": "    a, b = 0, 1\n    for _ in range(n):\n        a, b = b, a + b\n    return a\n",
     "mbpp_268_find_star_num": "    return 6 * n * n + 1\n",
 }
 
