@@ -9,7 +9,8 @@ ends and the process that forks sandboxed programs never holds it. A runner regi
 `own_process=False` is called in this process instead: a fake job in the tests drives the round's
 orchestration without a trainer and without a subprocess.
 
-A new training algorithm is one entry here (its module reads the job and picks its trainer). Not here:
+A new training algorithm that finetune.py trains is one entry in its TRAINERS table (it then runs there with
+no entry here); one with its own module is one entry here. Not here:
 which examples an arm trains on (ssd/), the trainers themselves (finetune.py).
 """
 
@@ -38,10 +39,16 @@ RUNNERS: dict[str, JobRunner] = {
 
 
 def runner_for(job: dict) -> JobRunner:
+    """The job's runner: its own entry here, else finetune.py for an algorithm in its TRAINERS table."""
+    from selfdistill.train.finetune import TRAINERS
+
     algorithm = job.get("algorithm", "sft")  # job files written before jobs named their algorithm are SFT
-    if algorithm not in RUNNERS:
-        raise SpecError(f"error: training algorithm {algorithm!r} has no runner; known: {', '.join(RUNNERS)}")
-    return RUNNERS[algorithm]
+    if algorithm in RUNNERS:
+        return RUNNERS[algorithm]
+    if algorithm in TRAINERS:
+        return JobRunner("selfdistill.train.finetune")
+    known = sorted(set(RUNNERS) | set(TRAINERS))
+    raise SpecError(f"error: training algorithm {algorithm!r} has no runner; known: {', '.join(known)}")
 
 
 def run_job(job_path: Path, launcher: Sequence[str] | None, log_path: Path) -> int:
