@@ -52,6 +52,6 @@ def test_a_verified_file_is_not_assembled_again(monkeypatch, tmp_path):
     dest.write_bytes(b"x")
     monkeypatch.setattr(default_model, "SIZE", 1)
     stamp = dest.with_suffix(".verified.json")
-    stamp.write_text('{"sha256": "%s", "mtime_ns": %d}' % (default_model.SHA256, dest.stat().st_mtime_ns))
+    stamp.write_text(f'{{"sha256": "{default_model.SHA256}", "mtime_ns": {dest.stat().st_mtime_ns:d}}}')
     monkeypatch.setattr(default_model, "assemble", lambda *a, **k: pytest.fail("assembled again"))
     assert default_model.default_model_path(tmp_path) == dest

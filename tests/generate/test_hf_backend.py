@@ -8,7 +8,9 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from transformers import (
+# E402: these imports need torch and transformers, so they come after the importorskip lines that skip this
+# module where either is missing
+from transformers import (  # noqa: E402
     AutoModelForCausalLM,
     AutoTokenizer,
     MinPLogitsWarper,
@@ -17,11 +19,11 @@ from transformers import (
     TopPLogitsWarper,
 )
 
-from selfdistill.errors import DataError, SpecError
-from selfdistill.generate.backends import load_backend
-from selfdistill.generate.base import GenRequest
-from selfdistill.generate.hf import HFBackend, ordered_warpers
-from selfdistill.generate.params import SamplingParams
+from selfdistill.errors import DataError, SpecError  # noqa: E402
+from selfdistill.generate.backends import load_backend  # noqa: E402
+from selfdistill.generate.base import GenRequest  # noqa: E402
+from selfdistill.generate.hf import HFBackend, ordered_warpers  # noqa: E402
+from selfdistill.generate.params import SamplingParams  # noqa: E402
 
 PROMPT = "def f(x):"
 CHAT = ({"role": "system", "content": "be brief"}, {"role": "user", "content": "add one"})

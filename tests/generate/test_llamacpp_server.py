@@ -157,7 +157,8 @@ def test_eval_through_the_server_refuses_with_exit_2_then_records_what_it_sent(s
     assert n == 1
     spec.write_text(text)
     env = dict(os.environ, NO_PROXY="127.0.0.1,localhost")
-    command = [sys.executable, "-m", "selfdistill", "eval", str(spec), "--limit", "1", "--run-dir", str(tmp_path / "run")]
+    command = [sys.executable, "-m", "selfdistill", "eval", str(spec), "--limit", "1", "--run-dir",
+               str(tmp_path / "run")]
     refused = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert refused.returncode == 2, refused.stderr[-2000:]
     assert "temperature = 0.8 with top_p = 0.95" in refused.stderr and "Traceback" not in refused.stderr

@@ -82,11 +82,11 @@ class FakeLLM:
 
     def generate(self, prompts, sampling_params=None, use_tqdm=True):
         self.calls.append(("generate", list(prompts), list(sampling_params)))
-        return [_output(p, sp, len(p)) for p, sp in zip(prompts, sampling_params)]
+        return [_output(p, sp, len(p)) for p, sp in zip(prompts, sampling_params, strict=True)]
 
     def chat(self, messages, sampling_params=None, use_tqdm=True):
         self.calls.append(("chat", list(messages), list(sampling_params)))
-        return [_output(m[-1]["content"], sp, 10 * len(m)) for m, sp in zip(messages, sampling_params)]
+        return [_output(m[-1]["content"], sp, 10 * len(m)) for m, sp in zip(messages, sampling_params, strict=True)]
 
 
 def _output(prompt_text, sp, n_prompt_tokens):
@@ -198,9 +198,9 @@ def test_load_backend_without_vllm_names_the_extra():
 
 
 def dp_spec(tmp_path):
-    from tests.eval_fixtures import make_spec
-
     import re
+
+    from tests.eval_fixtures import make_spec
 
     path = make_spec(tmp_path)
     text = path.read_text().replace('backend = "llamacpp"', 'backend = "vllm"')

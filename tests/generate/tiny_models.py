@@ -193,7 +193,7 @@ def _random_k_quant(rng, rows: int, cols: int, qtype, std: float) -> np.ndarray:
     d_at = {Q.Q6_K: (size - 2,), Q.Q4_K: (0, 2)}[qtype]  # Q6_K: d last; Q4_K: d, dmin first
 
     def set_scales(d: float) -> None:
-        for offset, value in zip(d_at, (d, d * 7.5)):
+        for offset, value in zip(d_at, (d, d * 7.5), strict=False):
             raw[..., offset:offset + 2] = np.array([value], dtype=np.float16).view(np.uint8)
 
     set_scales(1.0)
@@ -245,7 +245,7 @@ def write_tiny_hf(directory: Path, *, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     model = Qwen2ForCausalLM(config)
     with torch.no_grad():
-        for name, param in model.named_parameters():
+        for param in model.parameters():
             if param.dim() == 2:
                 param.normal_(0.0, 0.5)
         head = model.lm_head.weight

@@ -33,7 +33,7 @@ def test_the_loss_is_on_the_completion_only(tiny, tmp_path):
     row = trainer.train_dataset[0]
     mask = [label != -100 for label in row["labels"]]
     assert 0 < sum(mask) < len(mask)  # the prompt is masked out (-100), the completion is not
-    completion = tokenizer.decode([t for t, m in zip(row["input_ids"], mask) if m])
+    completion = tokenizer.decode([t for t, m in zip(row["input_ids"], mask, strict=True) if m])
     assert "def f0(x):" in completion and "Write f0" not in completion
     assert trainer.args.completion_only_loss is True
 
@@ -67,5 +67,6 @@ def test_the_job_entry_point_reports_a_bad_job_with_exit_2(tmp_path):
     job = tmp_path / "job.json"
     job.write_text(json.dumps(job_record("m", tmp_path / "missing.jsonl", cfg(), tmp_path / "o", chat=True)))
     (tmp_path / "missing.jsonl").write_text("")
-    proc = subprocess.run([sys.executable, "-m", "selfdistill.train.finetune", str(job)], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "selfdistill.train.finetune", str(job)], capture_output=True,
+                          text=True)
     assert proc.returncode == 2 and "no training examples" in proc.stderr

@@ -200,7 +200,8 @@ def test_launcher_config_paths_are_relative_to_the_spec_then_packaged(tmp_path):
     (tmp_path / "mine.yaml").write_text("distributed_type: MULTI_GPU\n")
     argv = ["accelerate", "launch", "--config_file", "mine.yaml"]
     assert resolve_launcher(argv, tmp_path) == (argv[:3] + [str(tmp_path / "mine.yaml")], [])
-    resolved, problems = resolve_launcher(["accelerate", "launch", "--config_file=examples/accelerate/zero3.yaml"], tmp_path)
+    resolved, problems = resolve_launcher(["accelerate", "launch", "--config_file=examples/accelerate/zero3.yaml"],
+                                          tmp_path)
     assert resolved[2] == f"--config_file={PACKAGED_CONFIGS / 'zero3.yaml'}" and problems == []
     _, problems = resolve_launcher(["accelerate", "launch", "--config_file", "nowhere.yaml"], tmp_path)
     assert "'nowhere.yaml': no such file" in problems[0] and "ddp-cpu.yaml, fsdp.yaml, zero3.yaml" in problems[0]
@@ -230,7 +231,8 @@ def test_a_spec_resolves_its_launcher_config_or_says_what_is_missing(tmp_path):
         load_spec(spec_path)
 
 
-@pytest.mark.parametrize("name, kind", [("ddp-cpu.yaml", "MULTI_GPU"), ("fsdp.yaml", "FSDP"), ("zero3.yaml", "DEEPSPEED")])
+@pytest.mark.parametrize("name, kind",
+                         [("ddp-cpu.yaml", "MULTI_GPU"), ("fsdp.yaml", "FSDP"), ("zero3.yaml", "DEEPSPEED")])
 def test_the_shipped_accelerate_configs_parse_with_known_keys(name, kind):
     pytest.importorskip("accelerate")
     from accelerate.commands.config.config_args import ClusterConfig
@@ -243,7 +245,8 @@ def test_the_shipped_accelerate_configs_parse_with_known_keys(name, kind):
     if kind == "FSDP":
         fsdp = config.fsdp_config
         assert fsdp["fsdp_version"] == 2 and fsdp["fsdp_state_dict_type"] == "FULL_STATE_DICT"
-        assert fsdp["fsdp_auto_wrap_policy"] == "TRANSFORMER_BASED_WRAP" and getattr(config.mixed_precision, "value", config.mixed_precision) == "bf16"
+        assert fsdp["fsdp_auto_wrap_policy"] == "TRANSFORMER_BASED_WRAP"
+        assert getattr(config.mixed_precision, "value", config.mixed_precision) == "bf16"
     if kind == "DEEPSPEED":
         ds = config.deepspeed_config
         assert ds["zero_stage"] == 3 and ds["zero3_save_16bit_model"] is True and ds["zero3_init_flag"] is True

@@ -18,7 +18,7 @@ def tokenizer():
 
 
 def _completion(tokenizer, tokens: dict) -> list[int]:
-    return [t for t, m in zip(tokens["input_ids"], tokens["completion_mask"]) if m]
+    return [t for t, m in zip(tokens["input_ids"], tokens["completion_mask"], strict=True) if m]
 
 
 def test_a_chat_sample_cut_off_at_max_new_tokens_has_no_end_of_turn_token(tokenizer):
@@ -63,4 +63,4 @@ def test_a_finished_example_tokenizes_exactly_as_trl_does(tokenizer, tmp_path, c
                      processing_class=tokenizer).train_dataset[0]
     ours = tokenize_example(tokenizer, example)
     assert ours["input_ids"] == trl["input_ids"]
-    assert [i if m else -100 for i, m in zip(ours["input_ids"], ours["completion_mask"])] == trl["labels"]
+    assert [i if m else -100 for i, m in zip(ours["input_ids"], ours["completion_mask"], strict=True)] == trl["labels"]
