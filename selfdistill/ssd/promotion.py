@@ -45,11 +45,13 @@ def plan_promotion(spec, summary: dict, battery: dict | None, gate: dict | None)
         d = summary["deltas"][f"{arm}_vs_base"]
         rows.append({"arm": arm, "title": summary["arm_titles"][arm], "pass_at_1": d["treatment_pass_at_1"],
                      "base_pass_at_1": d["baseline_pass_at_1"], "delta_vs_base": d["overall"],
-                     "slices": d["slices"], "battery_green": (battery or {}).get("arms", {}).get(arm, {}).get("green")})
+                     "slices": d["slices"], "slice_source": d.get("slice_source"),
+                     "slice_method": d.get("slice_method"), "slice_note": d.get("slice_note"),
+                     "battery_green": (battery or {}).get("arms", {}).get(arm, {}).get("green")})
         if d["overall"]["value"] is not None and d["overall"]["value"] > 0 and (
                 best is None or d["overall"]["value"] > best[1]["overall"]["value"]):
             best = (arm, d)
-    blocked = []
+    blocked, caveats = [], []  # a caveat is said beside the plan and blocks nothing
     candidate = None
     if best is None:
         blocked.append("no distilled arm beat the base on held-out pass@1 at T_eval: keep the base")
@@ -62,6 +64,12 @@ def plan_promotion(spec, summary: dict, battery: dict | None, gate: dict | None)
             blocked.append(
                 f"the {arm} delta's CI [{100 * d['overall']['ci_low']:+.1f}, {100 * d['overall']['ci_high']:+.1f}] pp "
                 "does not exclude a held-out regression, and failure_cost.heldout_blocker = true"
+            )
+        elif d["overall"]["ci_low"] is not None and d["overall"]["ci_low"] <= 0:
+            caveats.append(
+                f"the {arm} lift's CI [{100 * d['overall']['ci_low']:+.1f}, {100 * d['overall']['ci_high']:+.1f}] pp "
+                "includes 0: the candidate is named on a point estimate (failure_cost.heldout_blocker = false lets "
+                "it through); only the canary can tell whether it helps"
             )
         arm_battery = (battery or {}).get("arms", {}).get(arm)
         if arm_battery is None:
@@ -88,6 +96,7 @@ def plan_promotion(spec, summary: dict, battery: dict | None, gate: dict | None)
         "candidate": candidate,
         "blocked": bool(blocked),
         "blocked_reasons": blocked,
+        "caveats": caveats,
         "heldout_results": rows,
         "canary": {
             "traffic_share": p.canary_share or share,

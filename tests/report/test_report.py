@@ -71,6 +71,8 @@ def test_gate_and_promotion_carry_the_delta_with_slices_and_battery(full):
     assert "`checkpoint_id`" in promo and "checkpoint `sha256:" in promo
     rows = [x for x in promo.splitlines() if x.startswith(("| **ssd**", "| **verifier**"))]
     assert len(rows) == 2 and all(len(re.findall(CI, x)) == 4 and "battery " in x for x in rows)
+    caption = promo.split(rows[-1])[1].strip().splitlines()[0]
+    assert caption.startswith("Slices: ") and "source not recorded" not in caption, caption
 
 
 @needs_plots

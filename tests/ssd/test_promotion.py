@@ -47,3 +47,19 @@ def test_no_battery_blocks_and_high_failure_cost_tightens_the_canary(spec):
     assert any("battery has not been run" in r for r in plan["blocked_reasons"])
     assert plan["canary"]["traffic_share"] == 0.01 and plan["canary"]["duration"] == "14 days"
     assert plan["rollback"]["retention_days"] == 90
+
+
+def test_a_lift_whose_ci_includes_zero_is_a_caveat_when_regressions_do_not_block(spec):
+    spec = spec.model_copy(update={"failure_cost": spec.failure_cost.model_copy(update={"heldout_blocker": False})})
+    plan = plan_promotion(spec, summary(iv(0.01, -0.01, 0.03)), battery(), None)
+    assert plan["candidate"]["arm"] == "ssd" and plan["blocked"] is False
+    assert any("includes 0" in c and "point estimate" in c for c in plan["caveats"]), plan["caveats"]
+
+
+def test_per_slice_rows_carry_their_slice_source(spec):
+    s = summary(iv(0.05, 0.02, 0.08))
+    s["deltas"]["ssd_vs_base"] |= {"slice_source": "base-pass-rate-proxy", "slice_method": "cross-fit",
+                                   "slice_note": "each slice rests on half the samples"}
+    row = plan_promotion(spec, s, battery(), None)["heldout_results"][0]
+    assert (row["slice_source"], row["slice_method"]) == ("base-pass-rate-proxy", "cross-fit")
+    assert row["slice_note"] == "each slice rests on half the samples"
