@@ -40,6 +40,7 @@ from selfdistill.heldout import HeldoutSet
 from selfdistill.spec import Spec
 from selfdistill.ssd import arms
 from selfdistill.ssd.distill import Round, RoundRefused, distill, evaluate_arm, stamp_manifest, write_pool_record
+from selfdistill.tasks.registry import MIN_HELDOUT
 
 log = logging.getLogger(__name__)
 __all__ = ["Round", "RoundRefused", "arm_name", "load_round_pool", "planned_arms", "precondition", "run_round"]
@@ -69,6 +70,7 @@ def load_round_pool(spec: Spec, heldout: HeldoutSet):
         excluded = list(heldout.excluded) + [Exclusion(t, "in the SSD prompt pool (split)") for t in sorted(drop)]
         provenance = heldout.provenance | {
             "n_problems": len(kept),
+            "meets_min_problems": len(kept) >= heldout.provenance.get("min_problems", MIN_HELDOUT),
             "excluded": [{"task_id": e.task_id, "reason": e.reason} for e in excluded],
         }
         heldout = replace(heldout, problems=kept, excluded=excluded, provenance=provenance)

@@ -89,3 +89,12 @@ def test_a_go_verdict_below_the_minimum_carries_the_stamp(n, meets):
     lead = md.splitlines()[2]
     assert lead.startswith("> **Below the 200-problem minimum**" if not meets else f"> Held-out set: {n} problems")
     assert json.loads(json.dumps(d)) == d
+
+
+def test_a_split_pool_that_takes_the_set_below_the_minimum_updates_the_flag():
+    report = check_spec(ROOT / "examples" / "quickstart.toml")
+    spec = report.spec.model_copy(update={"pool": report.spec.pool.model_copy(
+        update={"source": "split:humaneval", "split_fraction": 0.5, "limit": None})})
+    _, heldout = load_round_pool(spec, report.heldout)
+    assert heldout.provenance["n_problems"] == len(heldout.problems) < 200
+    assert heldout.provenance["meets_min_problems"] is False
