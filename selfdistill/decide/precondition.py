@@ -75,9 +75,12 @@ def _pick_ks(metrics: Mapping, k: int | None, wanted: Sequence[int] | None) -> l
 
 
 def _median_n(metrics: Mapping, slice_name: str | None) -> int | None:
-    rows = [
-        p["n"] for p in metrics.get("per_problem", {}).values() if slice_name is None or p.get("slice") == slice_name
-    ]
+    def n_of(p: Mapping) -> int:  # a cross-fit slice rests on its estimate half only
+        half = (p.get("halves") or {}).get("estimate") if slice_name is not None else None
+        return half["n"] if half else p["n"]
+
+    rows = [n_of(p) for p in metrics.get("per_problem", {}).values()
+            if slice_name is None or p.get("slice") == slice_name]
     return int(statistics.median(rows)) if rows else None
 
 

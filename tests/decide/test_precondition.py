@@ -81,3 +81,15 @@ def test_inconclusive_slice_reports_problems_needed():
     assert v.kind is VerdictKind.INCONCLUSIVE
     assert v.problems_needed > 40 and f"About {v.problems_needed} problems in total" in v.justification
     assert "add problems, not samples" in v.justification  # n = 32 >= 2k
+
+
+def test_a_cross_fit_slice_counts_the_samples_its_numbers_rest_on():
+    from selfdistill.decide.precondition import _median_n
+    from selfdistill.metrics.summary import summarize
+
+    recs = [{"task_id": f"t{i}", "sample_idx": j, "status": "passed" if j < i % 16 else "failed"}
+            for i in range(40) for j in range(16)]
+    metrics = summarize(recs, [1, 4], n_resamples=200)
+    assert metrics["slice_source"] == "base-pass-rate-proxy"
+    name = next(iter(metrics["slices"]))
+    assert _median_n(metrics, None) == 16 and _median_n(metrics, name) == 8
