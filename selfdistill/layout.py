@@ -55,7 +55,7 @@ GATE = "gate.json"
 PROMOTION = "promotion.json"
 
 # the cost ledger's stages, in pipeline order (report tables follow it)
-STAGES = ("precondition", "sampling", "verification", "training", "export", "evaluation", "probes")
+STAGES = ("precondition", "sampling", "verification", "scoring", "training", "export", "evaluation", "probes")
 
 # the schema tag each summary carries; a reader accepts exactly these
 SCHEMAS = {

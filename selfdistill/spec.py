@@ -46,6 +46,8 @@ class ComparatorKind(str, Enum):
     GRPO = "grpo"
 
 
+MEASURABLE = (ComparatorKind.REJECTION_SAMPLING_SFT,)  # the comparators a round can run (ssd/arms.py)
+
 FailureLevel = FailureCost  # one enum for the spec and the verdict rule
 
 
@@ -164,6 +166,23 @@ class ComparatorSpec(_Section):
     )
     pass_at_1: float | None = Field(None, ge=0, le=1, description="its measured pass@1, if known (0..1)")
     gpu_hours: float | None = Field(None, ge=0, description="its cost in GPU-hours, if known")
+    measure: list[ComparatorKind] = Field(
+        default_factory=list,
+        description='comparators the round trains and evaluates beside SSD (measured, not declared), e.g. '
+        '["rejection-sampling-sft"]; see docs/comparators.md',
+    )
+    best_of_n: int = Field(8, ge=1, le=256, description="rejection-sampling-sft: samples per pool prompt (best-of-N)")
+
+    @field_validator("measure")
+    @classmethod
+    def _measurable(cls, measure: list[ComparatorKind]) -> list[ComparatorKind]:
+        later = [m.value for m in measure if m not in MEASURABLE]
+        if later:
+            raise ValueError(
+                f"{', '.join(later)} cannot be measured by this version (measurable: "
+                f"{', '.join(m.value for m in MEASURABLE)}); declare its numbers instead (pass_at_1, gpu_hours)"
+            )
+        return list(dict.fromkeys(measure))
 
 
 class FailureCostSpec(_Section):

@@ -151,6 +151,8 @@ def section(run: Run, figs: dict | None) -> list[str]:
     titles = r.get("arm_titles") or {}
     lines += [f"Round {r.get('round', 1)}: arms " + ", ".join(f"**{a}** ({titles.get(a, a)})" for a in r["arms"])
               + f"; precondition {r.get('precondition', {}).get('kind')} ({r.get('precondition', {}).get('rule_id')}).", ""]
+    notes = [(a, rec["note"]) for a, rec in (r.get("arm_records") or {}).items() if rec.get("note")]
+    lines += [f"> **{a}** is {note}." for a, note in notes] + ([""] if notes else [])  # e.g. a comparator, not SSD
     lines += ["### B.1 What ran", "", *fmt.kv_table(_spec_rows(run)), "", *training_table(run, r["arms"])]
     shown = [n for n in r["deltas"] if fmt.delta_arm(n) != fmt.SECTION_C_ARM]  # every arm's but deliverable C's
     lines += ["### B.2 Paired pass@1 deltas", "", *deltas.table(run, shown)]

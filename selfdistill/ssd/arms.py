@@ -2,13 +2,16 @@
 
     ssd        minimal SSD: every sample that survived the degeneracy filter, unverified (the paper's recipe)
     verifier   verifier-aware SSD: the same samples, only those that passed the pool's tests
+    rejection-sampling-sft   a comparator, not SSD: best-of-N samples per pool prompt, the passing ones, SFT
 
 An arm says how its training examples are selected (`select`: the round's samples and the keys that passed
 the pool's tests -> the samples it trains on), which training algorithm fine-tunes it (`algorithm`: a key of
 train/jobs.py RUNNERS, "sft" for both today), which cost-ledger stages its hours count besides its own
 training (`cost_stages`), what its paired deltas are taken against (`deltas_against`: "base", another arm,
 "best-base-decode" for the base at its best T_eval, "parent" in round 2+), its title and its colour in the
-report, whether it needs a pool with tests, and whether it seeds round 2 (the gate's arm). Planning
+report, whether it needs a pool with tests, and whether it seeds round 2 (the gate's arm). A comparator arm
+(`comparator=True`, run when the spec's `comparator.measure` names it) draws its own training data (`draw`,
+ssd/comparators.py) and says what it is (`note`, shown in the report). Planning
 (`planned`), training, the round summary, the gate, the promotion plan and the report read these records;
 the round summary writes each planned arm's record into round.json (`records`), and the report reads the
 titles and colours from there.
@@ -49,11 +52,29 @@ class Arm:
     colour: str = "#8172b3"
     needs_tests: bool = False
     seeds_round2: bool = False
+    # a comparator (spec [comparator] measure): its own training data, drawn by `draw(round, pool, progress
+    # factory, say) -> (samples, passing keys)` instead of the round's T_train samples; `note` says what it is
+    comparator: bool = False
+    draw: Callable | None = None
+    note: str = ""
 
     def record(self) -> dict:
         """What round.json keeps of the arm, so a report reads it from the run, not from this table."""
         return {"title": self.title, "algorithm": self.algorithm, "cost_stages": list(self.cost_stages),
-                "deltas_against": [b for b, _ in self.deltas_against], "colour": self.colour}
+                "deltas_against": [b for b, _ in self.deltas_against], "colour": self.colour,
+                "comparator": self.comparator, "note": self.note}
+
+
+def best_of_n(r, pool, progress_factory, say=print):
+    from selfdistill.ssd.comparators import best_of_n as draw
+
+    return draw(r, pool, progress_factory, say)
+
+
+def distinct_passing(samples: list[dict], passed: Keys | None) -> list[dict]:
+    from selfdistill.ssd.comparators import distinct_passing as select
+
+    return select(samples, passed)
 
 
 ARMS: dict[str, Arm] = {
@@ -65,6 +86,15 @@ ARMS: dict[str, Arm] = {
                     cost_stages=("samples", "verify"), needs_tests=True,
                     deltas_against=(("base", "verifier-aware SSD vs base, same T_eval"),
                                     ("ssd", "verifier-aware SSD vs minimal SSD"))),
+    "rejection-sampling-sft": Arm(
+        "rejection-sampling-sft", "rejection-sampling SFT (comparator: best-of-N, passing samples)", distinct_passing,
+        colour="#937860", needs_tests=True, comparator=True, draw=best_of_n,
+        cost_stages=("rejection-sampling-sft:samples", "rejection-sampling-sft:scoring"),
+        deltas_against=(("base", "rejection-sampling SFT vs base, same T_eval"),
+                        ("ssd", "rejection-sampling SFT vs minimal SSD, same T_eval")),
+        note=("a comparator, not SSD: best-of-N (comparator.best_of_n) samples per pool prompt at the product's "
+              "decoding, the distinct passing programs fine-tuned on by SFT; the verifier-aware SSD arm instead "
+              "keeps the passing ones of the round's T_train samples")),
 }
 BASE_COLOUR = "#4c72b0"
 
@@ -90,4 +120,11 @@ def planned(spec: Spec, verdict_kind: str, n_with_tests: int) -> list[str]:
         if want is VerifierArm.ON:
             raise SpecError("error: ssd.verifier_arm = 'on' but the prompt pool has no tests to verify with")
         tested = False
-    return [a.name for a in ARMS.values() if not a.needs_tests or tested]
+    measure = {m.value for m in (spec.comparator.measure if spec.comparator else [])}
+    missing = [m for m in measure if ARMS[m].needs_tests] if n_with_tests == 0 else []
+    if missing:
+        raise SpecError(f"error: comparator.measure asks for {', '.join(sorted(missing))}, which scores samples "
+                        "with the pool's tests, but the prompt pool has no tests; give a pool with tests "
+                        "(pool.task) or remove it from comparator.measure")
+    return [a.name for a in ARMS.values()
+            if (a.name in measure if a.comparator else not a.needs_tests or tested)]

@@ -224,7 +224,8 @@ def distill(r: Round, pool, arms: list[str], slice_metrics: dict | None, verdict
     for arm in arms:
         say(f"training the {ARMS[arm].title} arm: {spec.train.method.value}, lr {spec.train.lr:g}, "
             f"{spec.train.epochs:g} epoch(s)")
-        trains[arm] = train_arm(r, arm, pool, samples, passed)
+        drawn = ARMS[arm].draw(r, pool, progress_factory, say) if ARMS[arm].draw else (samples, passed)
+        trains[arm] = train_arm(r, arm, pool, *drawn)  # a comparator trains on its own data (ssd/comparators.py)
         model, options, exports[arm] = export_arm(r, arm, trains[arm])
         models[arm] = (model, options)
     models["base"] = (r.model, {})
