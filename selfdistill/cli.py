@@ -31,7 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run_dir = getattr(args, "run_dir", None)
         if run_dir is not None and run_dir.exists() and not run_dir.is_dir():
-            raise SelfdistillError(f"error: --run-dir {run_dir} is a file; give the run directory (or a new path for one)")
+            raise SelfdistillError(f"error: --run-dir {run_dir} is a file; "
+                                   "give the run directory (or a new path for one)")
         return args.func(args)
     except SelfdistillError as exc:
         msg = str(exc)
@@ -70,9 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--k", type=_k_list, default=None, help="comma-separated k, e.g. 1,10 (default: 1,4,8,16 up to n)")
     s.add_argument("--out", type=Path, default=None, help="output directory (default: next to the samples)")
     s.add_argument("--errata", type=Path, default=None, help="TOML of problem ids to exclude, with reasons")
-    s.add_argument("--timeout-s", type=_timeout_s, default=10.0, help="wall-clock limit per program, seconds (0 < t <= 600)")
+    s.add_argument("--timeout-s", type=_timeout_s, default=10.0,
+                   help="wall-clock limit per program, seconds (0 < t <= 600)")
     s.add_argument("--memory-mb", type=_memory_mb, default=1024, help="address-space limit per program, MiB (>= 64)")
-    s.add_argument("--workers", type=_int_at_least(1, "--workers"), default=None, help="sandbox workers (default: one per core)")
+    s.add_argument("--workers", type=_int_at_least(1, "--workers"), default=None,
+                   help="sandbox workers (default: one per core)")
     s.add_argument("--resamples", type=_int_at_least(1, "--resamples"), default=10_000, help="bootstrap resamples")
     s.add_argument("--seed", type=_int_at_least(0, "--seed"), default=0, help="bootstrap seed (>= 0)")
     s.add_argument("--reference-timeouts", action="store_true",
@@ -82,20 +85,23 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="generate + score + metrics for one arm, resumable")
     e.add_argument("spec", type=Path)
     e.add_argument("--arm", default="base", help="arm name: a directory under the run directory (default: base)")
-    e.add_argument("--limit", type=int, default=None, help="a seeded subset of N problems (results stamped not comparable)")
+    e.add_argument("--limit", type=int, default=None,
+                   help="a seeded subset of N problems (results stamped not comparable)")
     e.add_argument("--run-dir", type=Path, default=None, help="run directory (default: runs/<spec file stem>)")
     e.set_defaults(func=cmd_eval)
 
     d = sub.add_parser("decide", help="the Precondition Verdict (deliverable A) from metrics.json")
     d.add_argument("spec", type=Path, help="the complete spec: nothing is recommended from an incomplete one")
     d.add_argument("--metrics", required=True, type=Path, help="metrics.json written by score or eval")
-    d.add_argument("--out", type=Path, default=None, help="where verdict.json and verdict.md go (default: beside metrics)")
+    d.add_argument("--out", type=Path, default=None,
+                   help="where verdict.json and verdict.md go (default: beside metrics)")
     d.set_defaults(func=cmd_decide)
 
     t = sub.add_parser("contamination", help="check a prompt pool against a held-out set")
     t.add_argument("--pool", required=True, help='"humaneval" or a JSONL / LiveCodeBench path')
     t.add_argument("--heldout", required=True, help='"humaneval" or a JSONL / LiveCodeBench path')
-    t.add_argument("--ngram", type=_int_at_least(1, "--ngram"), default=13, help="word n-gram length for overlap (default 13)")
+    t.add_argument("--ngram", type=_int_at_least(1, "--ngram"), default=13,
+                   help="word n-gram length for overlap (default 13)")
     t.add_argument("--out", type=Path, default=None, help="write the report as JSON here")
     t.set_defaults(func=cmd_contamination)
 
@@ -189,8 +195,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_score(args: argparse.Namespace) -> int:
     from selfdistill import views
-    from selfdistill.score import ScoreConfig, score
     from selfdistill.heldout import load_heldout
+    from selfdistill.score import ScoreConfig, score
 
     heldout = load_heldout(args.task, errata=args.errata)
     out = args.out or args.samples.with_suffix("").with_name(args.samples.stem + "_scored")
@@ -242,7 +248,8 @@ def cmd_contamination(args: argparse.Namespace) -> int:
     from selfdistill.tasks.registry import load_task
 
     if args.out and args.out.is_dir():  # before the work, not after it
-        raise SelfdistillError(f"error: --out {args.out} is a directory; name the JSON file to write, e.g. {args.out}/contamination.json")
+        raise SelfdistillError(f"error: --out {args.out} is a directory; "
+                               f"name the JSON file to write, e.g. {args.out}/contamination.json")
     pool, heldout = load_task(args.pool), load_task(args.heldout)
     report = check_contamination(pool, heldout, n=args.ngram)
     views.print_contamination(report)

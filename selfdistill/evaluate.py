@@ -33,7 +33,7 @@ from selfdistill.generate.base import GenRequest, GenResult
 from selfdistill.generate.params import SamplingParams, sample_seed
 from selfdistill.heldout import HeldoutSet
 from selfdistill.rundir import JsonlStream, read_json, write_json_atomic
-from selfdistill.score import ScoreConfig, Sample, guard_sandbox, outcome_record, record_isolation, score
+from selfdistill.score import Sample, ScoreConfig, guard_sandbox, outcome_record, record_isolation, score
 from selfdistill.spec import Spec
 from selfdistill.tasks.problem import Problem
 
@@ -58,7 +58,8 @@ def sampling_params(spec: Spec, problems: list[Problem]) -> SamplingParams:
     g, d = spec.generation, spec.diagnostics
     return SamplingParams(
         temperature=g.temperature, top_p=g.top_p, top_k=g.top_k, min_p=g.min_p,
-        max_new_tokens=g.max_new_tokens, n=d.n, seed=d.seed, stop=BASE_STOP if not g.chat and all(p.prefix for p in problems) else (),
+        max_new_tokens=g.max_new_tokens, n=d.n, seed=d.seed,
+        stop=BASE_STOP if not g.chat and all(p.prefix for p in problems) else (),
     )
 
 
@@ -226,7 +227,8 @@ def evaluate(spec: Spec, heldout: HeldoutSet, run_dir: Path, arm: str, limit: in
     guard_resume(plan.arm_dir, record, write=not dp)
     if not dp:
         write_manifest(run_dir, spec, heldout)
-    cfg = ScoreConfig(k=tuple(k for k in spec.diagnostics.k if k <= plan.params.n), timeout_s=spec.diagnostics.timeout_s,
+    cfg = ScoreConfig(k=tuple(k for k in spec.diagnostics.k if k <= plan.params.n),
+                      timeout_s=spec.diagnostics.timeout_s,
                       memory_mb=spec.diagnostics.memory_mb, bootstrap_resamples=spec.diagnostics.bootstrap_resamples,
                       seed=spec.diagnostics.seed)
     by_id = {p.task_id: p for p in plan.problems}
@@ -245,7 +247,8 @@ def evaluate(spec: Spec, heldout: HeldoutSet, run_dir: Path, arm: str, limit: in
             generate_into(spec, model, plan, todo, by_id, samples, cfg, progress, load_backend)
     metrics = score(plan.problems, plan.arm_dir / "samples.jsonl", plan.arm_dir, cfg,
                     heldout.provenance | {"arm": arm, "limit": limit, "comparable": limit is None})
-    metrics["generation"] = read_json(plan.arm_dir / "generation.json", "generation record") | summarize_samples(plan.arm_dir)
+    metrics["generation"] = (read_json(plan.arm_dir / "generation.json", "generation record")
+                             | summarize_samples(plan.arm_dir))
     write_json_atomic(plan.arm_dir / "metrics.json", metrics)
     return metrics
 
@@ -255,7 +258,8 @@ def generate_into(spec, model, plan, todo, by_id, samples, cfg, progress, load_b
                            options=spec.generation.options)
     try:
         description = backend.describe()
-        if hasattr(backend, "request_body"):  # an HTTP server: what each request carries (refuses what it cannot honour)
+        # an HTTP server: what each request carries (refuses what it cannot honour)
+        if hasattr(backend, "request_body"):
             description["request_body"] = backend.request_body(plan.params)
         workers, threads_while_scoring = live_share(_cores())
         workers = cfg.workers or workers
@@ -266,7 +270,8 @@ def generate_into(spec, model, plan, todo, by_id, samples, cfg, progress, load_b
                 set_threads(threads_while_scoring if busy else None)
 
         description["live_scoring"] = {"workers": workers,
-                                       "generation_threads_while_scoring": threads_while_scoring if set_threads else None}
+                                       "generation_threads_while_scoring":
+                                           threads_while_scoring if set_threads else None}
         record_backend(plan.arm_dir, description)
         with JsonlStream(plan.arm_dir / "outcomes.jsonl") as outcomes, \
                 Scorer(by_id, cfg, outcomes, progress, workers=workers, on_busy=on_busy) as scorer:
@@ -310,7 +315,8 @@ def summarize_samples(arm_dir: Path) -> dict:
         "truncated_share": sum(r["finish_reason"] == "length" for r in records) / n,
         "completion_tokens_total": sum(tokens),
         "completion_tokens_median": tokens[len(tokens) // 2] if tokens else 0,
-        "extraction_methods": {m: sum(r["extraction"] == m for r in records) for m in {r["extraction"] for r in records}},
+        "extraction_methods": {m: sum(r["extraction"] == m for r in records)
+                               for m in {r["extraction"] for r in records}},
     }
 
 

@@ -75,7 +75,8 @@ def _seeded_sampler(warpers: list, seeds: Sequence[int], device):
             for warper in warpers:
                 scores = warper(input_ids, scores)
             probs = torch.softmax(scores, dim=-1)
-            picks = torch.cat([torch.multinomial(p, 1, generator=g) for p, g in zip(probs, self.generators)])
+            picks = torch.cat([torch.multinomial(p, 1, generator=g)
+                               for p, g in zip(probs, self.generators, strict=True)])
             onehot = torch.full_like(scores, float("-inf"))
             onehot[torch.arange(len(picks), device=scores.device), picks] = 0.0
             return onehot
@@ -227,7 +228,7 @@ class HFBackend:
                 logits_processor=LogitsProcessorList(processors),
                 stopping_criteria=StoppingCriteriaList([stops] if stops else []),
             )
-        for i, (request, prompt) in enumerate(zip(requests, prompts)):
+        for i, (request, prompt) in enumerate(zip(requests, prompts, strict=True)):
             new = out[i, width:].tolist()
             if stops and i in stops.stopped_at:
                 new = new[: stops.stopped_at[i]]

@@ -367,7 +367,8 @@ class LlamaCppBackend:
             "parallel": self.parallel,
             "batch": self.batch,
             "batch_decoding": ("up to batch requests decoded together, a finished one's slot taken by the next in "
-                               "order; a prompt evaluated once and its KV shared; one sampler chain and seed per sequence")
+                               "order; a prompt evaluated once and its KV shared; "
+                               "one sampler chain and seed per sequence")
             if self.batch > 1 else "one sequence at a time",
             "flash_attn_batch": self.flash_attn if self.batch > 1 else None,
             "n_ctx": self.n_ctx,

@@ -141,7 +141,7 @@ class VLLMBackend:
             outputs = self._run(chunk, per_request)
             if len(outputs) != len(chunk):
                 raise RuntimeError(f"vLLM returned {len(outputs)} outputs for {len(chunk)} requests")
-            for request, output in zip(chunk, outputs):
+            for request, output in zip(chunk, outputs, strict=True):
                 yield to_result(request, output)
 
     def describe(self) -> dict:

@@ -23,7 +23,8 @@ def stage_totals(run: Run) -> dict[str, dict]:
         return dict((((run.round or {}).get("costs") or {}).get("totals") or {}).get("stages") or {})
     out: dict[str, dict] = {}
     for r in run.ledger:
-        row = out.setdefault(r["stage"], {"wall_s": 0.0, "device_hours": 0.0, "gpu_hours": 0.0, "runs": 0, "devices": set()})
+        row = out.setdefault(r["stage"], {"wall_s": 0.0, "device_hours": 0.0, "gpu_hours": 0.0, "runs": 0,
+                                          "devices": set()})
         row["wall_s"] += r["wall_s"]
         row["device_hours"] += r["device_hours"]
         row["gpu_hours"] += r["gpu_hours"]
@@ -41,7 +42,8 @@ def stage_table(run: Run) -> list[str]:
     stages = stage_totals(run)
     if not stages:
         return ["> **Missing.** Neither ledger.jsonl nor round1/round.json records a cost.", ""]
-    rows = [[s, row.get("runs"), fmt.minutes(row["wall_s"]), fmt.hours(row["device_hours"]), fmt.hours(row["gpu_hours"]),
+    rows = [[s, row.get("runs"), fmt.minutes(row["wall_s"]), fmt.hours(row["device_hours"]),
+             fmt.hours(row["gpu_hours"]),
              ", ".join(sorted(row.get("devices") or [])) or fmt.NONE] for s, row in stages.items()]
     total = {k: sum(row[k] for row in stages.values()) for k in ("wall_s", "device_hours", "gpu_hours")}
     rows.append(["**total**", sum(row.get("runs") or 0 for row in stages.values()), fmt.minutes(total["wall_s"]),
@@ -110,7 +112,8 @@ def dominance(p1: Mapping, cost: float, comp_p1: float, comp_cost: float) -> str
     if acc == "lower" and cost >= comp_cost:
         return "the comparator dominates (higher pass@1 than the arm's whole CI, at no more cost)"
     if acc == "tied":
-        cheaper = "the arm is cheaper" if cost < comp_cost else "the comparator is cheaper" if cost > comp_cost else "equal cost"
+        cheaper = ("the arm is cheaper" if cost < comp_cost
+                   else "the comparator is cheaper" if cost > comp_cost else "equal cost")
         return f"neither: pass@1 is tied within the arm's 95% CI ({cheaper})"
     return f"neither: a trade-off (the arm's pass@1 is {acc}, and it costs {'more' if acc == 'higher' else 'less'})"
 
@@ -129,7 +132,8 @@ def pareto(run: Run) -> list[str]:
         if not fmt.is_interval(p1) or p1["value"] is None:
             continue
         unit, cost = _unit(entry.get("hours_to_produce") or {})
-        note = "" if unit == "GPU-hour" else " (device-hours on CPU against the comparator's GPU-hours: not like for like)"
+        note = ("" if unit == "GPU-hour"
+                else " (device-hours on CPU against the comparator's GPU-hours: not like for like)")
         rows.append([arm, fmt.pct(p1), f"{cost:.3f} {unit.split(' ')[0]}s{note}",
                      dominance(p1, cost, comp["pass_at_1"], comp["gpu_hours"])])
     lines += ["", *fmt.table(["arm", "pass@1 % (95% CI)", "cost to produce", "Pareto"], rows), "",

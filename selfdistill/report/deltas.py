@@ -8,7 +8,6 @@ from selfdistill.report import fmt
 from selfdistill.report.inputs import Run
 
 
-
 def _baseline_label(name: str, d: dict, t_eval: float) -> str:
     base = name.split("_vs_")[1]
     if d.get("base_t_eval") is not None:
@@ -44,7 +43,8 @@ def table(run: Run, names: list[str]) -> list[str]:
         d = deltas[name]
         dropped = d["overall"].get("n_dropped")
         if dropped:
-            lines.append(f"- {name}: {dropped} problem(s) scored in only one of the two arms were left out of the pairing.")
+            lines.append(f"- {name}: {dropped} problem(s) scored in only one of the two arms "
+                         "were left out of the pairing.")
         if d.get("note"):
             lines.append(f"- {name}: {d['note']}.")
     return lines + [""]
@@ -55,6 +55,6 @@ def line(run: Run, name: str) -> str:
     d = ((run.round or {}).get("deltas") or {}).get(name)
     if d is None:
         return f"{name}: not in round1/round.json"
-    slices = "; ".join(f"{s} {c}" for s, c in zip(fmt.SLICES, fmt.slice_cells(d)) if c != fmt.NONE)
+    slices = "; ".join(f"{s} {c}" for s, c in zip(fmt.SLICES, fmt.slice_cells(d), strict=True) if c != fmt.NONE)
     return (f"{name} Δ pass@1 {fmt.pp(d['overall'], n=True)} ({fmt.reading(d['overall'])}); "
             f"by slice: {slices or 'none'}; {fmt.battery_status(run.battery, fmt.delta_arm(name))}")

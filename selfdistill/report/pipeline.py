@@ -54,7 +54,8 @@ def _spec_rows(run: Run) -> list[tuple[str, object]]:
     pool = r.get("pool") or {}
     prov = pool.get("provenance") or {}
     source = prov.get("source", (spec.get("pool") or {}).get("source"))
-    model = f"{m.get('name')} ({fmt.num(m.get('parameters_b'))}B, {m.get('license')}, context {m.get('context_length')})"
+    model = (f"{m.get('name')} ({fmt.num(m.get('parameters_b'))}B, {m.get('license')}, "
+             f"context {m.get('context_length')})")
     heldout = (f"`{held.get('task')}`, {held.get('n_problems')} problems, sha256 {_digest(held.get('task_sha256'))}, "
                f"{len(held.get('excluded') or [])} excluded")
     prompts = (f"`{source}`, {pool.get('n_problems')} prompts ({pool.get('n_with_tests')} with tests), "
@@ -126,9 +127,11 @@ def battery_section(run: Run) -> list[str]:
     sha = run.battery.get("thresholds_sha256")
     declared = ((run.manifest or {}).get("battery") or {}).get("thresholds_sha256")
     if sha:
-        stamp = "" if declared is None else (", the hash stamped in manifest.json when sampling started" if declared == sha
-                                             else f"; **manifest.json declared {_digest(declared)}: the thresholds moved**")
-        lines += [f"Thresholds declared before training (sha256 {_digest(sha)}{stamp}); drifts are distilled vs base.", ""]
+        stamp = "" if declared is None else (
+            ", the hash stamped in manifest.json when sampling started" if declared == sha
+            else f"; **manifest.json declared {_digest(declared)}: the thresholds moved**")
+        lines += [f"Thresholds declared before training (sha256 {_digest(sha)}{stamp}); "
+                  "drifts are distilled vs base.", ""]
     rule = next((e["rule"] for e in run.battery["arms"].values() if e.get("rule")), None)
     if rule:  # each change carries a paired bootstrap CI over prompts: "change (limit)" shows it in brackets
         lines += [f"Rule: {rule}. Changes show their 95% CI in brackets (paired bootstrap over prompts).", ""]
@@ -150,7 +153,8 @@ def section(run: Run, figs: dict | None) -> list[str]:
     r = run.round
     titles = r.get("arm_titles") or {}
     lines += [f"Round {r.get('round', 1)}: arms " + ", ".join(f"**{a}** ({titles.get(a, a)})" for a in r["arms"])
-              + f"; precondition {r.get('precondition', {}).get('kind')} ({r.get('precondition', {}).get('rule_id')}).", ""]
+              + f"; precondition {r.get('precondition', {}).get('kind')} "
+              f"({r.get('precondition', {}).get('rule_id')}).", ""]
     notes = [(a, rec["note"]) for a, rec in (r.get("arm_records") or {}).items() if rec.get("note")]
     lines += [f"> **{a}** is {note}." for a, note in notes] + ([""] if notes else [])  # e.g. a comparator, not SSD
     lines += ["### B.1 What ran", "", *fmt.kv_table(_spec_rows(run)), "", *training_table(run, r["arms"])]

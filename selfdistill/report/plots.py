@@ -153,7 +153,7 @@ def lengths(run: Run) -> Plot | None:
     box = ax.boxplot([arms[n] for n in names], orientation="horizontal", patch_artist=True,
                      tick_labels=[f"{n} (n={len(arms[n])})" for n in names], flierprops={"markersize": 3},
                      medianprops={"color": "black"})
-    for patch, name in zip(box["boxes"], names):
+    for patch, name in zip(box["boxes"], names, strict=True):
         patch.set_facecolor(_color(name, run))
         patch.set_alpha(0.5)
     ax.invert_yaxis()

@@ -16,7 +16,8 @@ def _demote(markdown: str, levels: int = 2) -> list[str]:
     out = []
     for line in markdown.rstrip().splitlines():
         hashes = len(line) - len(line.lstrip("#"))
-        out.append("#" * min(6, hashes + levels) + line[hashes:] if 0 < hashes and line[hashes:hashes + 1] == " " else line)
+        demote = hashes > 0 and line[hashes:hashes + 1] == " "
+        out.append("#" * min(6, hashes + levels) + line[hashes:] if demote else line)
     return out
 
 
@@ -26,8 +27,10 @@ def _from_json(verdict: dict) -> list[str]:
     rows = [("verdict", fmt.verdict_label(overall))]
     if k:
         rows += [("pass@1 (%)", fmt.pct(overall.get("pass1"))), (f"pass@{k} (%)", fmt.pct(overall.get("passk")))]
-        rows += [(f"gap pass@{r['k']} − pass@1", fmt.pp(r["gap"] | {"n_problems": r["n_problems"]}, n=True) + f" ({r['side']})")
-                 for r in overall.get("gaps_by_k") or []] or [(f"gap pass@{k} − pass@1", fmt.pp(overall.get("gap"), n=True))]
+        rows += [(f"gap pass@{r['k']} − pass@1",
+                  fmt.pp(r["gap"] | {"n_problems": r["n_problems"]}, n=True) + f" ({r['side']})")
+                 for r in overall.get("gaps_by_k") or []] or [
+            (f"gap pass@{k} − pass@1", fmt.pp(overall.get("gap"), n=True))]
     lines = ["*base/verdict.md is missing; this is the verdict as recorded in base/verdict.json.*", "",
              f"> {minimum_line(verdict)}", "", *fmt.kv_table(rows), ""]
     if overall.get("justification"):

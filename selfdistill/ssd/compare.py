@@ -59,7 +59,8 @@ def slice_of(metrics: dict) -> Slicing:
     source = metrics.get("slice_source") or "none"
     cross_fit = metrics.get("slice_proxy_from") == "cross-fit"
     if cross_fit:
-        method = "cross-fit: slices from the slicing arm's even-indexed samples, slice deltas on both arms' odd-indexed samples"
+        method = ("cross-fit: slices from the slicing arm's even-indexed samples, "
+                  "slice deltas on both arms' odd-indexed samples")
     elif metrics.get("slice_proxy_from") == "external":
         method = "pass rates of a separate base run; slice deltas on all samples"
     elif source == "labels":

@@ -11,7 +11,8 @@ Conditions, for the arm that would seed round 2 (minimal SSD; the verifier arm g
                 simulates both), so a reader sees what each says
   battery       no anti-collapse probe ALERTs (its whole CI beyond its declared tolerance), the safety probe
                 included; a WATCH (point estimate beyond, CI not) is shown in the check and does not block
-  whole-set     round 1 was evaluated on the whole held-out set (no --limit) and not run with --force (past GO-OTHER or INCONCLUSIVE alike)
+  whole-set     round 1 was evaluated on the whole held-out set (no --limit) and not run with --force
+                (past GO-OTHER or INCONCLUSIVE alike)
   fresh-pool    a round-2 prompt pool is declared and shares no prompt with round 1's (content hashes)
   fresh-slice   a fresh evaluation slice is declared and shares no prompt with round 1's held-out set or
                 with either pool
@@ -112,7 +113,8 @@ def evaluate_gate(g: GateInputs) -> dict:
            if g.forced else ""),
     ))
     if g.round2_pool_hashes is None:
-        checks.append(_check("fresh-pool", False, g.round2_pool_error or "no round-2 prompt pool declared (gate.round2_pool)"))
+        checks.append(_check("fresh-pool", False,
+                             g.round2_pool_error or "no round-2 prompt pool declared (gate.round2_pool)"))
     else:
         shared = g.round2_pool_hashes & g.round1_pool_hashes
         checks.append(_check(

@@ -80,7 +80,8 @@ def probe_completions(spec: Spec, model: str, options: dict, out_dir: Path, t: f
     out_dir.mkdir(parents=True, exist_ok=True)
     with JsonlStream(out_dir / "samples.jsonl") as stream:
         done = {(r["probe_id"], r["sample_idx"]) for r in stream.records}
-        todo = [r for r in probe_requests(spec, probes, spec.battery.probe_samples) if (r.task_id, r.sample_idx) not in done]
+        todo = [r for r in probe_requests(spec, probes, spec.battery.probe_samples)
+                if (r.task_id, r.sample_idx) not in done]
         if todo:
             backend = load_backend(g.backend.value, model, chat=g.chat, options=dict(g.options) | options)
             try:
@@ -127,7 +128,8 @@ def run_probes(spec: Spec, run_dir: Path, say=print) -> dict:
             probe_sets[name] = None
             continue
         out = rd / "probes" / name
-        have = sum(1 for _ in read_jsonl(out / "samples.jsonl", "probe samples")) if (out / "samples.jsonl").exists() else 0
+        samples = out / "samples.jsonl"
+        have = sum(1 for _ in read_jsonl(samples, "probe samples")) if samples.exists() else 0
         if have < n_expected:
             say(f"safety/refusal probes: {name}")
         with timed_if(have < n_expected, run_dir, "probes", f"probes-{name}", device, count):  # done: no cost

@@ -19,7 +19,12 @@ from collections import Counter
 from pathlib import Path
 
 from selfdistill.evaluate import (
-    EvalPlan, generation_record, guard_resume, pending_requests, record_backend, sample_record,
+    EvalPlan,
+    generation_record,
+    guard_resume,
+    pending_requests,
+    record_backend,
+    sample_record,
 )
 from selfdistill.generate.params import SamplingParams
 from selfdistill.rundir import JsonlStream, dumps_line, read_jsonl, write_bytes_atomic, write_json_atomic

@@ -23,7 +23,8 @@ This module inverts that load against the same base file:
   snaps a small fine-tuning delta back to W, or with `k_types="base"` in its own type by ggml's
   `ggml_quantize_chunk` (the quantizer llama-quantize runs, from llama-cpp-python's libggml); IQ types
   (which need an importance matrix) always as Q8_0. Type changes are listed in `precision_changes`, and
-  `delta_retained` (median, min over changed tensors) says what share of the trained change survived. A base without `output.weight` (output tied to `token_embd`) gets none.
+  `delta_retained` (median, min over changed tensors) says what share of the trained change survived.
+  A base without `output.weight` (output tied to `token_embd`) gets none.
 - `export_lora_arm`: what the round evaluates for a LoRA arm: the merged GGUF (training's merged/ model
   through `export_merged_gguf`), which llama.cpp decodes at the base's speed (base + adapter ran at 0.81x
   of the base's tokens/s on the embedded default, the merged file at 1.02x), where it keeps at least 90%

@@ -53,7 +53,8 @@ from selfdistill.spec import TrainMethod, TrainSpec
 DONE = "train.json"
 
 
-def job_record(model: str, examples: Path, cfg: TrainSpec, out_dir: Path, *, chat: bool, algorithm: str = "sft") -> dict:
+def job_record(model: str, examples: Path, cfg: TrainSpec, out_dir: Path, *, chat: bool,
+               algorithm: str = "sft") -> dict:
     return {
         "algorithm": algorithm,  # the runner and trainer it names: train/jobs.py
         "model": model,
@@ -184,7 +185,7 @@ def accumulation_steps(cfg: TrainSpec, world: int) -> int:
 
 def _common_prefix(a: list[int], b: list[int]) -> int:
     n = 0
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=False):  # the shorter list bounds the prefix
         if x != y:
             break
         n += 1
@@ -350,7 +351,6 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m selfdistill.train.finetune JOB.json", file=sys.stderr)
         return 2
     from selfdistill.errors import SelfdistillError
-
     from selfdistill.train.launch import die_with_parent
 
     if "LOCAL_RANK" in os.environ:  # a worker of a launcher (torchrun / accelerate): it ends with the launcher;
