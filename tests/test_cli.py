@@ -30,7 +30,8 @@ def problems():
 
 
 def test_canonical_solutions_score_pass1_of_one_on_all_164(tmp_path, problems):
-    samples = write_samples(tmp_path / "canon.jsonl", [{"task_id": p.task_id, "completion": p.canonical_solution} for p in problems])
+    samples = write_samples(tmp_path / "canon.jsonl",
+                            [{"task_id": p.task_id, "completion": p.canonical_solution} for p in problems])
     r = cli("score", "--task", "humaneval", "--samples", str(samples), "--out", str(tmp_path / "out"))
     assert r.returncode == 0, r.stderr
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
@@ -94,7 +95,8 @@ def test_kill_mid_score_then_resume_loses_and_duplicates_nothing(tmp_path, probl
     rows = [{"task_id": p.task_id, "completion": p.canonical_solution + slow} for p in problems] * 2
     samples = write_samples(tmp_path / "s.jsonl", rows)
     out = tmp_path / "o"
-    cmd = [sys.executable, "-m", "selfdistill", "score", "--task", "humaneval", "--samples", str(samples), "--out", str(out)]
+    cmd = [sys.executable, "-m", "selfdistill", "score", "--task", "humaneval", "--samples", str(samples),
+           "--out", str(out)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     outcomes = out / "outcomes.jsonl"
     deadline = time.monotonic() + 60
@@ -117,7 +119,8 @@ def test_kill_mid_score_then_resume_loses_and_duplicates_nothing(tmp_path, probl
 
 def test_resume_refuses_a_different_samples_file(tmp_path, problems):
     out = tmp_path / "o"
-    a = write_samples(tmp_path / "a.jsonl", [{"task_id": problems[0].task_id, "completion": problems[0].canonical_solution}])
+    a = write_samples(tmp_path / "a.jsonl",
+                      [{"task_id": problems[0].task_id, "completion": problems[0].canonical_solution}])
     assert cli("score", "--task", "humaneval", "--samples", str(a), "--out", str(out)).returncode == 0
     b = write_samples(tmp_path / "b.jsonl", [{"task_id": problems[0].task_id, "completion": "    return 0\n"}])
     r = cli("score", "--task", "humaneval", "--samples", str(b), "--out", str(out))
@@ -183,7 +186,8 @@ def test_eval_then_decide_end_to_end_on_a_tiny_gguf(tmp_path):
 
     model = write_tiny_gguf(tmp_path / "tiny.gguf")
     text = QUICKSTART.read_text().replace('path = "embedded-default"', f'path = "{model}"')
-    text = text.replace("max_new_tokens = 512", "max_new_tokens = 16").replace("options = { batch = 16 }", "options = { n_ctx = 2048 }")
+    text = text.replace("max_new_tokens = 512", "max_new_tokens = 16").replace(
+        "options = { batch = 16 }", "options = { n_ctx = 2048 }")
     spec = tmp_path / "spec.toml"
     spec.write_text(text)
     run = tmp_path / "run"

@@ -7,8 +7,8 @@ import pytest
 
 pytest.importorskip("trl")
 
-from tests.ssd.round_fixtures import cli, favour_newlines, make_spec  # noqa: E402
 from tests.generate.tiny_models import write_tiny_hf  # noqa: E402
+from tests.ssd.round_fixtures import cli, favour_newlines, make_spec  # noqa: E402
 
 HEADINGS = ["A. Precondition Verdict", "B. SSD Pipeline Spec", "C. Verifier-Aware Arm Spec", "D. Round-2 Gate",
             "E. Promotion Plan"]

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 
-from selfdistill.ssd.arms import ARMS, delta_key
 from selfdistill.decide.precondition import precondition_from_metrics
 from selfdistill.decide.render import render_precondition
 from selfdistill.decision import rules_from_spec
@@ -25,6 +24,7 @@ from selfdistill.metrics.summary import summarize
 from selfdistill.rundir import write_json_atomic
 from selfdistill.spec import Spec
 from selfdistill.ssd import compare, ledger
+from selfdistill.ssd.arms import ARMS, delta_key
 from selfdistill.ssd.gate import GateInputs, evaluate_gate
 from selfdistill.ssd.promotion import plan_promotion
 
@@ -42,7 +42,8 @@ def spec_json(*, high_cost: bool = True, comparator: bool = True, verifier_arm: 
     raw = {
         "model": {"name": "Qwen2.5-Coder-0.5B-Instruct", "path": "embedded-default", "parameters_b": 0.5,
                   "license": "Apache-2.0", "context_length": 32768},
-        "task": {"languages": ["python"], "distribution": "algorithmic", "product_surface": "IDE chat: write a function"},
+        "task": {"languages": ["python"], "distribution": "algorithmic",
+                 "product_surface": "IDE chat: write a function"},
         "heldout": {"task": "humaneval"},
         "diagnostics": {"n": N_SAMPLES, "k": [1, 4, 8], "lower_k_reason": "CPU budget: n = 8 samples per problem",
                         "bootstrap_resamples": RESAMPLES},
@@ -205,7 +206,8 @@ def write_run(run: Path, *, verifier=True, forced=False, limit=None, device="cud
     slices = compare.slice_of(base)
     opts = {"n_resamples": RESAMPLES, "seed": 0, "slice_source": source}
     deltas = {"ssd_vs_base": compare.delta(evals[("base", T_EVAL)], evals[("ssd", T_EVAL)], slices, **opts)}
-    deltas["ssd_vs_best_base_decode"] = compare.delta(evals[("base", T_DIAG)], evals[("ssd", T_EVAL)], slices, **opts) | {
+    deltas["ssd_vs_best_base_decode"] = compare.delta(
+        evals[("base", T_DIAG)], evals[("ssd", T_EVAL)], slices, **opts) | {
         "base_t_eval": T_DIAG, "note": "the decode-only baseline: the base model at its best T_eval in the sweep "
                                        "(chosen on these same problems, so it flatters the base)"}
     if verifier:
@@ -231,12 +233,14 @@ def write_run(run: Path, *, verifier=True, forced=False, limit=None, device="cud
              "no_code_share": 0.031, "truncated_share": 0.012, "completion_tokens_total": 47113}
     if verifier:
         stats |= {"kept_with_tests": 380, "kept_verifier": 171, "acceptance_rate": 0.45}
-    training = {a: {"method": "lora", "optimizer_steps": 48 if a == "ssd" else 22, "n_examples": 380 if a == "ssd" else 171,
+    training = {a: {"method": "lora", "optimizer_steps": 48 if a == "ssd" else 22,
+                    "n_examples": 380 if a == "ssd" else 171,
                     "train_loss": 0.61, "loss_first": 0.94, "loss_last": 0.48, "wall_s": 3550.0, "device": device,
                     "device_count": 1, "adapter": f"round1/train-{a}/adapter", "merged": None} for a in arms}
     summary = {
         "schema": "selfdistill.round/1", "round": 1, "forced": forced, "comparable": limit is None, "limit": limit,
-        "precondition": {"kind": base_kind(run), "rule_id": json.loads((run / "base/verdict.json").read_text())["overall"]["rule_id"],
+        "precondition": {"kind": base_kind(run),
+                         "rule_id": json.loads((run / "base/verdict.json").read_text())["overall"]["rule_id"],
                          "summary": json.loads((run / "base/verdict.json").read_text())["summary"]},
         "arms": arms,
         "arm_titles": {a: ARMS[a].title for a in arms},

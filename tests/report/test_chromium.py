@@ -15,7 +15,8 @@ BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stab
 CHROMIUM = next((path for name in BROWSERS if (path := shutil.which(name))), None)
 pytestmark = [
     pytest.mark.skipif(CHROMIUM is None, reason=f"no Chromium binary on PATH (looked for {', '.join(BROWSERS)})"),
-    pytest.mark.skipif(not plots.available(), reason="matplotlib (the report extra) is not installed: no plots to decode"),
+    pytest.mark.skipif(not plots.available(),
+                       reason="matplotlib (the report extra) is not installed: no plots to decode"),
 ]
 
 # Injected into a copy of the page (the report itself has no script): after load, count the images

@@ -14,7 +14,8 @@ PROBE = (
 
 
 def test_module_prints_both_paths_and_imports_no_heavy_backend(pre_only):
-    out = subprocess.run([sys.executable, "-c", PROBE, str(pre_only)], capture_output=True, text=True, timeout=120, check=False)
+    out = subprocess.run([sys.executable, "-c", PROBE, str(pre_only)], capture_output=True, text=True, timeout=120,
+                         check=False)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert lines[:2] == [str(pre_only / "report.md"), str(pre_only / "report.html")]

@@ -155,7 +155,7 @@ def test_cpu_run_reports_accuracy_per_device_hour(tmp_path):
      ((0.42, 0.35, 0.48), 1.0, "neither: pass@1 is tied within the arm's 95% CI (the arm is cheaper)")],
 )
 def test_pareto_dominance_needs_the_ci_to_settle_accuracy(p1, cost, verdict):
-    interval = dict(zip(("value", "ci_low", "ci_high"), p1))
+    interval = dict(zip(("value", "ci_low", "ci_high"), p1, strict=True))
     assert dominance(interval, cost, comp_p1=0.40, comp_cost=6.0).startswith(verdict)
 
 
@@ -165,7 +165,8 @@ def test_pareto_dominance_needs_the_ci_to_settle_accuracy(p1, cost, verdict):
      ("round1/round.json", '{"arms": []}', r"round1/round\.json lacks t_eval, sweep, deltas, sampling, costs"),
      ("ssd-T1.1/metrics.json", "[1, 2]", r"ssd-T1\.1/metrics\.json holds a JSON list"),
      ("ledger.jsonl", '{"stage": "sampling"}\n', r"ledger\.jsonl:1 lacks arm|ledger\.jsonl:1 lacks wall_s"),
-     ("base-T1.1/samples.jsonl", '{"completion_tokens": "many"}\n', r"base-T1\.1/samples\.jsonl:1 has completion_tokens")],
+     ("base-T1.1/samples.jsonl", '{"completion_tokens": "many"}\n',
+      r"base-T1\.1/samples\.jsonl:1 has completion_tokens")],
 )
 def test_a_damaged_file_is_a_data_error_naming_it(full_run, tmp_path, path, content, match):
     run = _copy(full_run, tmp_path)

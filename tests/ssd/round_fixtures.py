@@ -128,5 +128,6 @@ def write_round2_sources(tmp_path: Path) -> str:
                                            for i in range(3)])
     write_jsonl(tmp_path / "fresh.jsonl", [dict(h, task_id=h["task_id"].replace("h/", "f/"),
                                                 prompt=h["prompt"].replace("Return", "Give back"),
-                                                prefix=h["prefix"].replace("Return", "Give back")) for h in HELDOUT[:2]])
+                                                prefix=h["prefix"].replace("Return", "Give back"))
+                                           for h in HELDOUT[:2]])
     return '[gate]\nround2_pool = "pool2.jsonl"\nround2_heldout = "fresh.jsonl"\n'

@@ -23,7 +23,7 @@ def arm_metrics(c_even: np.ndarray, c_odd: np.ndarray, slices: list[str | None] 
     per = {
         t: {"n": N, "c": int(e + o), "infra": 0, "slice": slices[i] if slices else None,
             "halves": {"assign": {"n": half, "c": int(e)}, "estimate": {"n": half, "c": int(o)}}}
-        for i, (t, e, o) in enumerate(zip(ids, c_even, c_odd))
+        for i, (t, e, o) in enumerate(zip(ids, c_even, c_odd, strict=True))
     }
     value = float(np.mean((c_even + c_odd) / N))
     return {"metrics": {"pass@1": {"value": value, "ci_low": 0.0, "ci_high": 1.0, "n_problems": len(ids)}},
@@ -49,8 +49,9 @@ def hard_deltas():
     for r, (base, treat, same_slices) in enumerate(no_effect_runs()):
         d = compare.delta(base, treat, compare.slice_of(base), n_resamples=RESAMPLES, seed=r)
         cross.append(d["slices"]["hard"])
-        old = dict(zip(base["per_problem"], same_slices))  # the old rule: the baseline's own samples
-        same.append(compare.delta(base, treat, old, n_resamples=RESAMPLES, seed=r, slice_source="same")["slices"]["hard"])
+        old = dict(zip(base["per_problem"], same_slices, strict=True))  # the old rule: the baseline's own samples
+        same.append(compare.delta(base, treat, old, n_resamples=RESAMPLES, seed=r,
+                                  slice_source="same")["slices"]["hard"])
     return cross, same
 
 

@@ -63,7 +63,8 @@ def _simulated_delta(rng, p_base, lift, n_samples, resamples):
     arm = rng.binomial(n_samples, p_arm) / n_samples
     ids = [f"t{i}" for i in range(len(p_base))]
     seed = int(rng.integers(1 << 31))
-    overall = paired_diff(dict(zip(ids, base)), dict(zip(ids, arm)), n_resamples=resamples, seed=seed)
+    overall = paired_diff(dict(zip(ids, base, strict=True)), dict(zip(ids, arm, strict=True)),
+                          n_resamples=resamples, seed=seed)
     return {"overall": overall.to_json(),
             "baseline_pass_at_1": bootstrap_mean(base, n_resamples=resamples, seed=seed).to_json(),
             "treatment_pass_at_1": bootstrap_mean(arm, n_resamples=resamples, seed=seed + 1).to_json()}

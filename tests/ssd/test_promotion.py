@@ -42,7 +42,8 @@ def test_promotion_is_blocked_with_the_reason(spec, summary_kw, battery_kw, reas
 
 
 def test_no_battery_blocks_and_high_failure_cost_tightens_the_canary(spec):
-    high = spec.model_copy(update={"failure_cost": spec.failure_cost.model_copy(update={"level": FailureLevel("high")})})
+    high = spec.model_copy(
+        update={"failure_cost": spec.failure_cost.model_copy(update={"level": FailureLevel("high")})})
     plan = plan_promotion(high, summary(iv(0.05, 0.02, 0.08)), None, None)
     assert any("battery has not been run" in r for r in plan["blocked_reasons"])
     assert plan["canary"]["traffic_share"] == 0.01 and plan["canary"]["duration"] == "14 days"

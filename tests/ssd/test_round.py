@@ -96,7 +96,8 @@ def test_forced_round_1_trains_and_evaluates_every_arm_separately(round1):
     # a sample cut off at max_new_tokens trains without the end token: the policy and counts per arm
     assert s["truncated_policy"] == "train-no-eos"
     for arm, kept in (("ssd", s["kept_minimal"]), ("verifier", s["kept_verifier"])):
-        examples = [json.loads(x) for x in (run / "round1" / f"train-{arm}" / "examples.jsonl").read_text().splitlines()]
+        examples = [json.loads(x)
+                    for x in (run / "round1" / f"train-{arm}" / "examples.jsonl").read_text().splitlines()]
         cut = summary["training"][arm]["truncated"]
         assert cut["policy"] == "train-no-eos" and cut["n_kept"] == kept == len(examples)
         assert cut["n_truncated"] == cut["n_trained_without_end"] == sum(e["truncated"] for e in examples)
@@ -129,7 +130,8 @@ def test_round_2_needs_a_passed_gate_and_trains_the_parent(round1):
     no_gate = cli("ssd", str(spec), "--run-dir", "run", "--force", cwd=tmp_path)
     assert no_gate.returncode == 3 and "gate.json does not exist" in no_gate.stderr
     tag = {"schema": "selfdistill.gate/1"}
-    (run / "round1" / "gate.json").write_text(json.dumps(tag | {"decision": "STOP", "arm": "ssd", "reasons": ["lift: no"]}))
+    (run / "round1" / "gate.json").write_text(
+        json.dumps(tag | {"decision": "STOP", "arm": "ssd", "reasons": ["lift: no"]}))
     stopped = cli("ssd", str(spec), "--run-dir", "run", "--force", cwd=tmp_path)
     assert stopped.returncode == 3 and "lift: no" in stopped.stderr
     (run / "round1" / "gate.json").write_text(json.dumps(tag | {"decision": "ENTER", "arm": "ssd", "reasons": []}))

@@ -57,7 +57,8 @@ def test_read_anchor_wraps_chat_turns_and_rejects_bad_lines(tmp_path):
     path = tmp_path / "anchor.jsonl"
     path.write_text(json.dumps({"prompt": "Write f", "completion": "def f(): pass"}) + "\n")
     assert data.read_anchor(path, chat=True) == [
-        {"prompt": [{"role": "user", "content": "Write f"}], "completion": [{"role": "assistant", "content": "def f(): pass"}]}
+        {"prompt": [{"role": "user", "content": "Write f"}],
+         "completion": [{"role": "assistant", "content": "def f(): pass"}]}
     ]
     path.write_text('{"prompt": 3}\n')
     with pytest.raises(DataError, match=r"anchor.jsonl:1"):
@@ -82,7 +83,8 @@ def test_ledger_sums_per_stage_and_divides_accuracy_by_hours(tmp_path):
 def _metrics(rates: dict[str, tuple[int, int]], slices: dict[str, str]) -> dict:
     per = {t: {"n": n, "c": c, "infra": 0, "slice": slices[t]} for t, (c, n) in rates.items()}
     value = sum(c / n for c, n in rates.values()) / len(rates)
-    return {"per_problem": per, "metrics": {"pass@1": {"value": value, "ci_low": 0, "ci_high": 1, "n_problems": len(rates)}}}
+    return {"per_problem": per,
+            "metrics": {"pass@1": {"value": value, "ci_low": 0, "ci_high": 1, "n_problems": len(rates)}}}
 
 
 def test_paired_delta_overall_and_per_slice():
