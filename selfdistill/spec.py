@@ -46,7 +46,8 @@ class ComparatorKind(str, Enum):
     GRPO = "grpo"
 
 
-MEASURABLE = (ComparatorKind.REJECTION_SAMPLING_SFT,)  # the comparators a round can run (ssd/arms.py)
+# the comparators a round can run (ssd/arms.py); the others are declared only
+MEASURABLE = (ComparatorKind.REJECTION_SAMPLING_SFT, ComparatorKind.SFT_EXTERNAL)
 
 FailureLevel = FailureCost  # one enum for the spec and the verdict rule
 
@@ -172,6 +173,9 @@ class ComparatorSpec(_Section):
         '["rejection-sampling-sft"]; see docs/comparators.md',
     )
     best_of_n: int = Field(8, ge=1, le=256, description="rejection-sampling-sft: samples per pool prompt (best-of-N)")
+    data: str | None = Field(
+        None, description='sft-external: a JSONL file of {"prompt": ..., "completion": ...} pairs (spec-relative)'
+    )
 
     @field_validator("measure")
     @classmethod
@@ -183,6 +187,12 @@ class ComparatorSpec(_Section):
                 f"{', '.join(m.value for m in MEASURABLE)}); declare its numbers instead (pass_at_1, gpu_hours)"
             )
         return list(dict.fromkeys(measure))
+
+    @model_validator(mode="after")
+    def _external_data(self) -> ComparatorSpec:
+        if ComparatorKind.SFT_EXTERNAL in self.measure and not self.data:
+            raise ValueError('measure includes "sft-external" but no data file is named (comparator.data)')
+        return self
 
 
 class FailureCostSpec(_Section):
@@ -491,6 +501,8 @@ def _resolve_paths(spec: Spec, base: Path) -> Spec:
         problems.append(f"  heldout.errata = {h.errata!r}: no such file (looked at {spec.heldout.errata})")
     if spec.train.anchor_data and not Path(spec.train.anchor_data).is_file():
         problems.append(f"  train.anchor_data: no such file (looked at {spec.train.anchor_data})")
+    if spec.comparator.data and not Path(spec.comparator.data).is_file():
+        problems.append(f"  comparator.data: no such file (looked at {spec.comparator.data})")
     if problems:
         raise SpecError("error: the spec names files that do not exist:\n" + "\n".join(problems))
     return spec
@@ -517,6 +529,9 @@ def _resolve_round_paths(spec: Spec, base: Path) -> Spec:
     anchor = spec.train.anchor_data
     if anchor and not Path(anchor).expanduser().is_absolute():
         spec = spec.model_copy(update={"train": spec.train.model_copy(update={"anchor_data": str(base / anchor)})})
+    external = spec.comparator.data
+    if external and not Path(external).expanduser().is_absolute():
+        spec = spec.model_copy(update={"comparator": spec.comparator.model_copy(update={"data": str(base / external)})})
     return spec
 
 

@@ -3,6 +3,7 @@
     ssd        minimal SSD: every sample that survived the degeneracy filter, unverified (the paper's recipe)
     verifier   verifier-aware SSD: the same samples, only those that passed the pool's tests
     rejection-sampling-sft   a comparator, not SSD: best-of-N samples per pool prompt, the passing ones, SFT
+    sft-external             a comparator, not SSD: SFT on the user's prompt/completion pairs
 
 An arm says how its training examples are selected (`select`: the round's samples and the keys that passed
 the pool's tests -> the samples it trains on), which training algorithm fine-tunes it (`algorithm`: a key of
@@ -71,6 +72,12 @@ def best_of_n(r, pool, progress_factory, say=print):
     return draw(r, pool, progress_factory, say)
 
 
+def external_pairs(r, pool, progress_factory, say=print):
+    from selfdistill.ssd.comparators import external_pairs as draw
+
+    return draw(r, pool, progress_factory, say)
+
+
 def distinct_passing(samples: list[dict], passed: Keys | None) -> list[dict]:
     from selfdistill.ssd.comparators import distinct_passing as select
 
@@ -95,6 +102,13 @@ ARMS: dict[str, Arm] = {
         note=("a comparator, not SSD: best-of-N (comparator.best_of_n) samples per pool prompt at the product's "
               "decoding, the distinct passing programs fine-tuned on by SFT; the verifier-aware SSD arm instead "
               "keeps the passing ones of the round's T_train samples")),
+    "sft-external": Arm(
+        "sft-external", "SFT on external data (comparator: your prompt/completion pairs)", kept, colour="#da8bc3",
+        comparator=True, draw=external_pairs, cost_stages=(),
+        deltas_against=(("base", "external-data SFT vs base, same T_eval"),
+                        ("ssd", "external-data SFT vs minimal SSD, same T_eval")),
+        note=("a comparator, not SSD: SFT with the same trainer on the prompt/completion pairs of comparator.data "
+              "(checked against the held-out set like the pool)")),
 }
 BASE_COLOUR = "#4c72b0"
 

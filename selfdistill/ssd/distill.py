@@ -128,7 +128,8 @@ def train_arm(r: Round, arm: str, pool, samples: list[dict], passed: set | None)
                if truncated["n_excluded"] else "")
             + "); look at the samples in " + str(r.dir / "samples" / "samples.jsonl")
         )
-    examples = [data.example(by_id[s["task_id"]], s, r.spec.generation.chat) for s in chosen]
+    examples = [s["example"] if "example" in s else data.example(by_id[s["task_id"]], s, r.spec.generation.chat)
+                for s in chosen]  # a comparator's own pairs come as examples already (sft-external)
     t = r.spec.train
     mix = {"anchor_ratio": 0.0, "n_anchor": 0}
     if t.anchor_data and t.anchor_ratio > 0:

@@ -16,6 +16,7 @@ from selfdistill.errors import DataError
 from selfdistill.rundir import read_json
 from selfdistill.ssd import compare, ledger
 from selfdistill.ssd.arms import ARMS, delta_key
+from selfdistill.ssd.comparators import stats_path
 
 BEST_DECODE_NOTE = ("the decode-only baseline: the base model at its best T_eval in the sweep (chosen on these same "
                     "problems, so it flatters the base)")
@@ -73,8 +74,8 @@ def summarize_round(r, arms: list[str], evals: dict[tuple[str, float], dict], ba
         "arms": arms,
         "arm_titles": {a: ARMS[a].title for a in arms},
         "arm_records": {a: ARMS[a].record() for a in arms},
-        "arm_samples": {a: read_json(r.dir / a / "samples" / "stats.json", "comparator sample stats")
-                        for a in arms if ARMS[a].draw},  # a comparator's own draw (ssd/comparators.py)
+        "arm_samples": {a: read_json(stats_path(r.dir, a), "comparator data stats")
+                        for a in arms if ARMS[a].draw},  # a comparator's own data (ssd/comparators.py)
         "pool": {"provenance": pool.provenance, "n_problems": len(pool.problems), "n_with_tests": pool.n_with_tests},
         "sampling": {"t_train": s.t_train, "top_k": s.top_k, "top_p": s.top_p, "min_p": s.min_p,
                      "n_per_prompt": s.n_per_prompt, "seed": s.seed, "truncated_policy": s.truncated.value,

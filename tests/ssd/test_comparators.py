@@ -6,7 +6,7 @@ import json
 import pytest
 
 from selfdistill.checks import check_spec
-from selfdistill.errors import SpecError
+from selfdistill.errors import DataError, SpecError
 from selfdistill.pipeline import run_all
 from selfdistill.spec import load_spec
 from selfdistill.ssd import arms, comparators, ledger
@@ -88,3 +88,68 @@ def test_rejection_sampling_arm_trains_evaluates_costs_and_resumes(fakes, tmp_pa
     run_all(check_spec(rs_spec(tmp_path)), run, limit=None, force=True, progress_factory=fakes, say=lambda *a: None)
     again = ledger.read_ledger(run)[n_before:]
     assert not [x for x in again if x["arm"].startswith(RS) or x["stage"] in ("sampling", "scoring", "training")]
+
+
+EXTERNAL = "sft-external"
+PAIRS = [{"prompt": f"Write a function triple_{i}(x) that returns three times x.",
+          "completion": f"```python\ndef triple_{i}(x):\n    return 3 * x\n```\n"} for i in range(4)]
+
+
+def external_spec(tmp_path, pairs=PAIRS, data='data = "pairs.jsonl"\n'):
+    spec = rs_spec(tmp_path, measure='["sft-external"]')
+    (tmp_path / "pairs.jsonl").write_text("".join(json.dumps(p) + "\n" for p in pairs))
+    spec.write_text(spec.read_text().replace("best_of_n = 3\n", data))
+    return spec
+
+
+def test_external_pairs_schema_is_checked_line_by_line(tmp_path):
+    path = tmp_path / "pairs.jsonl"
+    path.write_text(json.dumps(PAIRS[0]) + "\n" + json.dumps({"prompt": "p"}) + "\n"
+                    + json.dumps({"prompt": "p", "completion": ""}) + "\n")
+    with pytest.raises(DataError, match=r"line\(s\) 2, 3 need"):
+        comparators.read_pairs(path)
+    assert comparators.read_pairs(_write(tmp_path, PAIRS)) == PAIRS
+
+
+def _write(tmp_path, rows):
+    path = tmp_path / "ok.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_sft_external_needs_its_data_file(tmp_path):
+    with pytest.raises(SpecError, match="comparator.data"):
+        load_spec(external_spec(tmp_path, data=""))
+    with pytest.raises(SpecError, match="comparator.data: no such file"):
+        load_spec(external_spec(tmp_path, data='data = "missing.jsonl"\n'))
+    assert load_spec(external_spec(tmp_path)).comparator.data == str(tmp_path / "pairs.jsonl")  # spec-relative
+
+
+def test_sft_external_trains_on_the_pairs_and_is_compared(fakes, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run = tmp_path / "run"
+    result = run_all(check_spec(external_spec(tmp_path)), run, limit=None, force=True, progress_factory=fakes,
+                     say=lambda *a: None)
+    summary = json.loads((run / "round1" / "round.json").read_text())
+    assert summary["arms"] == ["ssd", EXTERNAL]
+    examples = [json.loads(x) for x in (run / "round1" / f"train-{EXTERNAL}" / "examples.jsonl").read_text()
+                .splitlines()]
+    assert [e["completion"][0]["content"] for e in examples] == [p["completion"] for p in PAIRS]
+    assert {e["origin"] for e in examples} == {"external"}
+    stats = summary["arm_samples"][EXTERNAL]
+    assert stats["n_pairs"] == 4 and stats["contamination"]["clean"] and len(stats["sha256"]) == 64
+    assert {f"{EXTERNAL}_vs_base", f"{EXTERNAL}_vs_ssd"} <= set(summary["deltas"])
+    assert "ci" in json.dumps(summary["deltas"][f"{EXTERNAL}_vs_base"])
+    assert ("training", EXTERNAL) in {(x["stage"], x["arm"]) for x in ledger.read_ledger(run)}
+    assert "SFT with the same trainer on the prompt/completion pairs" in result.report_md.read_text()
+
+
+def test_sft_external_refuses_pairs_that_overlap_the_heldout_set(fakes, tmp_path, monkeypatch):
+    from tests.ssd.round_fixtures import HELDOUT
+
+    monkeypatch.chdir(tmp_path)
+    leaked = [*PAIRS, {"prompt": HELDOUT[0]["prompt"], "completion": "def double(x):\n    return 2 * x\n"}]
+    with pytest.raises(DataError, match="comparator.data .* overlaps the held-out set"):
+        run_all(check_spec(external_spec(tmp_path, leaked)), tmp_path / "run", limit=None, force=True,
+                progress_factory=fakes, say=lambda *a: None)
+    assert not (tmp_path / "run" / "round1" / f"train-{EXTERNAL}" / "train.json").exists()
