@@ -98,6 +98,12 @@ def _source_problems(field: str, value: str, pool: bool) -> list[str]:
     return [f"  {field} = {value!r}: no such file; give {forms}"]
 
 
+# Upper bounds on counts that start processes, threads or batches: past these a spec asks for what no machine
+# runs (e.g. parallel = 1e8 llama.cpp instances), so check refuses it rather than the run failing later.
+OPTION_MAX = {"parallel": 64, "batch": 1024, "batch_size": 1024, "n_batch": 65_536, "n_threads": 1024,
+              "concurrency": 1024, "tensor_parallel_size": 1024, "data_parallel_size": 1024}
+
+
 def _option_problems(backend: str, options: dict) -> list[str]:
     """generation.options against the backend's constructor: unknown keys, wrong types, out-of-range numbers."""
     import importlib
@@ -123,9 +129,10 @@ def _option_problems(backend: str, options: dict) -> list[str]:
         if "bool" in annotation:
             ok, want = isinstance(value, bool), "true or false"
         elif "int" in annotation:
-            low = 0 if default == 0 else 1
-            ok = isinstance(value, int) and not isinstance(value, bool) and value >= low
-            want = f"an integer >= {low}"
+            low, high = (0 if default == 0 else 1), OPTION_MAX.get(key)
+            ok = (isinstance(value, int) and not isinstance(value, bool) and value >= low
+                  and (high is None or value <= high))
+            want = f"an integer >= {low}" if high is None else f"an integer {low} .. {high}"
         elif "float" in annotation:
             low_ok = (lambda v: v > 0) if isinstance(default, (int, float)) and default > 0 else (lambda v: v >= 0)
             ok = (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

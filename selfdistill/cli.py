@@ -72,11 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", type=Path, default=None, help="output directory (default: next to the samples)")
     s.add_argument("--errata", type=Path, default=None, help="TOML of problem ids to exclude, with reasons")
     s.add_argument("--timeout-s", type=_timeout_s, default=10.0,
-                   help="wall-clock limit per program, seconds (0 < t <= 600)")
-    s.add_argument("--memory-mb", type=_memory_mb, default=1024, help="address-space limit per program, MiB (>= 64)")
+                   help="wall-clock limit per program, seconds (0.05 <= t <= 600)")
+    s.add_argument("--memory-mb", type=_memory_mb, default=1024,
+                   help="address-space limit per program, MiB (64 .. 1048576)")
     s.add_argument("--workers", type=_int_at_least(1, "--workers"), default=None,
                    help="sandbox workers (default: one per core)")
-    s.add_argument("--resamples", type=_int_at_least(1, "--resamples"), default=10_000, help="bootstrap resamples")
+    s.add_argument("--resamples", type=_resamples, default=10_000, help="bootstrap resamples (1 .. 1,000,000)")
     s.add_argument("--seed", type=_int_at_least(0, "--seed"), default=0, help="bootstrap seed (>= 0)")
     s.add_argument("--reference-timeouts", action="store_true",
                    help="per-problem limits: 10x the reference solution's runtime, at least 1 s, at most --timeout-s")
@@ -84,7 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="generate + score + metrics for one arm, resumable")
     e.add_argument("spec", type=Path)
-    e.add_argument("--arm", default="base", help="arm name: a directory under the run directory (default: base)")
+    e.add_argument("--arm", type=_arm, default="base",
+                   help="arm name: a directory under the run directory (default: base)")
     e.add_argument("--limit", type=int, default=None,
                    help="a seeded subset of N problems (results stamped not comparable)")
     e.add_argument("--run-dir", type=Path, default=None, help="run directory (default: runs/<spec file stem>)")
@@ -168,6 +170,7 @@ def _int_at_least(low: int, flag: str):
 
 def _timeout_s(text: str) -> float:
     from selfdistill.execute.confine import MAX_TIMEOUT_S
+    from selfdistill.score import MIN_TIMEOUT_S
 
     try:
         value = float(text)
@@ -175,14 +178,39 @@ def _timeout_s(text: str) -> float:
         value = float("nan")
     if not 0 < value <= MAX_TIMEOUT_S:  # nan fails this too
         raise argparse.ArgumentTypeError(f"--timeout-s {text!r}: give seconds, 0 < t <= {MAX_TIMEOUT_S:g}")
+    if value < MIN_TIMEOUT_S:
+        raise argparse.ArgumentTypeError(f"--timeout-s {text}: below {MIN_TIMEOUT_S:g} s the sandbox cannot even "
+                                         f"start a program (every sample would time out); give >= {MIN_TIMEOUT_S:g}")
     return value
 
 
 def _memory_mb(text: str) -> int:
     from selfdistill.execute.confine import MIN_MEMORY_MB
+    from selfdistill.score import MAX_MEMORY_MB
 
     value = _int_at_least(MIN_MEMORY_MB, "--memory-mb")(text)
+    if value > MAX_MEMORY_MB:
+        raise argparse.ArgumentTypeError(f"--memory-mb {text}: more than {MAX_MEMORY_MB} MiB (1 TiB) is no limit the "
+                                         f"sandbox can set; give {MIN_MEMORY_MB} .. {MAX_MEMORY_MB}")
     return value
+
+
+def _resamples(text: str) -> int:
+    from selfdistill.score import MAX_BOOTSTRAP_RESAMPLES
+
+    value = _int_at_least(1, "--resamples")(text)
+    if value > MAX_BOOTSTRAP_RESAMPLES:
+        raise argparse.ArgumentTypeError(f"--resamples {text}: at most {MAX_BOOTSTRAP_RESAMPLES:,} (the bootstrap "
+                                         "holds resamples x problems numbers in memory; 10,000 is plenty)")
+    return value
+
+
+def _arm(text: str) -> str:
+    """--arm: a plain directory name under the run directory, never a path out of it."""
+    if not text or text in (".", "..") or "/" in text or "\\" in text or "\0" in text or text != text.strip():
+        raise argparse.ArgumentTypeError(f"--arm {text!r}: give a plain name such as base or ssd-r1 (a directory "
+                                         "made under the run directory: no '/', no '..', not empty)")
+    return text
 
 
 def cmd_check(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ Not here: the rule itself (decide/verdict.py, table-tested) or the statistics (m
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from selfdistill.decide.precondition import precondition_from_metrics
@@ -32,9 +33,98 @@ def rules_from_spec(spec: Spec) -> Rules:
     )
 
 
+def _is_int(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v: object) -> bool:  # nan and out-of-range values are the verdict's checks, named there
+    return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+
+
+def _optional(kind):
+    return lambda v: v is None or kind(v)
+
+
+def _dict_of(item):
+    return lambda v: isinstance(v, dict) and all(item(x) for x in v.values())
+
+
+def _list_of(item):
+    return lambda v: isinstance(v, list) and all(item(x) for x in v)
+
+
+_ESTIMATE = {"value": _is_num, "ci_low": _is_num, "ci_high": _is_num, "n_problems": _optional(_is_int)}
+_GROUP = {"metrics": dict, "gaps": dict, "excluded": _dict_of(_list_of(lambda e: isinstance(e, dict))),
+          "n_problems": _optional(_is_int)}
+
+
+def check_metrics_shape(metrics: dict, path: Path) -> None:
+    """The shape of a metrics.json (as score/eval write it) before any of it is used: a wrongly typed field
+    ("metrics": [], a null gap, "slices": "x") is a DataError naming the file and the field, not a
+    traceback. Ranges (fractions in [0, 1], ordered CIs) are the verdict's own checks."""
+
+    def bad(field: str, value: object, want: str) -> DataError:
+        shown = json.dumps(value)[:80] if not isinstance(value, float) else repr(value)
+        return DataError(f"error: metrics file {path}: {field} is {shown}, expected {want}; rewrite it with "
+                         "`selfdistill score` (or eval), or fix that field")
+
+    def check(field: str, value: object, ok, want: str) -> None:
+        passed = isinstance(value, ok) if isinstance(ok, type) else ok(value)
+        if not passed:
+            raise bad(field, value, want)
+
+    def group(prefix: str, g: dict) -> None:
+        for key, ok in _GROUP.items():
+            if key in g:
+                check(f"{prefix}{key}", g[key], ok, "an object {...}" if ok is dict else
+                      "a list of objects per key" if key == "excluded" else "an integer or null")
+        for part in ("metrics", "gaps"):
+            for name, est in g.get(part, {}).items():
+                field = f"{prefix}{part}.{name}"
+                check(field, est, dict, 'an object {"value", "ci_low", "ci_high", "n_problems"}')
+                for key, ok in _ESTIMATE.items():
+                    if key not in est and key != "n_problems":
+                        raise bad(field, est, f'an object with "{key}"')
+                    if key in est:
+                        check(f"{field}.{key}", est[key], ok,
+                              "an integer or null" if key == "n_problems" else "a number or null")
+
+    check("ks", metrics.get("ks", []), _list_of(_is_int), "a list of integers")
+    for key in ("n_problems", "n_samples", "n_resamples"):
+        check(key, metrics.get(key), _optional(_is_int), "an integer")
+    check("status_counts", metrics.get("status_counts", {}), _dict_of(_is_int), "an object of integer counts")
+    group("", metrics)
+    check("slices", metrics.get("slices", {}), dict, "an object {slice name: {...}}")
+    for name, g in metrics.get("slices", {}).items():
+        check(f"slices.{name}", g, dict, 'an object {"metrics", "gaps", ...}')
+        group(f"slices.{name}.", g)
+    check("per_problem", metrics.get("per_problem", {}), dict, "an object {task_id: {...}}")
+    for task_id, row in metrics.get("per_problem", {}).items():
+        field = f"per_problem.{task_id}"
+        check(field, row, dict, 'an object {"n", "c", ...}')
+        check(f"{field}.n", row.get("n"), _is_int, "an integer")
+        check(f"{field}.slice", row.get("slice"), _optional(lambda v: isinstance(v, str)), "a slice name or null")
+        check(f"{field}.halves", row.get("halves"), _optional(lambda v: isinstance(v, dict)), "an object or null")
+        estimate = (row.get("halves") or {}).get("estimate")
+        check(f"{field}.halves.estimate", estimate, _optional(lambda v: isinstance(v, dict) and _is_int(v.get("n"))),
+              'an object {"n": integer, ...} or null')
+    check("unsliced", metrics.get("unsliced", []), _list_of(lambda v: isinstance(v, str)), "a list of task ids")
+    check("slice_bins", metrics.get("slice_bins", {}), _dict_of(lambda v: isinstance(v, str)), "an object of strings")
+    for key in ("slice_source", "slice_note", "slice_proxy_from"):
+        check(key, metrics.get(key), _optional(lambda v: isinstance(v, str)), "a string")
+    prov = metrics.get("provenance", {})
+    check("provenance", prov, dict, "an object {...}")
+    check("provenance.excluded", prov.get("excluded", []),
+          _list_of(lambda e: isinstance(e, dict) and isinstance(e.get("task_id"), str)
+                   and isinstance(e.get("reason"), str)), '[{"task_id": ..., "reason": ...}, ...]')
+    check("provenance.comparable", prov.get("comparable", True), lambda v: isinstance(v, bool), "true or false")
+    check("provenance.limit", prov.get("limit"), _optional(_is_int), "an integer or null")
+
+
 def decide(spec: Spec, metrics_path: Path, out: Path) -> str:
     """Write verdict.json and verdict.md into `out`; return the Markdown."""
     metrics = read_json(metrics_path, "metrics file")
+    check_metrics_shape(metrics, metrics_path)
     k = max(spec.diagnostics.k)
     if k not in metrics.get("ks", []):
         raise DataError(

@@ -212,7 +212,22 @@ class Scorer:
 
 def evaluate(spec: Spec, heldout: HeldoutSet, run_dir: Path, arm: str, limit: int | None, progress) -> dict | None:
     """Generate, score and summarise one arm; return its metrics (None on a data-parallel rank that does
-    not merge: generate/shards.py)."""
+    not merge: generate/shards.py). The arm directory is locked throughout: a second eval of it is refused
+    (data-parallel ranks share it by design; the merging rank's scoring locks it)."""
+    from selfdistill.generate.shards import data_parallel_size
+    from selfdistill.score import exclusive_lock
+
+    if not arm or arm in (".", "..") or Path(arm).name != arm or "\\" in arm:
+        raise DataError(f"error: arm {arm!r}: give a plain name (a directory under the run directory: "
+                        "no '/', no '..', not empty)")
+    if data_parallel_size(spec) > 1:
+        return _evaluate(spec, heldout, run_dir, arm, limit, progress)
+    (run_dir / arm).mkdir(parents=True, exist_ok=True)
+    with exclusive_lock(run_dir / arm, f"eval --arm {arm}"):
+        return _evaluate(spec, heldout, run_dir, arm, limit, progress)
+
+
+def _evaluate(spec: Spec, heldout: HeldoutSet, run_dir: Path, arm: str, limit: int | None, progress) -> dict | None:
     from selfdistill.generate.backends import load_backend
     from selfdistill.generate.default_model import resolve_model
     from selfdistill.generate.prompts import build_prompt

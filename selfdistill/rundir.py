@@ -104,6 +104,8 @@ def _loads(text: str | bytes) -> Any:
 
 def read_json(path: Path, what: str) -> dict:
     """A JSON object from a file; anything else (a list, bad JSON, not UTF-8) is a DataError."""
+    if path.is_dir():
+        raise DataError(f"error: {what} {path} is a directory, not a file; give the JSON file itself")
     if not path.is_file():
         raise DataError(f"error: {what} {path} does not exist")
     try:

@@ -18,7 +18,8 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -33,6 +34,11 @@ log = logging.getLogger(__name__)
 
 DEFAULT_K = (1, 4, 8, 16)
 SANDBOX_RECORD = "sandbox.json"  # the sandbox settings outcomes were scored under, and the isolation achieved
+LOCK_FILE = ".selfdistill.lock"  # flock'd for the whole scoring of an out dir (and an eval arm): one writer at a time
+# Bounds checked before any work (CLI flags, ScoreConfig, the spec's diagnostics):
+MAX_MEMORY_MB = 1_048_576  # 1 TiB: above any machine this runs on; RLIMIT_AS beyond it overflows in the sandbox
+MIN_TIMEOUT_S = 0.05  # below this the sandbox cannot even start the interpreter: every sample would time out
+MAX_BOOTSTRAP_RESAMPLES = 1_000_000  # the bootstrap holds resamples x problems floats; past this, memory runs out
 
 
 @dataclass(frozen=True)
@@ -74,16 +80,17 @@ class ScoreConfig:
         from selfdistill.execute.confine import MAX_TIMEOUT_S, MIN_MEMORY_MB
 
         bad = []
-        if not (isinstance(self.timeout_s, (int, float)) and 0 < self.timeout_s <= MAX_TIMEOUT_S):
-            bad.append(f"timeout_s={self.timeout_s!r} (give 0 < seconds <= {MAX_TIMEOUT_S:g})")
-        if not (isinstance(self.memory_mb, int) and self.memory_mb >= MIN_MEMORY_MB):
-            bad.append(f"memory_mb={self.memory_mb!r} (give >= {MIN_MEMORY_MB}: the interpreter alone maps ~30 MB)")
+        if not (isinstance(self.timeout_s, (int, float)) and MIN_TIMEOUT_S <= self.timeout_s <= MAX_TIMEOUT_S):
+            bad.append(f"timeout_s={self.timeout_s!r} (give {MIN_TIMEOUT_S:g} <= seconds <= {MAX_TIMEOUT_S:g})")
+        if not (isinstance(self.memory_mb, int) and MIN_MEMORY_MB <= self.memory_mb <= MAX_MEMORY_MB):
+            bad.append(f"memory_mb={self.memory_mb!r} (give {MIN_MEMORY_MB} <= MiB <= {MAX_MEMORY_MB}: "
+                       "the interpreter alone maps ~30 MB)")
         if self.workers is not None and not (isinstance(self.workers, int) and self.workers >= 1):
             bad.append(f"workers={self.workers!r} (give >= 1)")
         if not (isinstance(self.seed, int) and self.seed >= 0):
             bad.append(f"seed={self.seed!r} (give >= 0)")
-        if not (isinstance(self.bootstrap_resamples, int) and self.bootstrap_resamples >= 1):
-            bad.append(f"bootstrap_resamples={self.bootstrap_resamples!r} (give >= 1)")
+        if not (isinstance(self.bootstrap_resamples, int) and 1 <= self.bootstrap_resamples <= MAX_BOOTSTRAP_RESAMPLES):
+            bad.append(f"bootstrap_resamples={self.bootstrap_resamples!r} (give 1 .. {MAX_BOOTSTRAP_RESAMPLES:,})")
         if not (isinstance(self.reference_floor_s, (int, float)) and 0 < self.reference_floor_s <= MAX_TIMEOUT_S):
             bad.append(f"reference_floor_s={self.reference_floor_s!r} (give 0 < seconds <= {MAX_TIMEOUT_S:g})")
         if not (isinstance(self.reference_factor, (int, float)) and 1 <= self.reference_factor < float("inf")):
@@ -111,7 +118,7 @@ def read_samples(path: Path, problems: dict[str, Problem]) -> list[Sample]:
         problem = problems[task_id]
         program = text if "program" in rec else problem.program(text)
         idx = rec.get("sample_idx", per_task[task_id])
-        if not isinstance(idx, int) or idx < 0 or (task_id, idx) in seen:
+        if not isinstance(idx, int) or isinstance(idx, bool) or idx < 0 or (task_id, idx) in seen:
             raise DataError(f"error: {path}:{lineno}: sample_idx {idx!r} of {task_id} is not a new index >= 0")
         seen.add((task_id, idx))
         samples.append(Sample(task_id, idx, program))
@@ -261,14 +268,20 @@ def score(
     provenance: dict | None = None,
     progress: Progress | None = None,
 ) -> dict:
-    """Score a samples file; write outcomes.jsonl and metrics.json into out_dir; return the metrics."""
-    from selfdistill.metrics.summary import summarize
-
+    """Score a samples file; write outcomes.jsonl and metrics.json into out_dir; return the metrics.
+    The out dir is locked for the whole of it (exclusive_lock): a second run on it is refused."""
     by_id = {p.task_id: p for p in problems}
     samples = read_samples(samples_path, by_id)
     n_per_task = Counter(s.task_id for s in samples)
     k = choose_k(cfg.k, min(n_per_task.values()))
     ensure_out_dir(out_dir)
+    with exclusive_lock(out_dir, "scoring"):
+        return _score_locked(problems, samples_path, out_dir, cfg, samples, by_id, n_per_task, k, provenance, progress)
+
+
+def _score_locked(problems, samples_path, out_dir, cfg, samples, by_id, n_per_task, k, provenance, progress) -> dict:
+    from selfdistill.metrics.summary import summarize
+
     with JsonlStream(out_dir / "outcomes.jsonl") as stream:
         todo = resume_state(stream, samples, out_dir)
         guard_sandbox(out_dir, cfg)
@@ -298,6 +311,48 @@ def score(
     }
     write_json_atomic(out_dir / "metrics.json", metrics)
     return metrics
+
+
+_HELD: set[Path] = set()  # out dirs this process holds the lock of (eval's arm lock covers its own scoring)
+
+
+@contextmanager
+def exclusive_lock(out_dir: Path, what: str) -> Iterator[None]:
+    """Hold an exclusive, non-blocking flock on out_dir/LOCK_FILE: a second run on the same directory is
+    refused (exit 2, naming the holder) instead of appending a second set of outcomes. Re-entrant within
+    one process; released by the kernel when the process dies, so a killed run never leaves it held."""
+    import datetime as dt
+    import fcntl
+    import os
+    import socket
+
+    key = out_dir.resolve()
+    if key in _HELD:
+        yield
+        return
+    path = out_dir / LOCK_FILE
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise DataError(f"error: cannot create the lock file {path}: {exc.strerror}; "
+                        "give a directory you can write") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(fd, 500, 0).decode("utf-8", "replace").strip() or "another process"
+            raise DataError(f"error: {out_dir} is in use by another selfdistill run ({holder}); wait for it to "
+                            "finish, or give another output directory") from None
+        os.ftruncate(fd, 0)
+        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        os.pwrite(fd, f"{what}: pid {os.getpid()} on {socket.gethostname()} since {now}\n".encode(), 0)
+        _HELD.add(key)
+        try:
+            yield
+        finally:
+            _HELD.discard(key)
+    finally:
+        os.close(fd)  # releases the flock
 
 
 def sandbox_settings(cfg: ScoreConfig) -> dict:

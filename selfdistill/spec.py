@@ -28,7 +28,8 @@ FULL_K = (4, 8, 16)
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # no inf / nan anywhere: a budget of inf GPU-hours or a nan threshold only fails later, further from its cause
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class Distribution(str, Enum):
@@ -92,7 +93,7 @@ class HeldoutSpec(_Section):
         description="MBPP problems (of MultiPL-E's 397) also held out: a seeded share, taken out of an "
         '"mbpp" prompt pool before sampling (the embedded default: 60, so 164 + 60 meets the 200 minimum)',
     )
-    mbpp_seed: int = Field(0, description="seed that picks the held-out MBPP share (recorded with its ids)")
+    mbpp_seed: int = Field(0, ge=0, description="seed that picks the held-out MBPP share (recorded with its ids)")
 
     @model_validator(mode="after")
     def _window_ordered(self) -> HeldoutSpec:
@@ -119,10 +120,15 @@ class DiagnosticsSpec(_Section):
     ceiling_pp: float = Field(
         95.0, ge=0, le=100, description="pass@1 above this (whole CI) leaves nothing worth training for"
     )
-    bootstrap_resamples: int = Field(10_000, ge=100, description="problem-level bootstrap resamples")
-    seed: int = Field(0, description="seed for the bootstrap (and, later, sampling)")
-    timeout_s: float = Field(10.0, gt=0, le=600, description="wall-clock limit per program, seconds")
-    memory_mb: int = Field(1024, ge=64, description="address-space limit per program, MiB")
+    bootstrap_resamples: int = Field(
+        10_000, ge=100, le=1_000_000,  # score.MAX_BOOTSTRAP_RESAMPLES: resamples x problems floats are held at once
+        description="problem-level bootstrap resamples (at most 1,000,000: the bootstrap holds them all in memory)",
+    )
+    seed: int = Field(0, ge=0, description="seed for the bootstrap (and, later, sampling); >= 0")
+    timeout_s: float = Field(10.0, ge=0.05, le=600,  # score.MIN_TIMEOUT_S: below it no program even starts
+                             description="wall-clock limit per program, seconds")
+    memory_mb: int = Field(1024, ge=64, le=1_048_576,  # score.MAX_MEMORY_MB: 1 TiB, beyond any machine's memory
+                           description="address-space limit per program, MiB (64 .. 1048576)")
 
     @field_validator("k")
     @classmethod
@@ -134,6 +140,9 @@ class DiagnosticsSpec(_Section):
     @model_validator(mode="after")
     def _k_fits(self) -> DiagnosticsSpec:
         problems = []
+        if self.floor_pp >= self.ceiling_pp:
+            problems.append(f"floor_pp={self.floor_pp:g} is not below ceiling_pp={self.ceiling_pp:g}; "
+                            "the floor (pass@k too low) must lie under the ceiling (pass@1 too high)")
         if 1 not in self.k:
             problems.append(f"k={self.k} lacks 1; the verdict compares pass@k against pass@1")
         missing = [v for v in FULL_K if v not in self.k]
@@ -240,7 +249,7 @@ class PoolSpec(_Section):
     )
     split_fraction: float = Field(0.5, gt=0, lt=1, description='share of the task that "split:<task>" puts in the pool')
     limit: int | None = Field(None, ge=1, description="a seeded subset of this many pool prompts (default: all)")
-    seed: int = Field(0, description="seed of the split and of the subset")
+    seed: int = Field(0, ge=0, description="seed of the split and of the subset (>= 0)")
     ngram: int = Field(13, ge=4, description="word n-gram length of the pool vs held-out contamination check")
 
 
@@ -271,7 +280,7 @@ class SSDSpec(_Section):
         TruncatedPolicy.TRAIN_NO_EOS,
         description="a T_train sample cut off at max_new_tokens: train-no-eos (its tokens, no end-of-turn) | exclude",
     )
-    seed: int = Field(0, description="run seed of the T_train samples (per-sample seeds derive from it)")
+    seed: int = Field(0, ge=0, description="run seed of the T_train samples (per-sample seeds derive from it; >= 0)")
     t_eval: float = Field(1.1, gt=0, description="evaluation temperature T_eval of every round arm")
     t_eval_sweep: list[Annotated[float, Field(ge=0)]] = Field(
         default_factory=list, description="more T_eval values: base and distilled both evaluated at each (T_eff plot)"
@@ -323,7 +332,7 @@ class TrainSpec(_Section):
     batch_size: int = Field(8, ge=1, description="examples per optimizer step (per device x accumulation)")
     per_device_batch_size: int = Field(1, ge=1, description="examples per forward pass")
     max_length: int = Field(2048, ge=16, description="tokens per example (prompt + completion), longer cut")
-    seed: int = Field(0, description="training seed (data order, dropout, LoRA init)")
+    seed: int = Field(0, ge=0, description="training seed (data order, dropout, LoRA init; >= 0)")
     save_steps: int = Field(20, ge=1, description="checkpoint every this many optimizer steps (resume point)")
     anchor_data: str | None = Field(
         None, description="JSONL of {prompt, completion} anchor examples mixed in against format drift"

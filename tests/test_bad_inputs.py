@@ -97,6 +97,21 @@ SCORE_CASES = {
         "functional test case 0",
     ),
     "outcomes-nested": (lambda t: _score(t, "--out", str(_outdir(t, NESTED + "\n{}\n"))), "outcomes.jsonl:1"),
+    # bounded up front, before any program runs (not a MemoryError after scoring, not all-infra "fix the sandbox")
+    "resamples-huge": (lambda t: _score(t, "--resamples", "10000000000"), "--resamples"),
+    "resamples-just-over": (lambda t: _score(t, "--resamples", "1000001"), "--resamples"),
+    "memory-huge": (lambda t: _score(t, "--memory-mb", "99999999999999"), "--memory-mb"),
+    "memory-just-over-1tib": (lambda t: _score(t, "--memory-mb", "1048577"), "--memory-mb"),
+    "timeout-below-floor": (lambda t: _score(t, "--timeout-s", "0.01"), "--timeout-s"),
+    "timeout-tiny": (lambda t: _score(t, "--timeout-s", "1e-300"), "--timeout-s"),
+    "sample-idx-true": (
+        lambda t: _score(t, samples='{"task_id": "HumanEval/0", "completion": "x", "sample_idx": true}\n'),
+        "samples.jsonl:1",
+    ),
+    "sample-idx-false": (
+        lambda t: _score(t, samples='{"task_id": "HumanEval/0", "completion": "x", "sample_idx": false}\n'),
+        "samples.jsonl:1",
+    ),
 }
 
 OTHER_CASES = {
@@ -185,7 +200,78 @@ OTHER_CASES = {
         "--run-dir",
     ),
     "demo-out-a-file": (lambda t: ["demo", "--out", str(_file(t))], "is a file"),
+    # metrics.json: wrongly typed nested fields name the file and the field
+    "decide-metrics-a-directory": (lambda t: _decide(t, metrics=t), "is a directory"),
+    "decide-metrics-list": (lambda t: _decide(t, metrics=[]), "metrics is []"),
+    "decide-gaps-list": (lambda t: _decide(t, gaps=[1]), "gaps is [1]"),
+    "decide-gap-null": (lambda t: _decide(t, gaps={"pass@16-pass@1": None}), "gaps.pass@16-pass@1 is null"),
+    "decide-gap-no-value": (lambda t: _decide(t, gaps={"pass@16-pass@1": {"ci_low": 0}}), "gaps.pass@16-pass@1"),
+    "decide-estimate-value-str": (
+        lambda t: _decide(t, metrics={"pass@1": {"value": "x", "ci_low": 0, "ci_high": 1}}), "metrics.pass@1.value"),
+    "decide-per-problem-null": (lambda t: _decide(t, per_problem=None), "per_problem is null"),
+    "decide-per-problem-row-list": (lambda t: _decide(t, per_problem={"a": []}), "per_problem.a"),
+    "decide-per-problem-n-str": (lambda t: _decide(t, per_problem={"a": {"n": "2"}}), "per_problem.a.n"),
+    "decide-halves-estimate-null-n": (
+        lambda t: _decide(t, per_problem={"a": {"n": 2, "halves": {"estimate": {"n": None}}}}),
+        "per_problem.a.halves.estimate"),
+    "decide-slices-str": (lambda t: _decide(t, slices="x"), 'slices is "x"'),
+    "decide-slice-gaps-null": (lambda t: _decide(t, slices={"easy": {"gaps": None}}), "slices.easy.gaps"),
+    "decide-ks-strings": (lambda t: _decide(t, ks=["1"]), "ks is"),
+    "decide-provenance-list": (lambda t: _decide(t, provenance=[1]), "provenance is [1]"),
+    "decide-provenance-excluded-null": (
+        lambda t: _decide(t, provenance={"excluded": [None]}), "provenance.excluded"),
+    "decide-status-counts-str": (lambda t: _decide(t, status_counts="x"), "status_counts"),
+    # eval --arm: a plain name under the run directory
+    "eval-arm-absolute": (lambda t: _eval_arm(t, str(t / "elsewhere")), "--arm"),
+    "eval-arm-dotdot": (lambda t: _eval_arm(t, "../../x"), "--arm"),
+    "eval-arm-parent": (lambda t: _eval_arm(t, ".."), "--arm"),
+    "eval-arm-dot": (lambda t: _eval_arm(t, "."), "--arm"),
+    "eval-arm-empty": (lambda t: _eval_arm(t, ""), "--arm"),
+    "eval-arm-separator": (lambda t: _eval_arm(t, "a/b"), "--arm"),
+    # check: values that would only fail later are refused by check
+    "check-memory-huge": (lambda t: _check(t, **{"^memory.mb EQ 1024": "memory_mb = 99999999999999999"}),
+                          "diagnostics.memory_mb"),
+    "check-resamples-huge": (
+        lambda t: _check(t, **{"^bootstrap.resamples EQ 10000": "bootstrap_resamples = 10000000000"}),
+        "diagnostics.bootstrap_resamples"),
+    "check-timeout-below-floor": (lambda t: _check(t, **{"^timeout.s EQ .*$": "timeout_s = 0.001"}),
+                                  "diagnostics.timeout_s"),
+    "check-diagnostics-seed-negative": (lambda t: _check(t, **{"^seed EQ 0$": "seed = -1"}), "diagnostics.seed"),
+    "check-pool-seed-negative": (lambda t: _check(t, **{r"^\[pool\]": "[pool]\nseed = -1"}), "pool.seed"),
+    "check-ssd-seed-negative": (lambda t: _check(t, **{r"^\[ssd\]": "[ssd]\nseed = -1"}), "ssd.seed"),
+    "check-train-seed-negative": (lambda t: _check(t, **{r"^\[train\]": "[train]\nseed = -1"}), "train.seed"),
+    "check-mbpp-seed-negative": (lambda t: _check(t, **{"^mbpp.seed EQ 0": "mbpp_seed = -1"}), "heldout.mbpp_seed"),
+    "check-budget-inf": (lambda t: _check(t, **{"^gpu.hours.training EQ 4.0": "gpu_hours_training = inf"}),
+                         "budget.gpu_hours_training"),
+    "check-budget-nan": (lambda t: _check(t, **{"^gpu.hours.eval EQ 2.0": "gpu_hours_eval = nan"}),
+                         "budget.gpu_hours_eval"),
+    "check-floor-above-ceiling": (lambda t: _check(t, **{"^floor.pp EQ 5.0": "floor_pp = 99.0"}), "floor_pp"),
+    "check-floor-equals-ceiling": (lambda t: _check(t, **{"^floor.pp EQ 5.0": "floor_pp = 95.0"}), "floor_pp"),
+    "check-parallel-huge": (lambda t: _check(t, **{r"^options EQ .*$": "options = { parallel = 100000000 }"}),
+                            "generation.options.parallel"),
+    "check-batch-huge": (lambda t: _check(t, **{r"^options EQ .*$": "options = { batch = 1000000 }"}),
+                         "generation.options.batch"),
 }
+
+METRICS_OK = {"ks": [1, 4, 8, 16], "n_problems": 1, "n_resamples": 100, "status_counts": {"passed": 1},
+              "metrics": {}, "gaps": {}, "slices": {}, "per_problem": {}, "provenance": {}}
+
+
+def _decide(tmp: Path, metrics: object = None, **fields: object) -> list[str]:
+    if isinstance(metrics, Path):
+        path = metrics
+    else:
+        doc = METRICS_OK | ({"metrics": metrics} if metrics is not None else {}) | fields
+        path = _write(tmp, "metrics.json", json.dumps(doc))
+    return ["decide", str(REPO / "examples" / "quickstart.toml"), "--metrics", str(path), "--out", str(tmp)]
+
+
+def _eval_arm(tmp: Path, arm: str) -> list[str]:
+    return ["eval", str(REPO / "examples" / "quickstart.toml"), "--arm", arm, "--run-dir", str(tmp / "run")]
+
+
+def _check(tmp: Path, **replace: str) -> list[str]:
+    return ["check", str(_spec(tmp, **replace))]
 
 
 def _lcb(tmp: Path, **fields: str) -> Path:
@@ -227,3 +313,17 @@ def test_bad_input_is_exit_2_with_one_message_and_no_traceback(tmp_path, capsys,
     assert "Traceback" not in output
     assert names in output, output[-2000:]
     assert len(output) < 3000, "one message, not a dump"
+
+
+def test_an_ngram_longer_than_every_held_out_prompt_is_said_not_reported_clean(tmp_path, caplog):
+    from selfdistill.tasks.contamination import check_contamination
+    from selfdistill.tasks.registry import load_task
+
+    pool, heldout = load_task(str(_tasks(tmp_path))), load_task(str(_tasks(tmp_path, "b")))
+    with caplog.at_level("WARNING"):
+        check_contamination(pool, heldout, n=100_000_000)
+    assert "longer than every held-out prompt" in caplog.text and "the longest has 5 words" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        check_contamination(pool, heldout, n=2)
+    assert "longer than every" not in caplog.text

@@ -141,3 +141,87 @@ def test_reference_timeouts_cut_a_hanging_program_to_the_floor_and_are_recorded(
     with pytest.raises(DataError, match="other sandbox settings"):  # another floor: refused like another timeout
         score(problems, samples, out, ScoreConfig(k=(1,), bootstrap_resamples=100, timeout_s=20.0,
                                                    reference_timeouts=True, reference_floor_s=2.0))
+
+
+def _hold_lock(out):
+    """Hold out/LOCK_FILE the way a second process would: its own open file, flock'd exclusively."""
+    import fcntl
+    import os
+
+    from selfdistill.score import LOCK_FILE
+
+    out.mkdir(parents=True, exist_ok=True)
+    fd = os.open(out / LOCK_FILE, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    os.write(fd, b"scoring: pid 4242 on elsewhere since then\n")
+    return fd
+
+
+def test_a_second_score_on_a_locked_out_dir_exits_2_naming_the_holder(tmp_path, capsys):
+    import os
+
+    from selfdistill import cli
+
+    samples = tmp_path / "s.jsonl"
+    samples.write_text(json.dumps({"task_id": "HumanEval/0", "completion": "    return None\n"}) + "\n")
+    out = tmp_path / "o"
+    fd = _hold_lock(out)
+    try:
+        code = cli.main(["score", "--task", "humaneval", "--samples", str(samples), "--out", str(out)])
+    finally:
+        os.close(fd)
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "in use by another selfdistill run" in err and "pid 4242 on elsewhere" in err
+    assert "Traceback" not in err
+    assert not (out / "outcomes.jsonl").exists() and not (out / "metrics.json").exists()  # nothing was run
+    # released: the same command now scores
+    assert cli.main(["score", "--task", "humaneval", "--samples", str(samples), "--out", str(out),
+                     "--resamples", "200", "--workers", "1"]) == 0
+    assert len((out / "outcomes.jsonl").read_text().splitlines()) == 1
+
+
+def test_a_locked_eval_arm_is_refused_before_any_work(tmp_path):
+    import os
+    from pathlib import Path
+
+    from selfdistill.evaluate import evaluate
+    from selfdistill.spec import load_spec
+
+    spec = load_spec(Path(__file__).resolve().parents[1] / "examples" / "quickstart.toml")
+    fd = _hold_lock(tmp_path / "run" / "base")
+    try:
+        with pytest.raises(DataError, match="in use by another selfdistill run"):
+            evaluate(spec, None, tmp_path / "run", "base", None, None)
+    finally:
+        os.close(fd)
+    for arm in ("", "..", "../x", "/abs", "a/b"):
+        with pytest.raises(DataError, match="plain name"):
+            evaluate(spec, None, tmp_path / "run", arm, None, None)
+
+
+def test_the_lock_is_reentrant_in_one_process_and_released_after(tmp_path):
+    from selfdistill.score import exclusive_lock
+
+    with exclusive_lock(tmp_path, "outer"), exclusive_lock(tmp_path, "inner"):  # eval's lock covers its scoring
+        pass
+    with exclusive_lock(tmp_path, "again"):
+        pass
+
+
+@pytest.mark.parametrize("bad", [
+    {"bootstrap_resamples": 1_000_001}, {"memory_mb": 1_048_577}, {"timeout_s": 0.01}, {"seed": -1},
+])
+def test_score_config_bounds_are_checked_before_any_work(bad):
+    with pytest.raises(DataError, match=next(iter(bad))):
+        ScoreConfig(**bad)
+
+
+def test_a_boolean_sample_idx_is_not_an_index(tmp_path):
+    from selfdistill.score import read_samples
+
+    problems = {p.task_id: p for p in load_humaneval()[:1]}
+    path = tmp_path / "s.jsonl"
+    path.write_text(json.dumps({"task_id": "HumanEval/0", "completion": "x", "sample_idx": True}) + "\n")
+    with pytest.raises(DataError, match="s.jsonl:1: sample_idx True"):
+        read_samples(path, problems)

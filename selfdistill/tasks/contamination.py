@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import re
 import unicodedata
 from collections import Counter
@@ -30,6 +31,8 @@ from dataclasses import asdict, dataclass
 
 from selfdistill.errors import DataError
 from selfdistill.tasks.problem import Problem
+
+log = logging.getLogger(__name__)
 
 DEFAULT_N = 13
 _WORD = re.compile(r"\w+")
@@ -136,6 +139,12 @@ def check_contamination(
         raise DataError(f"release-date window starts {window_start} after it ends {window_end}; swap them")
     pool_words = [words(p.prompt) for p in pool]
     held_words = [words(p.prompt) for p in heldout]
+    longest = max(map(len, held_words), default=0)
+    if longest and n > longest:  # no n-gram fits: every overlap below is a whole-prompt containment test
+        log.warning("n-gram length %d is longer than every held-out prompt (the longest has %d words): "
+                    "no %d-gram can match, so the n-gram check only finds held-out prompts contained whole in a "
+                    "pool prompt; give an n at most %d (default %d) for a real n-gram check",
+                    n, longest, n, longest, DEFAULT_N)
     exact = _exact(pool, pool_words, heldout, held_words)
     ngram = _ngram(pool, pool_words, heldout, held_words, n, min_shared)
     outside, undated = _dates(heldout, window_start, window_end)
