@@ -122,6 +122,10 @@ def pareto(run: Run) -> list[str]:
     comp = run.spec.get("comparator") or {}
     kind = comp.get("kind") or "not declared"
     lines = [f"**Comparator**: {kind}."]
+    measured = [a for a, rec in (run.round.get("arm_records") or {}).items() if rec.get("comparator")]
+    if measured:  # measured comparators are arms of the table above; E's ship rule compares them to SSD
+        lines += ["", (f"Measured comparator arm(s): {', '.join(measured)}, on the same held-out set, engine and "
+                       "ledger; the Pareto check of SSD against each is in E (ship rule).")]
     if comp.get("pass_at_1") is None or comp.get("gpu_hours") is None:
         return lines + ["", ("No Pareto comparison: the spec does not give the comparator's numbers "
                         "(`comparator.pass_at_1` and `comparator.gpu_hours` are both needed)."), ""]

@@ -132,6 +132,30 @@ def _plan_tables(p: dict) -> list[str]:
     return lines + ["### Telemetry", "", listed, ""]
 
 
+def ship_rule(ship: dict | None) -> list[str]:
+    """promotion.json's Pareto check: the SSD arm against each comparator (measured, or declared and said so)."""
+    if not ship or not ship.get("versus"):
+        return []
+    rows = []
+    for d in ship["versus"]:
+        diff, cost = d["pass_at_1_diff"], d["cost"]
+        ci = (f" [{100 * diff['ci_low']:+.1f}, {100 * diff['ci_high']:+.1f}]" if diff.get("ci_low") is not None
+              else " (no paired CI)")
+        rows.append([f"{d['comparator']} ({d['comparator_source']})", f"{100 * diff['value']:+.1f}{ci}",
+                     f"{fmt.num(cost['arm'])} vs {fmt.num(cost['comparator'])} {cost['unit']}",
+                     d["dominates"], d["why"]])
+    lines = ["### Ship rule: SSD must Pareto-dominate at least one comparator", "",
+             *fmt.table([f"comparator of {ship['arm']}", "SSD minus comparator, pass@1 pp (95% CI)",
+                         "cost (SSD vs comparator)", "dominates", "why"], rows), ""]
+    move = ship.get("better_move")
+    if move:
+        lines += [f"**The better move is {move['comparator']}** ({move['source']}): "
+                  f"{100 * move['pass_at_1_diff']['value']:+.1f} pp pass@1 over SSD at "
+                  f"{fmt.num(move['cost']['comparator'])} {move['cost']['unit']} "
+                  f"(SSD: {fmt.num(move['cost']['arm'])}).", ""]
+    return lines
+
+
 def promotion_section(run: Run) -> list[str]:
     lines = [f"## {HEADINGS['E']}", ""]
     if run.round is None:
@@ -149,6 +173,7 @@ def promotion_section(run: Run) -> list[str]:
         if p.get("caveats"):
             lines += ["**Caveats** (said beside the plan; they block nothing):", "",
                       *(f"- {c}" for c in p["caveats"]), ""]
+        lines += ship_rule(p.get("pareto"))
         if p.get("heldout_results"):
             lines += ["### Held-out results", "", *heldout_table(run, p["heldout_results"]), ""]
             lines += _slice_caption(p["heldout_results"])

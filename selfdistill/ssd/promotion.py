@@ -21,6 +21,7 @@ from pathlib import Path
 
 from selfdistill.decide.refuse import a
 from selfdistill.rundir import write_json_atomic
+from selfdistill.ssd import pareto
 from selfdistill.tasks.registry import MIN_HELDOUT
 from selfdistill.train.export import checkpoint_id
 
@@ -48,6 +49,9 @@ def plan_promotion(spec, summary: dict, battery: dict | None, gate: dict | None)
                      "slices": d["slices"], "slice_source": d.get("slice_source"),
                      "slice_method": d.get("slice_method"), "slice_note": d.get("slice_note"),
                      "battery_green": (battery or {}).get("arms", {}).get(arm, {}).get("green")})
+        if pareto.points_is_comparator(summary, arm):  # a comparator is measured against, never promoted as SSD
+            rows[-1]["comparator"] = True
+            continue
         if d["overall"]["value"] is not None and d["overall"]["value"] > 0 and (
                 best is None or d["overall"]["value"] > best[1]["overall"]["value"]):
             best = (arm, d)
@@ -79,6 +83,7 @@ def plan_promotion(spec, summary: dict, battery: dict | None, gate: dict | None)
             blocked.append("the battery is not green: " + (", ".join(alerts) or "the safety probe was skipped"))
         if arm_battery is not None:  # a watch (point beyond tolerance, CI not) blocks nothing; the plan shows it
             candidate["battery_watch"] = [x["name"] for x in arm_battery["probes"] if x["status"] == "watch"]
+    ship = ship_rule(spec, summary, candidate, blocked, caveats)
     if summary.get("forced"):
         past = summary.get("forced_past")
         blocked.append(f"round 1 was forced past {a(past or 'GO-OTHER or INCONCLUSIVE')} precondition verdict "
@@ -98,6 +103,7 @@ def plan_promotion(spec, summary: dict, battery: dict | None, gate: dict | None)
         "blocked_reasons": blocked,
         "caveats": caveats,
         "heldout_results": rows,
+        "pareto": ship,
         "canary": {
             "traffic_share": p.canary_share or share,
             "duration": f"{p.canary_days or days} days",
@@ -118,6 +124,39 @@ def plan_promotion(spec, summary: dict, battery: dict | None, gate: dict | None)
         },
         "telemetry_fields": TELEMETRY,
     }
+
+
+def ship_rule(spec, summary: dict, candidate: dict | None, blocked: list, caveats: list) -> dict | None:
+    """SSD ships only if it Pareto-dominates at least one comparator (measured in this round, or declared and
+    labelled so); a comparator that dominates SSD is named as the better move. Appends to blocked/caveats."""
+    ssd_arms = [a for a in summary["arms"] if not pareto.points_is_comparator(summary, a)]
+    arm = candidate["arm"] if candidate else (ssd_arms[0] if ssd_arms else None)
+    if arm is None:
+        return None
+    comps = pareto.versus(spec, summary, arm)
+    wins = [d for d in comps if d["dominates"] == arm]
+    losses = [d for d in comps if d["dominates"] == d["comparator"]]
+    better = min(losses, key=lambda d: d["pass_at_1_diff"]["value"], default=None)  # the most accurate of them
+    if not comps:
+        caveats.append("no comparator has numbers (measure one with comparator.measure, or declare comparator."
+                       "pass_at_1 and gpu_hours): the ship rule, SSD Pareto-dominates at least one comparator, "
+                       "is unchecked")
+    elif better is not None:
+        blocked.append(f"a comparator Pareto-dominates SSD, so it is the better move: {pareto.describe(better)}")
+    elif not wins and candidate is not None:
+        blocked.append("SSD Pareto-dominates no comparator: "
+                       + "; ".join(f"{pareto.describe(d)}: {d['why']}" for d in comps))
+    return {"arm": arm, "versus": comps, "dominates": [d["comparator"] for d in wins],
+            "dominated_by": [d["comparator"] for d in losses],
+            "better_move": None if better is None else {
+                "comparator": better["comparator"], "source": better["comparator_source"],
+                "pass_at_1_diff": _flip(better["pass_at_1_diff"]), "cost": better["cost"]}}
+
+
+def _flip(diff: dict) -> dict:
+    """SSD minus comparator -> comparator minus SSD (its CI mirrored)."""
+    neg = {k: None if diff[k] is None else -diff[k] for k in ("value", "ci_low", "ci_high")}
+    return {"value": neg["value"], "ci_low": neg["ci_high"], "ci_high": neg["ci_low"], "how": diff["how"]}
 
 
 def promotion_for_run(spec, run_dir: Path) -> dict:

@@ -83,6 +83,11 @@ def test_rejection_sampling_arm_trains_evaluates_costs_and_resumes(fakes, tmp_pa
         ledger.arm_hours(records, {RS})["wall_s"]  # its draw and scoring count, not only its training
     report = result.report_md.read_text()
     assert "a comparator, not SSD" in report and "rejection-sampling SFT vs minimal SSD" in report
+    assert "Measured comparator arm(s): rejection-sampling-sft" in report
+    plan = json.loads((run / "round1" / "promotion.json").read_text())
+    assert plan["candidate"] is None or plan["candidate"]["arm"] != RS  # a comparator is never promoted as SSD
+    assert [d["comparator"] for d in plan["pareto"]["versus"]] == [RS]
+    assert plan["pareto"]["versus"][0]["pass_at_1_diff"]["how"] == "paired delta, 95% CI"
 
     n_before = len(records)  # run again: nothing finished is redone
     run_all(check_spec(rs_spec(tmp_path)), run, limit=None, force=True, progress_factory=fakes, say=lambda *a: None)
