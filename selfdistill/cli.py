@@ -75,8 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="wall-clock limit per program, seconds (0.05 <= t <= 600)")
     s.add_argument("--memory-mb", type=_memory_mb, default=1024,
                    help="address-space limit per program, MiB (64 .. 1048576)")
-    s.add_argument("--workers", type=_int_at_least(1, "--workers"), default=None,
-                   help="sandbox workers (default: one per core)")
+    s.add_argument("--workers", type=_workers, default=None, help="sandbox workers, 1 .. 256 (default: one per core)")
     s.add_argument("--resamples", type=_resamples, default=10_000, help="bootstrap resamples (1 .. 1,000,000)")
     s.add_argument("--seed", type=_int_at_least(0, "--seed"), default=0, help="bootstrap seed (>= 0)")
     s.add_argument("--reference-timeouts", action="store_true",
@@ -202,6 +201,16 @@ def _resamples(text: str) -> int:
     if value > MAX_BOOTSTRAP_RESAMPLES:
         raise argparse.ArgumentTypeError(f"--resamples {text}: at most {MAX_BOOTSTRAP_RESAMPLES:,} (the bootstrap "
                                          "holds resamples x problems numbers in memory; 10,000 is plenty)")
+    return value
+
+
+def _workers(text: str) -> int:
+    from selfdistill.score import MAX_WORKERS
+
+    value = _int_at_least(1, "--workers")(text)
+    if value > MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"--workers {text}: at most {MAX_WORKERS} (one sandbox process each; "
+                                         "the default is one per core)")
     return value
 
 

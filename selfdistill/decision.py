@@ -53,6 +53,7 @@ def _list_of(item):
     return lambda v: isinstance(v, list) and all(item(x) for x in v)
 
 
+REQUIRED = ("ks", "n_problems", "n_resamples", "status_counts", "metrics", "gaps")  # read unguarded downstream
 _ESTIMATE = {"value": _is_num, "ci_low": _is_num, "ci_high": _is_num, "n_problems": _optional(_is_int)}
 _GROUP = {"metrics": dict, "gaps": dict, "excluded": _dict_of(_list_of(lambda e: isinstance(e, dict))),
           "n_problems": _optional(_is_int)}
@@ -89,6 +90,10 @@ def check_metrics_shape(metrics: dict, path: Path) -> None:
                         check(f"{field}.{key}", est[key], ok,
                               "an integer or null" if key == "n_problems" else "a number or null")
 
+    for key in REQUIRED:
+        if key not in metrics:
+            raise DataError(f"error: metrics file {path} lacks the field {key!r} (score and eval always write it); "
+                            "give a metrics.json written by `selfdistill score` or eval")
     check("ks", metrics.get("ks", []), _list_of(_is_int), "a list of integers")
     for key in ("n_problems", "n_samples", "n_resamples"):
         check(key, metrics.get(key), _optional(_is_int), "an integer")
@@ -97,6 +102,10 @@ def check_metrics_shape(metrics: dict, path: Path) -> None:
     check("slices", metrics.get("slices", {}), dict, "an object {slice name: {...}}")
     for name, g in metrics.get("slices", {}).items():
         check(f"slices.{name}", g, dict, 'an object {"metrics", "gaps", ...}')
+        for key in ("n_problems", "metrics", "gaps"):
+            if key not in g:
+                raise DataError(f"error: metrics file {path}: slices.{name} lacks the field {key!r}; "
+                                "give a metrics.json written by `selfdistill score` or eval")
         group(f"slices.{name}.", g)
     check("per_problem", metrics.get("per_problem", {}), dict, "an object {task_id: {...}}")
     for task_id, row in metrics.get("per_problem", {}).items():

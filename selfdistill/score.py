@@ -39,6 +39,7 @@ LOCK_FILE = ".selfdistill.lock"  # flock'd for the whole scoring of an out dir (
 MAX_MEMORY_MB = 1_048_576  # 1 TiB: above any machine this runs on; RLIMIT_AS beyond it overflows in the sandbox
 MIN_TIMEOUT_S = 0.05  # below this the sandbox cannot even start the interpreter: every sample would time out
 MAX_BOOTSTRAP_RESAMPLES = 1_000_000  # the bootstrap holds resamples x problems floats; past this, memory runs out
+MAX_WORKERS = 256  # one sandbox process (and uid slot) each; more on one machine is a typo, not a speed-up
 
 
 @dataclass(frozen=True)
@@ -85,8 +86,8 @@ class ScoreConfig:
         if not (isinstance(self.memory_mb, int) and MIN_MEMORY_MB <= self.memory_mb <= MAX_MEMORY_MB):
             bad.append(f"memory_mb={self.memory_mb!r} (give {MIN_MEMORY_MB} <= MiB <= {MAX_MEMORY_MB}: "
                        "the interpreter alone maps ~30 MB)")
-        if self.workers is not None and not (isinstance(self.workers, int) and self.workers >= 1):
-            bad.append(f"workers={self.workers!r} (give >= 1)")
+        if self.workers is not None and not (isinstance(self.workers, int) and 1 <= self.workers <= MAX_WORKERS):
+            bad.append(f"workers={self.workers!r} (give 1 .. {MAX_WORKERS})")
         if not (isinstance(self.seed, int) and self.seed >= 0):
             bad.append(f"seed={self.seed!r} (give >= 0)")
         if not (isinstance(self.bootstrap_resamples, int) and 1 <= self.bootstrap_resamples <= MAX_BOOTSTRAP_RESAMPLES):

@@ -100,6 +100,7 @@ SCORE_CASES = {
     # bounded up front, before any program runs (not a MemoryError after scoring, not all-infra "fix the sandbox")
     "resamples-huge": (lambda t: _score(t, "--resamples", "10000000000"), "--resamples"),
     "resamples-just-over": (lambda t: _score(t, "--resamples", "1000001"), "--resamples"),
+    "workers-huge": (lambda t: _score(t, "--workers", "100000"), "--workers"),
     "memory-huge": (lambda t: _score(t, "--memory-mb", "99999999999999"), "--memory-mb"),
     "memory-just-over-1tib": (lambda t: _score(t, "--memory-mb", "1048577"), "--memory-mb"),
     "timeout-below-floor": (lambda t: _score(t, "--timeout-s", "0.01"), "--timeout-s"),
@@ -215,12 +216,17 @@ OTHER_CASES = {
         lambda t: _decide(t, per_problem={"a": {"n": 2, "halves": {"estimate": {"n": None}}}}),
         "per_problem.a.halves.estimate"),
     "decide-slices-str": (lambda t: _decide(t, slices="x"), 'slices is "x"'),
-    "decide-slice-gaps-null": (lambda t: _decide(t, slices={"easy": {"gaps": None}}), "slices.easy.gaps"),
+    "decide-slice-gaps-null": (lambda t: _decide(t, slices={"easy": {"n_problems": 1, "metrics": {}, "gaps": None}}),
+                               "slices.easy.gaps"),
     "decide-ks-strings": (lambda t: _decide(t, ks=["1"]), "ks is"),
     "decide-provenance-list": (lambda t: _decide(t, provenance=[1]), "provenance is [1]"),
     "decide-provenance-excluded-null": (
         lambda t: _decide(t, provenance={"excluded": [None]}), "provenance.excluded"),
     "decide-status-counts-str": (lambda t: _decide(t, status_counts="x"), "status_counts"),
+    "decide-status-counts-missing": (lambda t: _decide(t, drop="status_counts"), "lacks the field 'status_counts'"),
+    "decide-n-resamples-missing": (lambda t: _decide(t, drop="n_resamples"), "lacks the field 'n_resamples'"),
+    "decide-slice-n-problems-missing": (lambda t: _decide(t, slices={"easy": {"metrics": {}, "gaps": {}}}),
+                                        "slices.easy lacks the field 'n_problems'"),
     # eval --arm: a plain name under the run directory
     "eval-arm-absolute": (lambda t: _eval_arm(t, str(t / "elsewhere")), "--arm"),
     "eval-arm-dotdot": (lambda t: _eval_arm(t, "../../x"), "--arm"),
@@ -257,11 +263,12 @@ METRICS_OK = {"ks": [1, 4, 8, 16], "n_problems": 1, "n_resamples": 100, "status_
               "metrics": {}, "gaps": {}, "slices": {}, "per_problem": {}, "provenance": {}}
 
 
-def _decide(tmp: Path, metrics: object = None, **fields: object) -> list[str]:
+def _decide(tmp: Path, metrics: object = None, drop: str | None = None, **fields: object) -> list[str]:
     if isinstance(metrics, Path):
         path = metrics
     else:
         doc = METRICS_OK | ({"metrics": metrics} if metrics is not None else {}) | fields
+        doc.pop(drop, None)
         path = _write(tmp, "metrics.json", json.dumps(doc))
     return ["decide", str(REPO / "examples" / "quickstart.toml"), "--metrics", str(path), "--out", str(tmp)]
 
