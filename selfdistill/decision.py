@@ -118,7 +118,8 @@ def check_metrics_shape(metrics: dict, path: Path) -> None:
         check(f"{field}.halves.estimate", estimate, _optional(lambda v: isinstance(v, dict) and _is_int(v.get("n"))),
               'an object {"n": integer, ...} or null')
     check("unsliced", metrics.get("unsliced", []), _list_of(lambda v: isinstance(v, str)), "a list of task ids")
-    check("slice_bins", metrics.get("slice_bins", {}), _dict_of(lambda v: isinstance(v, str)), "an object of strings")
+    check("slice_bins", metrics.get("slice_bins"), _optional(_dict_of(lambda v: isinstance(v, str))),
+          "an object of strings or null")  # null unless the slices are the base-pass-rate proxy (metrics/summary.py)
     for key in ("slice_source", "slice_note", "slice_proxy_from"):
         check(key, metrics.get(key), _optional(lambda v: isinstance(v, str)), "a string")
     prov = metrics.get("provenance", {})
