@@ -251,12 +251,13 @@ def cmd_score(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from selfdistill import views
     from selfdistill.checks import check_spec
-    from selfdistill.evaluate import evaluate
+    from selfdistill.evaluate import EvalConfig, evaluate
 
     report = check_spec(args.spec)
     run_dir = args.run_dir or Path("runs") / args.spec.stem
     with views.EvalProgress() as progress:
-        metrics = evaluate(report.spec, report.heldout, run_dir, args.arm, args.limit, progress)
+        metrics = evaluate(EvalConfig.from_spec(report.spec), report.heldout, run_dir, args.arm, args.limit, progress,
+                           run_spec=report.spec)
     if metrics is None:  # a data-parallel rank other than 0: its share is written, rank 0 merges and scores
         print(f"wrote this rank's samples under {run_dir / args.arm}; data-parallel rank 0 merges and scores them")
         return 0

@@ -24,7 +24,8 @@ import random
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from selfdistill.errors import DataError
@@ -41,26 +42,53 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
+class EvalConfig:
+    """What an evaluation needs: the engine, the model, how to decode and how to score. `sampling` carries no
+    stop strings (they depend on the problems: `EvalConfig.params`); `score.k` is cut to the sampled n."""
+    backend: str
+    model: str  # resolved: a path or a hub name
+    options: dict
+    chat: bool
+    sampling: SamplingParams
+    score: ScoreConfig
+    seed: int  # the run seed: the --limit subset and (via sampling.seed) the per-sample seeds
+
+    @classmethod
+    def from_spec(cls, spec: Spec, *, temperature: float | None = None, model: str | None = None,
+                  options: dict | None = None) -> EvalConfig:
+        """The spec's T_eval evaluation; an arm's own temperature, model and extra backend options on top."""
+        from selfdistill.generate.default_model import resolve_model
+
+        g, d = spec.generation, spec.diagnostics
+        return cls(
+            backend=g.backend.value,
+            model=resolve_model(spec.model.path if model is None else model, spec.model.name),
+            options=dict(g.options) | dict(options or {}),
+            chat=g.chat,
+            sampling=SamplingParams(
+                temperature=g.temperature if temperature is None else temperature, top_p=g.top_p, top_k=g.top_k,
+                min_p=g.min_p, max_new_tokens=g.max_new_tokens, n=d.n, seed=d.seed),
+            score=ScoreConfig(k=tuple(d.k), timeout_s=d.timeout_s, memory_mb=d.memory_mb,
+                              bootstrap_resamples=d.bootstrap_resamples, seed=d.seed),
+            seed=d.seed,
+        )
+
+    def params(self, problems: list[Problem]) -> SamplingParams:
+        """The decode. A base model continuing HumanEval-style prompts (every problem has a prefix) stops where
+        the function body ends (the stops the program builder cuts at); chat models, and base models writing
+        whole programs, stop at end of turn / end of text."""
+        from selfdistill.generate.prompts import BASE_STOP
+
+        return replace(self.sampling, stop=BASE_STOP if not self.chat and all(p.prefix for p in problems) else ())
+
+
+@dataclass(frozen=True)
 class EvalPlan:
     arm: str
     arm_dir: Path
     problems: list[Problem]
     params: SamplingParams
     limit: int | None
-
-
-def sampling_params(spec: Spec, problems: list[Problem]) -> SamplingParams:
-    """The spec's T_eval decode. A base model continuing HumanEval-style prompts (every problem has a
-    prefix) stops where the function body ends (the stops the program builder cuts at); chat models, and
-    base models writing whole programs, stop at end of turn / end of text."""
-    from selfdistill.generate.prompts import BASE_STOP
-
-    g, d = spec.generation, spec.diagnostics
-    return SamplingParams(
-        temperature=g.temperature, top_p=g.top_p, top_k=g.top_k, min_p=g.min_p,
-        max_new_tokens=g.max_new_tokens, n=d.n, seed=d.seed,
-        stop=BASE_STOP if not g.chat and all(p.prefix for p in problems) else (),
-    )
 
 
 def choose_problems(problems: list[Problem], limit: int | None, seed: int) -> list[Problem]:
@@ -73,13 +101,12 @@ def choose_problems(problems: list[Problem], limit: int | None, seed: int) -> li
     return [p for i, p in enumerate(problems) if i in keep]
 
 
-def generation_record(spec: Spec, plan: EvalPlan, model: str) -> dict:
-    g = spec.generation
+def generation_record(cfg: EvalConfig, plan: EvalPlan) -> dict:
     return {
-        "backend": g.backend.value,
-        "model": model,
-        "chat": g.chat,
-        "options": dict(g.options),
+        "backend": cfg.backend,
+        "model": cfg.model,
+        "chat": cfg.chat,
+        "options": dict(cfg.options),
         "sampling": plan.params.to_json(),
         "sampling_order": "temperature -> top-k -> top-p -> min-p -> sample",
         "seed_policy": "per sample: sha256(run seed, task_id, sample_idx) mod 2^31-1, +1",
@@ -111,13 +138,17 @@ def guard_resume(arm_dir: Path, record: dict, write: bool = True) -> None:
         write_json_atomic(path, record)
 
 
-def pending_requests(plan: EvalPlan, prompts: dict[str, object], done: set[tuple[str, int]]) -> list[GenRequest]:
+def planned_requests(plan: EvalPlan, prompts: dict[str, object]) -> list[GenRequest]:
+    """Every sample of the plan, each with its own seed (run seed, task_id, sample_idx)."""
     return [
         GenRequest(p.task_id, i, prompts[p.task_id], sample_seed(plan.params.seed, p.task_id, i))
         for p in plan.problems
         for i in range(plan.params.n)
-        if (p.task_id, i) not in done
     ]
+
+
+def pending_requests(plan: EvalPlan, prompts: dict[str, object], done: set[tuple[str, int]]) -> list[GenRequest]:
+    return [q for q in planned_requests(plan, prompts) if (q.task_id, q.sample_idx) not in done]
 
 
 def sample_record(problem: Problem, result: GenResult, chat: bool) -> dict:
@@ -210,57 +241,56 @@ class Scorer:
                 pass
 
 
-def evaluate(spec: Spec, heldout: HeldoutSet, run_dir: Path, arm: str, limit: int | None, progress) -> dict | None:
+def evaluate(cfg: EvalConfig, heldout: HeldoutSet, run_dir: Path, arm: str, limit: int | None, progress, *,
+             run_spec: Spec) -> dict | None:
     """Generate, score and summarise one arm; return its metrics (None on a data-parallel rank that does
-    not merge: generate/shards.py). The arm directory is locked throughout: a second eval of it is refused
-    (data-parallel ranks share it by design; the merging rank's scoring locks it)."""
+    not merge: generate/shards.py). `run_spec` is the run's spec as given, recorded in the manifest by the
+    first stage (layout.record_run); the arm's own settings are `cfg`'s, kept in its generation.json. The
+    arm directory is locked throughout: a second eval of it is refused (data-parallel ranks share it by
+    design; the merging rank's scoring locks it)."""
     from selfdistill.generate.shards import data_parallel_size
     from selfdistill.score import exclusive_lock
 
     if not arm or arm in (".", "..") or Path(arm).name != arm or "\\" in arm:
         raise DataError(f"error: arm {arm!r}: give a plain name (a directory under the run directory: "
                         "no '/', no '..', not empty)")
-    if data_parallel_size(spec) > 1:
-        return _evaluate(spec, heldout, run_dir, arm, limit, progress)
+    if data_parallel_size(cfg.backend, cfg.options) > 1:
+        return _evaluate(cfg, heldout, run_dir, arm, limit, progress, run_spec)
     (run_dir / arm).mkdir(parents=True, exist_ok=True)
     with exclusive_lock(run_dir / arm, f"eval --arm {arm}"):
-        return _evaluate(spec, heldout, run_dir, arm, limit, progress)
+        return _evaluate(cfg, heldout, run_dir, arm, limit, progress, run_spec)
 
 
-def _evaluate(spec: Spec, heldout: HeldoutSet, run_dir: Path, arm: str, limit: int | None, progress) -> dict | None:
+def _evaluate(cfg: EvalConfig, heldout: HeldoutSet, run_dir: Path, arm: str, limit: int | None, progress,
+              run_spec: Spec) -> dict | None:
     from selfdistill.generate.backends import load_backend
-    from selfdistill.generate.default_model import resolve_model
+    from selfdistill.generate.fill import fill_missing
     from selfdistill.generate.prompts import build_prompt
     from selfdistill.generate.shards import data_parallel_size, generate_shard
 
-    problems = choose_problems(heldout.problems, limit, spec.diagnostics.seed)
-    plan = EvalPlan(arm, run_dir / arm, problems, sampling_params(spec, problems), limit)
-    model = resolve_model(spec.model.path, spec.model.name)
+    problems = choose_problems(heldout.problems, limit, cfg.seed)
+    plan = EvalPlan(arm, run_dir / arm, problems, cfg.params(problems), limit)
     plan.arm_dir.mkdir(parents=True, exist_ok=True)
-    record = generation_record(spec, plan, model)
-    dp = data_parallel_size(spec) > 1  # vLLM data parallelism: every rank checks, the merging rank writes
+    record = generation_record(cfg, plan)
+    dp = data_parallel_size(cfg.backend, cfg.options) > 1  # vLLM data parallelism: every rank checks, rank 0 writes
     guard_resume(plan.arm_dir, record, write=not dp)
     if not dp:
-        write_manifest(run_dir, spec, heldout)
-    cfg = ScoreConfig(k=tuple(k for k in spec.diagnostics.k if k <= plan.params.n),
-                      timeout_s=spec.diagnostics.timeout_s,
-                      memory_mb=spec.diagnostics.memory_mb, bootstrap_resamples=spec.diagnostics.bootstrap_resamples,
-                      seed=spec.diagnostics.seed)
+        write_manifest(run_dir, run_spec, heldout)
+    score_cfg = replace(cfg.score, k=tuple(k for k in cfg.score.k if k <= plan.params.n))
     by_id = {p.task_id: p for p in plan.problems}
-    guard_sandbox(plan.arm_dir, cfg)  # before any outcome is appended: a resume under other limits is refused
+    guard_sandbox(plan.arm_dir, score_cfg)  # before any outcome is appended: a resume under other limits is refused
+    prompts = {p.task_id: build_prompt(p, cfg.chat) for p in plan.problems}
     if dp:  # each rank samples its share into its own file; DP rank 0 records, merges and scores
-        prompts = {p.task_id: build_prompt(p, spec.generation.chat) for p in plan.problems}
-        prepare = lambda: (guard_resume(plan.arm_dir, record), write_manifest(run_dir, spec, heldout))  # noqa: E731
-        if not generate_shard(spec, model, plan, prompts, load_backend, prepare):
+        prepare = lambda: (guard_resume(plan.arm_dir, record), write_manifest(run_dir, run_spec, heldout))  # noqa: E731
+        if not generate_shard(cfg, plan, prompts, load_backend, prepare):
             return None  # not the merging rank
-    with JsonlStream(plan.arm_dir / "samples.jsonl") as samples:
-        done = {(r["task_id"], r["sample_idx"]) for r in samples.records}
-        prompts = {p.task_id: build_prompt(p, spec.generation.chat) for p in plan.problems}
-        todo = pending_requests(plan, prompts, done)
-        progress.start(total=len(plan.problems) * plan.params.n, done=len(done))
-        if todo:
-            generate_into(spec, model, plan, todo, by_id, samples, cfg, progress, load_backend)
-    metrics = score(plan.problems, plan.arm_dir / "samples.jsonl", plan.arm_dir, cfg,
+    fill_missing(
+        plan.arm_dir / "samples.jsonl", planned_requests(plan, prompts), plan.params,
+        lambda: load_backend(cfg.backend, cfg.model, chat=cfg.chat, options=cfg.options),
+        lambda result: sample_record(by_id[result.task_id], result, cfg.chat),
+        progress=progress, started=lambda backend: live_scoring(backend, plan, by_id, score_cfg, progress),
+    )
+    metrics = score(plan.problems, plan.arm_dir / "samples.jsonl", plan.arm_dir, score_cfg,
                     heldout.provenance | {"arm": arm, "limit": limit, "comparable": limit is None})
     metrics["generation"] = (read_json(plan.arm_dir / "generation.json", "generation record")
                              | summarize_samples(plan.arm_dir))
@@ -268,37 +298,31 @@ def _evaluate(spec: Spec, heldout: HeldoutSet, run_dir: Path, arm: str, limit: i
     return metrics
 
 
-def generate_into(spec, model, plan, todo, by_id, samples, cfg, progress, load_backend) -> None:
-    backend = load_backend(spec.generation.backend.value, model, chat=spec.generation.chat,
-                           options=spec.generation.options)
-    try:
-        description = backend.describe()
-        # an HTTP server: what each request carries (refuses what it cannot honour)
-        if hasattr(backend, "request_body"):
-            description["request_body"] = backend.request_body(plan.params)
-        workers, threads_while_scoring = live_share(_cores())
-        workers = cfg.workers or workers
-        set_threads = getattr(backend, "set_threads", None)  # llamacpp: fewer threads while a program runs
+@contextmanager
+def live_scoring(backend, plan: EvalPlan, by_id: dict[str, Problem], cfg: ScoreConfig, progress):
+    """Around the eval stage's generation: record the backend, and score each sample as it is appended (the
+    sink yielded); what the scorer could not finish is scored after generation."""
+    description = backend.describe()
+    # an HTTP server: what each request carries (refuses what it cannot honour)
+    if hasattr(backend, "request_body"):
+        description["request_body"] = backend.request_body(plan.params)
+    workers, threads_while_scoring = live_share(_cores())
+    workers = cfg.workers or workers
+    set_threads = getattr(backend, "set_threads", None)  # llamacpp: fewer threads while a program runs
 
-        def on_busy(busy: bool) -> None:
-            if set_threads:
-                set_threads(threads_while_scoring if busy else None)
+    def on_busy(busy: bool) -> None:
+        if set_threads:
+            set_threads(threads_while_scoring if busy else None)
 
-        description["live_scoring"] = {"workers": workers,
-                                       "generation_threads_while_scoring":
-                                           threads_while_scoring if set_threads else None}
-        record_backend(plan.arm_dir, description)
-        with JsonlStream(plan.arm_dir / "outcomes.jsonl") as outcomes, \
-                Scorer(by_id, cfg, outcomes, progress, workers=workers, on_busy=on_busy) as scorer:
-            for result in backend.generate(todo, plan.params):
-                record = sample_record(by_id[result.task_id], result, spec.generation.chat)
-                samples.append(record)
-                scorer.submit(record)
-                progress.generated(record)
-        if scorer.error:
-            log.warning("live scoring stopped (%s); scoring the rest after generation", scorer.error)
-    finally:
-        backend.close()
+    description["live_scoring"] = {"workers": workers,
+                                   "generation_threads_while_scoring":
+                                       threads_while_scoring if set_threads else None}
+    record_backend(plan.arm_dir, description)
+    with JsonlStream(plan.arm_dir / "outcomes.jsonl") as outcomes, \
+            Scorer(by_id, cfg, outcomes, progress, workers=workers, on_busy=on_busy) as scorer:
+        yield scorer.submit
+    if scorer.error:
+        log.warning("live scoring stopped (%s); scoring the rest after generation", scorer.error)
 
 
 def _cores() -> int:

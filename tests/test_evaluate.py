@@ -6,7 +6,7 @@ import pytest
 
 from selfdistill.checks import check_spec
 from selfdistill.errors import DataError
-from selfdistill.evaluate import evaluate
+from selfdistill.evaluate import EvalConfig, evaluate
 from selfdistill.generate import backends
 from selfdistill.generate.base import GenResult
 from selfdistill.generate.params import sample_seed
@@ -53,7 +53,8 @@ def fake(monkeypatch):
 
 def run(spec_path, run_dir, limit=3):
     report = check_spec(spec_path)
-    return evaluate(report.spec, report.heldout, run_dir, "base", limit, NullProgress())
+    return evaluate(EvalConfig.from_spec(report.spec), report.heldout, run_dir, "base", limit, NullProgress(),
+                    run_spec=report.spec)
 
 
 def test_eval_writes_samples_outcomes_and_metrics(tmp_path, fake):

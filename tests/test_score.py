@@ -185,19 +185,19 @@ def test_a_locked_eval_arm_is_refused_before_any_work(tmp_path):
     import os
     from pathlib import Path
 
-    from selfdistill.evaluate import evaluate
+    from selfdistill.evaluate import EvalConfig, evaluate
     from selfdistill.spec import load_spec
 
     spec = load_spec(Path(__file__).resolve().parents[1] / "examples" / "quickstart.toml")
     fd = _hold_lock(tmp_path / "run" / "base")
     try:
         with pytest.raises(DataError, match="in use by another selfdistill run"):
-            evaluate(spec, None, tmp_path / "run", "base", None, None)
+            evaluate(EvalConfig.from_spec(spec), None, tmp_path / "run", "base", None, None, run_spec=spec)
     finally:
         os.close(fd)
     for arm in ("", "..", "../x", "/abs", "a/b"):
         with pytest.raises(DataError, match="plain name"):
-            evaluate(spec, None, tmp_path / "run", arm, None, None)
+            evaluate(EvalConfig.from_spec(spec), None, tmp_path / "run", arm, None, None, run_spec=spec)
 
 
 def test_the_lock_is_reentrant_in_one_process_and_released_after(tmp_path):

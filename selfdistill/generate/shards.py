@@ -22,15 +22,14 @@ from pathlib import Path
 
 from selfdistill.errors import DataError
 from selfdistill.rundir import JsonlStream, read_jsonl
-from selfdistill.spec import Spec
 
 log = logging.getLogger(__name__)
 
 
-def data_parallel_size(spec: Spec) -> int:
-    if spec.generation.backend.value != "vllm":
+def data_parallel_size(backend: str, options: dict) -> int:
+    if backend != "vllm":
         return 1
-    size = spec.generation.options.get("data_parallel_size", 1)
+    size = options.get("data_parallel_size", 1)
     return size if isinstance(size, int) and size > 1 else 1
 
 
@@ -47,13 +46,12 @@ def keys_in(path: Path) -> set[tuple[str, int]]:
     return {(r["task_id"], r["sample_idx"]) for r in records_in(path)}
 
 
-def generate_shard(spec: Spec, model: str, plan, prompts: dict, load_backend, prepare) -> bool:
+def generate_shard(cfg, plan, prompts: dict, load_backend, prepare) -> bool:
     """Sample this rank's share; True when this process is the one that merged (and should score).
     `prepare()` writes the arm's generation record and the run manifest: DP rank 0 only."""
     from selfdistill.evaluate import pending_requests, record_backend, sample_record
 
-    backend = load_backend(spec.generation.backend.value, model, chat=spec.generation.chat,
-                           options=spec.generation.options)
+    backend = load_backend(cfg.backend, cfg.model, chat=cfg.chat, options=cfg.options)
     by_id = {p.task_id: p for p in plan.problems}
     try:
         rank, writer = backend.dp_rank, backend.writes_outputs
@@ -65,7 +63,7 @@ def generate_shard(spec: Spec, model: str, plan, prompts: dict, load_backend, pr
             record_backend(plan.arm_dir, backend.describe())
         with JsonlStream(mine) if writer else _Discard() as out:  # opening it cuts a torn last line
             for result in backend.generate(todo, plan.params):
-                out.append(sample_record(by_id[result.task_id], result, spec.generation.chat))
+                out.append(sample_record(by_id[result.task_id], result, cfg.chat))
         backend.barrier()  # every rank's file is complete past this point
         if not (writer and rank == 0):
             return False

@@ -91,18 +91,15 @@ def stamp_manifest(r: Round) -> None:
 
 def evaluate_arm(r: Round, name: str, t: float, model: str, options: dict, progress_factory) -> dict:
     """Evaluate one arm on the held-out set at T_eval = t (resumable); append its cost when it did work."""
-    from selfdistill.evaluate import evaluate
+    from selfdistill.evaluate import EvalConfig, evaluate
 
     g = r.spec.generation
-    spec = r.spec.model_copy(update={
-        "generation": g.model_copy(update={"temperature": t, "options": dict(g.options) | options}),
-        "model": r.spec.model.model_copy(update={"path": model}),
-    })
+    cfg = EvalConfig.from_spec(r.spec, temperature=t, model=model, options=options)
     done = (r.run_dir / name / "metrics.json").exists()
     device, count = stage_device(g.backend.value, g.options)
     stage = "precondition" if name == "base" else "evaluation"
     with ledger.timed_if(not done, r.run_dir, stage, name, device, count), progress_factory() as progress:
-        metrics = evaluate(spec, r.heldout, r.run_dir, name, r.limit, progress)
+        metrics = evaluate(cfg, r.heldout, r.run_dir, name, r.limit, progress, run_spec=r.spec)
     if r.force and name != "base":
         metrics["forced"] = True
         write_json_atomic(r.run_dir / name / "metrics.json", metrics)

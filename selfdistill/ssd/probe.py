@@ -20,7 +20,7 @@ from pathlib import Path
 
 from selfdistill import layout
 from selfdistill.errors import DataError
-from selfdistill.rundir import JsonlStream, read_jsonl, write_json_atomic
+from selfdistill.rundir import read_jsonl, write_json_atomic
 from selfdistill.spec import Spec
 
 SCHEMA = layout.SCHEMAS["battery"]
@@ -70,6 +70,7 @@ def probe_completions(spec: Spec, model: str, options: dict, out_dir: Path, t: f
     """Completions of the safety/refusal probes from one model (resumable)."""
     from selfdistill.battery import load_probes
     from selfdistill.generate.backends import load_backend
+    from selfdistill.generate.fill import fill_missing
     from selfdistill.generate.params import SamplingParams
 
     probes = load_probes()
@@ -78,19 +79,13 @@ def probe_completions(spec: Spec, model: str, options: dict, out_dir: Path, t: f
     params = SamplingParams(temperature=t, top_p=g.top_p, top_k=g.top_k, min_p=g.min_p,
                             max_new_tokens=g.max_new_tokens, n=spec.battery.probe_samples, seed=spec.diagnostics.seed)
     out_dir.mkdir(parents=True, exist_ok=True)
-    with JsonlStream(out_dir / "samples.jsonl") as stream:
-        done = {(r["probe_id"], r["sample_idx"]) for r in stream.records}
-        todo = [r for r in probe_requests(spec, probes, spec.battery.probe_samples)
-                if (r.task_id, r.sample_idx) not in done]
-        if todo:
-            backend = load_backend(g.backend.value, model, chat=g.chat, options=dict(g.options) | options)
-            try:
-                for res in backend.generate(todo, params):
-                    stream.append({"probe_id": res.task_id, "kind": kinds[res.task_id], "sample_idx": res.sample_idx,
-                                   "seed": res.seed, "raw": res.text, "completion_tokens": res.completion_tokens})
-            finally:
-                backend.close()
-        return list(stream.records)
+    return fill_missing(
+        out_dir / "samples.jsonl", probe_requests(spec, probes, spec.battery.probe_samples), params,
+        lambda: load_backend(g.backend.value, model, chat=g.chat, options=dict(g.options) | options),
+        lambda res: {"probe_id": res.task_id, "kind": kinds[res.task_id], "sample_idx": res.sample_idx,
+                     "seed": res.seed, "raw": res.text, "completion_tokens": res.completion_tokens},
+        id_field="probe_id",
+    )
 
 
 def _samples(run_dir: Path, name: str) -> list[dict]:

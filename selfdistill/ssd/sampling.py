@@ -16,18 +16,20 @@ reported. Resuming after a kill draws exactly the samples that are missing (per-
 from __future__ import annotations
 
 from collections import Counter
+from contextlib import contextmanager
 from pathlib import Path
 
 from selfdistill.evaluate import (
+    EvalConfig,
     EvalPlan,
     generation_record,
     guard_resume,
-    pending_requests,
+    planned_requests,
     record_backend,
     sample_record,
 )
 from selfdistill.generate.params import SamplingParams
-from selfdistill.rundir import JsonlStream, dumps_line, read_jsonl, write_bytes_atomic, write_json_atomic
+from selfdistill.rundir import dumps_line, read_jsonl, write_bytes_atomic, write_json_atomic
 from selfdistill.score import ScoreConfig, score
 from selfdistill.spec import Spec
 from selfdistill.tasks.problem import Problem
@@ -54,7 +56,7 @@ def train_params(spec: Spec) -> SamplingParams:
 
 def sampling_record(spec: Spec, model: str, plan: EvalPlan) -> dict:
     """The eval stage's generation record, naming every pool prompt (the resume guard compares them)."""
-    return generation_record(spec, plan, model) | {
+    return generation_record(EvalConfig.from_spec(spec, model=model), plan) | {
         "problems": [p.task_id for p in plan.problems],
         "purpose": "SSD training samples at T_train from the frozen base model",
         "filter": "drop empty or single-line completions only (the paper's degeneracy filter)",
@@ -64,6 +66,7 @@ def sampling_record(spec: Spec, model: str, plan: EvalPlan) -> dict:
 def sample_pool(spec: Spec, model: str, problems: list[Problem], round_dir: Path, progress) -> Path:
     """Draw the missing T_train samples; return the samples file."""
     from selfdistill.generate.backends import load_backend
+    from selfdistill.generate.fill import fill_missing
     from selfdistill.generate.prompts import build_prompt
 
     out = round_dir / "samples"
@@ -72,23 +75,20 @@ def sample_pool(spec: Spec, model: str, problems: list[Problem], round_dir: Path
     plan = EvalPlan("samples", out, problems, params, None)
     guard_resume(out, sampling_record(spec, model, plan))
     by_id = {p.task_id: p for p in problems}
-    with JsonlStream(out / "samples.jsonl") as samples:
-        done = {(r["task_id"], r["sample_idx"]) for r in samples.records}
-        prompts = {p.task_id: build_prompt(p, spec.generation.chat) for p in problems}
-        todo = pending_requests(plan, prompts, done)
-        progress.start(total=len(problems) * params.n, done=len(done))
-        if todo:
-            backend = load_backend(spec.generation.backend.value, model, chat=spec.generation.chat,
-                                   options=spec.generation.options)
-            try:
-                record_backend(out, backend.describe())
-                for result in backend.generate(todo, params):
-                    record = sample_record(by_id[result.task_id], result, spec.generation.chat)
-                    record["degenerate"] = degeneracy(result.text)
-                    samples.append(record)
-                    progress.generated(record)
-            finally:
-                backend.close()
+    g = spec.generation
+    prompts = {p.task_id: build_prompt(p, g.chat) for p in problems}
+
+    def make_record(result) -> dict:
+        return sample_record(by_id[result.task_id], result, g.chat) | {"degenerate": degeneracy(result.text)}
+
+    @contextmanager
+    def started(backend):
+        record_backend(out, backend.describe())
+        yield None
+
+    fill_missing(out / "samples.jsonl", planned_requests(plan, prompts), params,
+                 lambda: load_backend(g.backend.value, model, chat=g.chat, options=g.options),
+                 make_record, progress=progress, started=started)
     return out / "samples.jsonl"
 
 

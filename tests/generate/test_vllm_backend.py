@@ -214,7 +214,7 @@ def run_ranks(report, run_dir, monkeypatch, limit=3):
     """Both DP ranks of one launch, as threads: each one's engine reports its rank; they meet at a barrier."""
     import threading
 
-    from selfdistill.evaluate import evaluate
+    from selfdistill.evaluate import EvalConfig, evaluate
     from tests.eval_fixtures import NullProgress
 
     barrier, lock, results = threading.Barrier(2), threading.Lock(), {}
@@ -230,7 +230,8 @@ def run_ranks(report, run_dir, monkeypatch, limit=3):
 
     def main(rank):
         try:
-            results[rank] = evaluate(report.spec, report.heldout, run_dir, "base", limit, NullProgress())
+            results[rank] = evaluate(EvalConfig.from_spec(report.spec), report.heldout, run_dir, "base", limit,
+                                     NullProgress(), run_spec=report.spec)
         except BaseException as exc:  # surfaced below
             results[rank] = exc
             barrier.abort()
