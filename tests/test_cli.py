@@ -29,6 +29,7 @@ def problems():
     return load_humaneval()
 
 
+@pytest.mark.slow  # whole dataset (164 programs) through a CLI subprocess; test_score_k_and_wrong_answers stays fast
 def test_canonical_solutions_score_pass1_of_one_on_all_164(tmp_path, problems):
     samples = write_samples(tmp_path / "canon.jsonl",
                             [{"task_id": p.task_id, "completion": p.canonical_solution} for p in problems])

@@ -273,6 +273,7 @@ def test_kill_9_of_the_harness_ends_its_workers_and_running_programs():
             harness.kill()
 
 
+@pytest.mark.slow  # a whole harness subprocess started and killed; the fast lane keeps the kill -9 test above
 def test_a_worker_whose_harness_is_gone_exits_while_idle():
     """EOF on its job pipe: the worker loop returns (the same path PR_SET_PDEATHSIG backs up)."""
     code = HARNESS.format(repo=str(REPO), run_job=False)

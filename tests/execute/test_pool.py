@@ -96,6 +96,8 @@ def test_infinite_loop_is_timeout(pool):
     assert outcome.duration_s < 3
 
 
+@pytest.mark.slow  # burns up to 4 s of CPU in four threads; the fast lane keeps test_infinite_loop_is_timeout and
+# test_cpu_limit_is_classified_as_timeout_not_error for the single-threaded limits
 def test_multithreaded_burner_is_stopped_and_scored_timeout(pool):
     """hashlib releases the GIL: 4 threads burn up to 2 CPU-seconds per second; whichever limit fires
     first (CPU seconds on idle cores, wall clock on busy ones), the job is a timeout."""

@@ -14,6 +14,7 @@ from selfdistill.report.header import HEADINGS
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome", "headless_shell")
 CHROMIUM = next((path for name in BROWSERS if (path := shutil.which(name))), None)
 pytestmark = [
+    pytest.mark.slow,  # a real headless browser per test; tests/report/test_report.py checks the HTML in-process
     pytest.mark.skipif(CHROMIUM is None, reason=f"no Chromium binary on PATH (looked for {', '.join(BROWSERS)})"),
     pytest.mark.skipif(not plots.available(),
                        reason="matplotlib (the report extra) is not installed: no plots to decode"),

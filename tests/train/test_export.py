@@ -146,6 +146,7 @@ def test_lora_gguf_is_laid_out_as_llama_cpp_expects(case):
     assert (w.shape[0], w.shape[1]) == (a.shape[0], b.shape[1]) and a.shape[1] == b.shape[0] == 4  # ggml ne order
 
 
+@pytest.mark.slow  # real llama.cpp and transformers forward passes per prompt; the GGUF shape tests stay fast
 def test_base_plus_adapter_in_llama_cpp_matches_transformers_with_the_adapter(case):
     for text in PROMPTS:
         ids = tokens(case.llms["base"], text)

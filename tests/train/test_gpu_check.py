@@ -25,6 +25,7 @@ def test_the_scripts_parse(script):
     assert result.returncode == 0, result.stderr
 
 
+@pytest.mark.slow  # runs the whole script (a fresh interpreter importing torch); the `bash -n` check above stays fast
 def test_without_cuda_gpu_check_says_so_and_exits_0():
     torch = pytest.importorskip("torch")
     if torch.cuda.is_available():
