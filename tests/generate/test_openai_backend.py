@@ -37,6 +37,7 @@ ECHOED = ("temperature", "top_p", "top_k", "min_p", "max_tokens", "seed", "stop"
 class FakeServer:
     def __init__(self, delay_s: float = 0.0) -> None:
         self.delay_s = delay_s
+        self.hold_until = 0  # > 0: each request waits (<= 5 s) until that many have been in flight at once
         self.owned_by, self.total_slots = "llamacpp", 16
         self.bodies: list[tuple[str, dict]] = []
         self.script: dict[int, list] = {}  # seed -> per-attempt actions: int status, ("stall", s), "abort"
@@ -79,6 +80,9 @@ class FakeServer:
                     actions = server.script.get(body["seed"], [])
                     action = actions[attempt] if attempt < len(actions) else None
                 try:
+                    deadline = time.monotonic() + 5  # threads start late on a loaded machine
+                    while server.max_in_flight < server.hold_until and time.monotonic() < deadline:
+                        time.sleep(0.01)
                     time.sleep(server.delay_s)
                     self._answer(body, action)
                 finally:
@@ -267,6 +271,7 @@ def test_concurrency_bound_is_respected(server):
 def test_in_flight_requests_are_bounded_by_what_the_server_runs_at_once(server, owned_by, slots, expected):
     """Queue time must not count against timeout_s: no more requests in flight than the server serves."""
     server.owned_by, server.total_slots, server.delay_s = owned_by, slots, 0.3
+    server.hold_until = expected  # the bound is reached even when threads start late; 0.3 s shows any excess
     backend = make(server, concurrency=8)
     assert (backend.concurrency, backend.describe()["concurrency_requested"]) == (expected, 8)
     list(backend.generate([chat_request(i) for i in range(expected + 2)], SamplingParams(temperature=1.0)))
