@@ -27,10 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from selfdistill.spec import Spec, TrainMethod
+from selfdistill.tasks.registry import MIN_HELDOUT
 
 MAX_ANCHOR = 0.20
 MIN_RANK = 16
-MIN_HELDOUT = 200  # the strategy's mandatory held-out size (tasks.registry.MIN_HELDOUT)
 
 
 @dataclass(frozen=True)

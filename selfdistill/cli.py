@@ -154,7 +154,9 @@ def _k_list(text: str) -> tuple[int, ...]:
     return ks
 
 
-def _int_at_least(low: int, flag: str):
+def _int_at_least(low: int, flag: str, high: int | None = None, too_high: str = ""):
+    """An argparse type: an integer >= low and, with `high`, <= high (`too_high` says why, after the value)."""
+
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -162,6 +164,8 @@ def _int_at_least(low: int, flag: str):
             raise argparse.ArgumentTypeError(f"{flag} {text!r}: expected an integer >= {low}") from None
         if value < low:
             raise argparse.ArgumentTypeError(f"{flag} {text}: must be >= {low}")
+        if high is not None and value > high:
+            raise argparse.ArgumentTypeError(f"{flag} {text}: {too_high}")
         return value
 
     return parse
@@ -187,31 +191,24 @@ def _memory_mb(text: str) -> int:
     from selfdistill.execute.confine import MIN_MEMORY_MB
     from selfdistill.score import MAX_MEMORY_MB
 
-    value = _int_at_least(MIN_MEMORY_MB, "--memory-mb")(text)
-    if value > MAX_MEMORY_MB:
-        raise argparse.ArgumentTypeError(f"--memory-mb {text}: more than {MAX_MEMORY_MB} MiB (1 TiB) is no limit the "
-                                         f"sandbox can set; give {MIN_MEMORY_MB} .. {MAX_MEMORY_MB}")
-    return value
+    return _int_at_least(MIN_MEMORY_MB, "--memory-mb", MAX_MEMORY_MB,
+                         f"more than {MAX_MEMORY_MB} MiB (1 TiB) is no limit the sandbox can set; give "
+                         f"{MIN_MEMORY_MB} .. {MAX_MEMORY_MB}")(text)
 
 
 def _resamples(text: str) -> int:
     from selfdistill.score import MAX_BOOTSTRAP_RESAMPLES
 
-    value = _int_at_least(1, "--resamples")(text)
-    if value > MAX_BOOTSTRAP_RESAMPLES:
-        raise argparse.ArgumentTypeError(f"--resamples {text}: at most {MAX_BOOTSTRAP_RESAMPLES:,} (the bootstrap "
-                                         "holds resamples x problems numbers in memory; 10,000 is plenty)")
-    return value
+    return _int_at_least(1, "--resamples", MAX_BOOTSTRAP_RESAMPLES,
+                         f"at most {MAX_BOOTSTRAP_RESAMPLES:,} (the bootstrap holds resamples x problems numbers in "
+                         "memory; 10,000 is plenty)")(text)
 
 
 def _workers(text: str) -> int:
     from selfdistill.score import MAX_WORKERS
 
-    value = _int_at_least(1, "--workers")(text)
-    if value > MAX_WORKERS:
-        raise argparse.ArgumentTypeError(f"--workers {text}: at most {MAX_WORKERS} (one sandbox process each; "
-                                         "the default is one per core)")
-    return value
+    return _int_at_least(1, "--workers", MAX_WORKERS,
+                         f"at most {MAX_WORKERS} (one sandbox process each; the default is one per core)")(text)
 
 
 def _arm(text: str) -> str:

@@ -17,9 +17,10 @@ from dataclasses import dataclass
 
 from selfdistill.decide.verdict import DEFAULT_RULES, Rules, Verdict, VerdictKind, verdict_over_ks
 from selfdistill.errors import DataError
+from selfdistill.tasks.registry import MIN_HELDOUT
 
 SCHEMA = "selfdistill.verdict/1"
-MIN_PROBLEMS = 200  # the strategy's mandatory held-out size (tasks.registry.MIN_HELDOUT)
+MIN_PROBLEMS = MIN_HELDOUT  # the strategy's mandatory held-out size, one home: tasks.registry
 
 
 @dataclass(frozen=True)
