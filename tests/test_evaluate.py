@@ -77,13 +77,18 @@ def test_eval_writes_samples_outcomes_and_metrics(tmp_path, fake):
     assert json.loads((tmp_path / "run" / "manifest.json").read_text())["spec"]["generation"]["temperature"] == 0.8
 
 
-def test_crash_mid_generation_then_resume_generates_only_what_is_missing(tmp_path, fake):
+def killed_after_five_samples(tmp_path, fake):
+    """An eval run killed after its fifth sample: (spec path, problems, arm dir)."""
     spec = make_spec(tmp_path)
     problems = check_spec(spec).heldout.problems
     fake["backend"] = FakeBackend(problems, fail_after=5)
     with pytest.raises(RuntimeError, match="killed"):
         run(spec, tmp_path / "run")
-    arm = tmp_path / "run" / "base"
+    return spec, problems, tmp_path / "run" / "base"
+
+
+def test_crash_mid_generation_then_resume_generates_only_what_is_missing(tmp_path, fake):
+    spec, problems, arm = killed_after_five_samples(tmp_path, fake)
     assert len((arm / "samples.jsonl").read_text().splitlines()) == 5
     assert not (arm / "metrics.json").exists()
 
@@ -107,12 +112,7 @@ def test_other_sampling_settings_are_refused_for_the_same_arm(tmp_path, fake):
 
 
 def test_a_resume_under_other_sandbox_limits_is_refused_before_any_sample_is_drawn(tmp_path, fake):
-    spec = make_spec(tmp_path)
-    problems = check_spec(spec).heldout.problems
-    fake["backend"] = FakeBackend(problems, fail_after=5)
-    with pytest.raises(RuntimeError, match="killed"):
-        run(spec, tmp_path / "run")
-    arm = tmp_path / "run" / "base"
+    spec, problems, arm = killed_after_five_samples(tmp_path, fake)
     outcomes_before = (arm / "outcomes.jsonl").read_text()
     spec.write_text(spec.read_text().replace("timeout_s = 10.0 ", "timeout_s = 3.5 ", 1))
     fake["backend"] = second = FakeBackend(problems)
