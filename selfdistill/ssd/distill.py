@@ -129,7 +129,7 @@ def train_arm(r: Round, arm: str, pool, samples: list[dict], passed: set | None)
                 for s in chosen]  # a comparator's own pairs come as examples already (sft-external)
     t = r.spec.train
     mix = {"anchor_ratio": 0.0, "n_anchor": 0}
-    if t.anchor_data and t.anchor_ratio > 0:
+    if t.anchor_data and t.anchor_ratio > 0 and spec_arm.algorithm == "sft":  # anchor pairs are SFT examples
         anchor = data.read_anchor(Path(t.anchor_data), r.spec.generation.chat)
         examples, mix = data.mix_anchor(examples, anchor, t.anchor_ratio, t.seed, t.anchor_data)
     data.write_examples(arm_dir / "examples.jsonl", examples)
