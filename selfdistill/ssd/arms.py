@@ -58,6 +58,8 @@ class Arm:
     comparator: bool = False
     draw: Callable | None = None
     note: str = ""
+    # the training algorithm's own settings from the spec (DPO's beta, ...), carried by job.json as "settings"
+    job_settings: Callable[[Spec], dict] | None = None
 
     def record(self) -> dict:
         """What round.json keeps of the arm, so a report reads it from the run, not from this table."""

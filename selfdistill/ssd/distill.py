@@ -136,6 +136,7 @@ def train_arm(r: Round, arm: str, pool, samples: list[dict], passed: set | None)
     job = job_record(r.train_model or r.model, arm_dir / "examples.jsonl", t, arm_dir, chat=r.spec.generation.chat,
                      algorithm=spec_arm.algorithm)
     job["mix"] = mix
+    job["settings"] = spec_arm.job_settings(r.spec) if spec_arm.job_settings else {}  # e.g. DPO's beta
     job["n_samples"] = len(chosen)
     job["truncated"] = truncated  # the declared policy for samples cut off at max_new_tokens, and its counts
     write_json_atomic(arm_dir / "job.json", job)
