@@ -223,65 +223,78 @@ def build_trainer(job: dict, examples: list[dict]):
     cuda, dtype = _device_and_dtype(cfg)
     import torch
 
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    accumulation = accumulation_steps(cfg, world)
     args = getattr(trl, algorithm.config)(
-        output_dir=str(out / "checkpoints"),
-        num_train_epochs=cfg.epochs,
-        learning_rate=cfg.lr,
-        lr_scheduler_type=cfg.scheduler,
-        warmup_steps=cfg.warmup_ratio,  # a float below 1 is a share of the total steps
-        per_device_train_batch_size=cfg.per_device_batch_size,
-        gradient_accumulation_steps=accumulation,
-        max_length=cfg.max_length,
+        **base_arguments(cfg, out, cuda, dtype, cfg.lr),
         completion_only_loss=True,
         packing=False,
-        seed=cfg.seed,
-        data_seed=cfg.seed,
-        save_strategy="steps",
-        save_steps=cfg.save_steps,
-        save_total_limit=2,
-        logging_steps=1,
-        report_to="none",
-        use_cpu=not cuda,
-        bf16=dtype == torch.bfloat16,
-        disable_tqdm=True,
-        dataloader_num_workers=0,
     )
     # Full fine-tuning keeps float32 master weights under bf16 autocast (`bf16=True`): in bf16 weights an
     # update below 2^-8 of the weight rounds away (at lr 1e-5 most do). LoRA's base is frozen: bf16 is fine.
     net, tokenizer = load_model_and_tokenizer(job["model"], torch.float32 if cfg.method is TrainMethod.FULL else dtype)
-    peft_config = None
-    if cfg.method is TrainMethod.LORA:
-        from peft import LoraConfig
-
-        peft_config = LoraConfig(
-            r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-            target_modules=list(cfg.target_modules), task_type="CAUSAL_LM", bias="none",
-        )
     return algorithm.trainer(cuda)(
         model=net, args=args, train_dataset=Dataset.from_list([tokenize_example(tokenizer, e) for e in examples]),
-        processing_class=tokenizer, peft_config=peft_config,
+        processing_class=tokenizer, peft_config=lora_config(cfg),
     ), cfg, tokenizer
 
 
-def run_job(job: dict) -> dict:
-    """Train (resuming from the last checkpoint), save, and write train.json; return its record."""
+def base_arguments(cfg: TrainSpec, out: Path, cuda: bool, dtype, lr: float) -> dict:
+    """The TRL config settings every trainer here shares (SFT, DPO): schedule, batch (exactly train.batch_size),
+    max length, seed, checkpoints every save_steps (the last two kept), one log line per step, device, precision."""
+    import torch
+
+    return {
+        "output_dir": str(out / "checkpoints"),
+        "num_train_epochs": cfg.epochs,
+        "learning_rate": lr,
+        "lr_scheduler_type": cfg.scheduler,
+        "warmup_steps": cfg.warmup_ratio,  # a float below 1 is a share of the total steps
+        "per_device_train_batch_size": cfg.per_device_batch_size,
+        "gradient_accumulation_steps": accumulation_steps(cfg, int(os.environ.get("WORLD_SIZE", "1"))),
+        "max_length": cfg.max_length,
+        "seed": cfg.seed,
+        "data_seed": cfg.seed,
+        "save_strategy": "steps",
+        "save_steps": cfg.save_steps,
+        "save_total_limit": 2,
+        "logging_steps": 1,
+        "report_to": "none",
+        "use_cpu": not cuda,
+        "bf16": dtype == torch.bfloat16,
+        "disable_tqdm": True,
+        "dataloader_num_workers": 0,
+    }
+
+
+def lora_config(cfg: TrainSpec):
+    """PEFT's LoraConfig for train.method = "lora" (rank, alpha, dropout, target modules); None for full."""
+    if cfg.method is not TrainMethod.LORA:
+        return None
+    from peft import LoraConfig
+
+    return LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                      target_modules=list(cfg.target_modules), task_type="CAUSAL_LM", bias="none")
+
+
+def run_job(job: dict, *, load: Callable = load_examples, build: Callable | None = None,
+            extra: Callable | None = None) -> dict:
+    """Train (resuming from the last checkpoint), save, and write train.json; return its record. Another
+    algorithm's runner (train/preference.py) passes its own `load` (examples file -> rows), `build` ((job, rows)
+    -> (trainer, TrainSpec, tokenizer)) and `extra` ((trainer, rows) -> its own train.json fields)."""
     from selfdistill.train.launch import hold_output
 
     out = Path(job["out_dir"])
     with hold_output(out):  # a second launch into `out` while this one runs is refused, not run beside it
-        return _run_job(job, out)
+        return _run_job(job, out, load, build or build_trainer, extra)
 
 
-def _run_job(job: dict, out: Path) -> dict:
+def _run_job(job: dict, out: Path, load: Callable, build: Callable, extra: Callable | None) -> dict:
     from transformers.trainer_utils import get_last_checkpoint
 
     if (out / DONE).exists():
         return json.loads((out / DONE).read_text(encoding="utf-8"))
-    examples = load_examples(Path(job["examples"]))
+    examples = load(Path(job["examples"]))
     started = time.time()
-    trainer, cfg, tokenizer = build_trainer(job, examples)
+    trainer, cfg, tokenizer = build(job, examples)
     ckpt_dir = out / "checkpoints"
     last = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
     result = trainer.train(resume_from_checkpoint=last)
@@ -309,7 +322,7 @@ def _run_job(job: dict, out: Path) -> dict:
         + str(next(trainer.model.parameters()).dtype).removeprefix("torch.") + " weights",
         "finite": all(math.isfinite(x) for x in losses),
         "job": job,
-    }
+    } | (extra(trainer, examples) if extra else {})
     if not record["finite"]:
         raise DataError(f"error: training diverged (loss {losses[-5:]}); lower train.learning_rate")
     from selfdistill.rundir import write_json_atomic
