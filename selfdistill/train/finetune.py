@@ -358,10 +358,12 @@ def save_outputs(trainer, tokenizer, cfg: TrainSpec, out: Path, base_model: str)
     return {"adapter": str(out / "adapter"), "merged": str(out / "merged")}
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, run: Callable | None = None, module: str = __name__) -> int:
+    """One job file, run to its end (`run`: this module's run_job, or another runner's); exit 2 on bad input."""
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
-        print("usage: python -m selfdistill.train.finetune JOB.json", file=sys.stderr)
+        print(f"usage: python -m {module if module != '__main__' else 'selfdistill.train.finetune'} JOB.json",
+              file=sys.stderr)
         return 2
     from selfdistill.errors import SelfdistillError
     from selfdistill.train.launch import die_with_parent
@@ -370,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
         die_with_parent()           # a job started by hand (nohup ...) keeps outliving its shell
     try:
         job = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
-        run_job(job)
+        (run or run_job)(job)
     except SelfdistillError as exc:
         print(str(exc), file=sys.stderr)
         return 2

@@ -35,6 +35,8 @@ class JobRunner:
 
 RUNNERS: dict[str, JobRunner] = {
     "sft": JobRunner("selfdistill.train.finetune"),
+    "dpo": JobRunner("selfdistill.train.preference"),  # TRL DPOTrainer on (prompt, chosen, rejected) pairs
+    "grpo": JobRunner("selfdistill.train.grpo"),  # TRL GRPOTrainer, rewarded by the sandbox (train/reward.py)
 }
 
 
