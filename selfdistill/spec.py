@@ -48,7 +48,7 @@ class ComparatorKind(str, Enum):
 
 
 # the comparators a round can run (ssd/arms.py); the others are declared only
-MEASURABLE = (ComparatorKind.REJECTION_SAMPLING_SFT, ComparatorKind.SFT_EXTERNAL)
+MEASURABLE = (ComparatorKind.REJECTION_SAMPLING_SFT, ComparatorKind.SFT_EXTERNAL, ComparatorKind.DPO)
 
 FailureLevel = FailureCost  # one enum for the spec and the verdict rule
 
@@ -181,7 +181,18 @@ class ComparatorSpec(_Section):
         description='comparators the round trains and evaluates beside SSD (measured, not declared), e.g. '
         '["rejection-sampling-sft"]; see docs/comparators.md',
     )
-    best_of_n: int = Field(8, ge=1, le=256, description="rejection-sampling-sft: samples per pool prompt (best-of-N)")
+    best_of_n: int = Field(
+        8, ge=1, le=256, description="rejection-sampling-sft and dpo: samples per pool prompt (best-of-N)"
+    )
+    dpo_beta: float = Field(
+        0.1, gt=0, le=100, description="dpo: beta, how far the policy may move from the reference (TRL DPOConfig.beta)"
+    )
+    dpo_pairs_per_prompt: int = Field(
+        4, ge=1, le=1024, description="dpo: at most this many (passing, failing) pairs per pool prompt (seeded choice)"
+    )
+    dpo_learning_rate: float | None = Field(
+        None, gt=0, lt=1, description="dpo: peak learning rate (default: 5e-6 for lora, 5e-7 for full; not train's)"
+    )
     data: str | None = Field(
         None, description='sft-external: a JSONL file of {"prompt": ..., "completion": ...} pairs (spec-relative)'
     )

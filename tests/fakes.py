@@ -60,6 +60,9 @@ class FakeBackend:
             right = _draw(self.generation, task_id, sample_idx, seed) < self.skill
             body = ANSWERS.get(m.group(1), "x") if right else "None"
             return f"Here it is:\n```python\ndef {m.group(1)}(x):\n    return {body}\n```\n"
+        if m := re.search(r"function flaky_(\d+)\(", prompt):  # right about half the time, per sample
+            i, right = int(m.group(1)), _draw(self.generation, task_id, sample_idx, seed, "flaky") < 0.5
+            return f"```python\ndef flaky_{i}():\n    return {i + 1 if right else i}\n```\nIt returns {i + 1}.\n"
         if m := re.search(r"function (\w+)_(\d+)\(", prompt):
             name, i = m.groups()
             value = int(i) + 1 if name == "number" else f"x * {i}"
@@ -79,12 +82,14 @@ def main(argv: list[str]) -> int:
     writes adapter/ (LoRA), merged/ and train.json as the real job does, weights derived from the examples."""
     from selfdistill.rundir import write_json_atomic
     from selfdistill.train.finetune import DONE, load_examples
+    from selfdistill.train.preference import load_pairs  # a "dpo" job trains on preference pairs
 
     job = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
     out = Path(job["out_dir"])
     if (out / DONE).exists():
         return 0
-    examples = load_examples(Path(job["examples"]))
+    examples = load_pairs(Path(job["examples"])) if job.get("algorithm") == "dpo" else load_examples(
+        Path(job["examples"]))
     weights = hashlib.sha256(json.dumps([job["model"], examples]).encode()).digest()
     record = {"merged": str(out / "merged")}
     (out / "merged").mkdir(parents=True, exist_ok=True)

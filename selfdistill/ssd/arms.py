@@ -4,6 +4,7 @@
     verifier   verifier-aware SSD: the same samples, only those that passed the pool's tests
     rejection-sampling-sft   a comparator, not SSD: best-of-N samples per pool prompt, the passing ones, SFT
     sft-external             a comparator, not SSD: SFT on the user's prompt/completion pairs
+    dpo                      a comparator, not SSD: DPO on (passing, failing) pairs of the same best-of-N draw
 
 An arm says how its training examples are selected (`select`: the round's samples and the keys that passed
 the pool's tests -> the samples it trains on), which training algorithm fine-tunes it (`algorithm`: a key of
@@ -80,12 +81,27 @@ def external_pairs(r, pool, progress_factory, say=print):
     return draw(r, pool, progress_factory, say)
 
 
+def dpo_pairs(r, pool, progress_factory, say=print):
+    from selfdistill.ssd.comparators import dpo_pairs as draw
+
+    return draw(r, pool, progress_factory, say)
+
+
+def dpo_settings(spec: Spec) -> dict:
+    from selfdistill.ssd.comparators import dpo_settings as settings
+
+    return settings(spec)
+
+
 def distinct_passing(samples: list[dict], passed: Keys | None) -> list[dict]:
     from selfdistill.ssd.comparators import distinct_passing as select
 
     return select(samples, passed)
 
 
+# the best-of-N draw rejection-sampling-sft and dpo share (drawn once per round, ssd/comparators.py): each recipe
+# alone would need it, so it is a cost stage of both
+BEST_OF_N_DRAW = ("best-of-n:samples", "best-of-n:scoring")
 ARMS: dict[str, Arm] = {
     "ssd": Arm("ssd", "minimal SSD (raw, unverified samples)", kept, colour="#dd8452", seeds_round2=True,
                deltas_against=(("base", "SSD vs base, same T_eval"),
@@ -98,7 +114,7 @@ ARMS: dict[str, Arm] = {
     "rejection-sampling-sft": Arm(
         "rejection-sampling-sft", "rejection-sampling SFT (comparator: best-of-N, passing samples)", distinct_passing,
         colour="#937860", needs_tests=True, comparator=True, draw=best_of_n,
-        cost_stages=("rejection-sampling-sft:samples", "rejection-sampling-sft:scoring"),
+        cost_stages=BEST_OF_N_DRAW,
         deltas_against=(("base", "rejection-sampling SFT vs base, same T_eval"),
                         ("ssd", "rejection-sampling SFT vs minimal SSD, same T_eval")),
         note=("a comparator, not SSD: best-of-N (comparator.best_of_n) samples per pool prompt at the product's "
@@ -111,6 +127,13 @@ ARMS: dict[str, Arm] = {
                         ("ssd", "external-data SFT vs minimal SSD, same T_eval")),
         note=("a comparator, not SSD: SFT with the same trainer on the prompt/completion pairs of comparator.data "
               "(checked against the held-out set like the pool)")),
+    "dpo": Arm(
+        "dpo", "DPO (comparator: passing over failing best-of-N samples)", kept, algorithm="dpo", colour="#64b5cd",
+        needs_tests=True, comparator=True, draw=dpo_pairs, job_settings=dpo_settings, cost_stages=BEST_OF_N_DRAW,
+        deltas_against=(("base", "DPO vs base, same T_eval"), ("ssd", "DPO vs minimal SSD, same T_eval")),
+        note=("a comparator, not SSD: preference pairs from best-of-N (comparator.best_of_n) samples per pool prompt "
+              "at the product's decoding, a passing program chosen over a failing one of the same prompt, trained by "
+              "TRL's DPOTrainer (beta = comparator.dpo_beta)")),
 }
 BASE_COLOUR = "#4c72b0"
 

@@ -96,8 +96,13 @@ def read_samples(path: Path) -> list[dict]:
     return [r for _, r in read_jsonl(path, "T_train samples file")]
 
 
-def verify(spec: Spec, problems: list[Problem], samples_path: Path, round_dir: Path, progress=None) -> dict | None:
-    """Run the samples of prompts with tests in the sandbox; None when no pool prompt has tests."""
+VERIFY_PURPOSE = "verifier-aware arm: pool tests on the T_train samples"
+
+
+def verify(spec: Spec, problems: list[Problem], samples_path: Path, round_dir: Path, progress=None,
+           purpose: str = VERIFY_PURPOSE) -> dict | None:
+    """Run the samples of prompts with tests in the sandbox; None when no pool prompt has tests. `purpose` labels
+    the scoring record (the comparators' best-of-N draw passes its own)."""
     tested = [p for p in problems if p.tests is not None]
     if not tested:
         return None
@@ -110,8 +115,7 @@ def verify(spec: Spec, problems: list[Problem], samples_path: Path, round_dir: P
     d = spec.diagnostics
     cfg = ScoreConfig(k=(1,), timeout_s=d.timeout_s, memory_mb=d.memory_mb,
                       bootstrap_resamples=d.bootstrap_resamples, seed=d.seed)
-    return score(tested, subset, out, cfg, {"purpose": "verifier-aware arm: pool tests on the T_train samples"},
-                 progress)
+    return score(tested, subset, out, cfg, {"purpose": purpose}, progress)
 
 
 def _write_if_changed(path: Path, rows: list[dict]) -> None:

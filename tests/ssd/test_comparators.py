@@ -13,6 +13,7 @@ from selfdistill.ssd import arms, comparators, ledger
 from tests.ssd.round_fixtures import make_spec
 
 RS = "rejection-sampling-sft"
+DRAW = "best-of-n"  # the draw rejection-sampling-sft shares with dpo (tests/ssd/test_dpo_arm.py)
 
 
 def rs_spec(tmp_path, measure='["rejection-sampling-sft"]', n=3):
@@ -39,9 +40,12 @@ def test_distinct_passing_keeps_one_of_each_passing_program_per_prompt():
     assert comparators.distinct_passing(samples, None) == []
 
 
-def test_measure_accepts_only_what_a_round_can_run(tmp_path):
+def test_measure_accepts_only_what_a_round_can_run(tmp_path, monkeypatch):
+    from selfdistill import spec as spec_module
+
     assert [m.value for m in load_spec(rs_spec(tmp_path)).comparator.measure] == [RS]
-    with pytest.raises(SpecError) as err:
+    monkeypatch.setattr(spec_module, "MEASURABLE", (spec_module.ComparatorKind.REJECTION_SAMPLING_SFT,))
+    with pytest.raises(SpecError) as err:  # a kind this version could not run
         load_spec(rs_spec(tmp_path, measure='["dpo"]'))
     assert "dpo cannot be measured" in str(err.value) and "declare its numbers" in str(err.value)
 
@@ -62,7 +66,7 @@ def test_rejection_sampling_arm_trains_evaluates_costs_and_resumes(fakes, tmp_pa
     result = run_all(spec, run, limit=None, force=True, progress_factory=fakes, say=lambda *a: None)
     summary = json.loads((run / "round1" / "round.json").read_text())
     assert summary["arms"] == ["ssd", RS]
-    drawn = [json.loads(x) for x in (run / "round1" / RS / "samples" / "samples.jsonl").read_text().splitlines()]
+    drawn = [json.loads(x) for x in (run / "round1" / DRAW / "samples" / "samples.jsonl").read_text().splitlines()]
     assert len(drawn) == 5 * 3  # every pool prompt has tests: best-of-3 each
     stats = summary["arm_samples"][RS]
     assert stats["best_of_n"] == 3 and stats["n_samples"] == 15
@@ -75,9 +79,9 @@ def test_rejection_sampling_arm_trains_evaluates_costs_and_resumes(fakes, tmp_pa
     assert "ci" in json.dumps(summary["deltas"][f"{RS}_vs_ssd"])
     records = ledger.read_ledger(run)
     mine = {(x["stage"], x["arm"]) for x in records}
-    assert {("sampling", f"{RS}:samples"), ("scoring", f"{RS}:scoring"), ("training", RS)} <= mine
+    assert {("sampling", f"{DRAW}:samples"), ("scoring", f"{DRAW}:scoring"), ("training", RS)} <= mine
     assert "scoring" in summary["costs"]["totals"]["stages"]
-    expected = ledger.arm_hours(records, {RS, f"{RS}:samples", f"{RS}:scoring"})
+    expected = ledger.arm_hours(records, {RS, f"{DRAW}:samples", f"{DRAW}:scoring"})
     assert summary["costs"]["arms"][RS]["hours_to_produce"] == pytest.approx(expected)
     assert summary["costs"]["arms"][RS]["hours_to_produce"]["wall_s"] > \
         ledger.arm_hours(records, {RS})["wall_s"]  # its draw and scoring count, not only its training
@@ -92,7 +96,8 @@ def test_rejection_sampling_arm_trains_evaluates_costs_and_resumes(fakes, tmp_pa
     n_before = len(records)  # run again: nothing finished is redone
     run_all(check_spec(rs_spec(tmp_path)), run, limit=None, force=True, progress_factory=fakes, say=lambda *a: None)
     again = ledger.read_ledger(run)[n_before:]
-    assert not [x for x in again if x["arm"].startswith(RS) or x["stage"] in ("sampling", "scoring", "training")]
+    assert not [x for x in again if x["arm"].startswith((RS, DRAW)) or x["stage"] in ("sampling", "scoring",
+                                                                                       "training")]
 
 
 EXTERNAL = "sft-external"
