@@ -336,9 +336,14 @@ def cmd_gate(args: argparse.Namespace) -> int:
     from selfdistill.pipeline import round_heldout
     from selfdistill.ssd.gate import gate_for_run
     from selfdistill.ssd.promotion import promotion_for_run
+    from selfdistill.ssd.summary import load_round
 
     report = check_spec(args.spec)
     run_dir = _run_dir(args)
+    if load_round(run_dir).get("comparator_only"):  # SSD refused, the GO-OTHER move measured: no arm to gate
+        plan = promotion_for_run(report.spec, run_dir)
+        print(f"no round-2 gate: SSD was refused; {plan['comparator_only']['refused']}")
+        return 0
     gate = gate_for_run(report.spec, round_heldout(report, run_dir), run_dir)
     plan = promotion_for_run(report.spec, run_dir)
     views.print_gate(gate, plan)
@@ -364,6 +369,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                          progress_factory=views.EvalProgress, say=heartbeat.say)
     if result.stopped_after_verdict:
         print(f"stopped after the precondition verdict: {result.verdict}\n{result.why}")
+    elif result.comparator_only:
+        print(f"precondition verdict: {result.verdict}: SSD refused; measured {', '.join(result.comparator_only)} "
+              "beside the base (comparator.measure); the battery and promotion plan are done")
     else:
         print(f"precondition verdict: {result.verdict}; the round, battery, gate and promotion plan are done")
     print(f"report: {result.report_html}")

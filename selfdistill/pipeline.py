@@ -4,6 +4,11 @@
           -> SSD round (pool, T_train sampling, training, evaluation at T_eval)
           -> battery (probe) -> round-2 gate -> promotion plan -> report.md + report.html
 
+A GO-OTHER verdict whose move's comparator arm is in comparator.measure (decide/refuse.py) does not stop: the
+round measures that comparator alone beside the base (no SSD arm, no T_train sampling; SSD stays refused),
+then battery -> promotion plan (SSD refused, the comparator reported) -> report; no round-2 gate (no SSD arm
+seeds round 2). INCONCLUSIVE names no move and stops as before.
+
 A finished stage is skipped (its output is read back); a killed one continues where it stopped (each
 stage appends its records as they finish). The report is rendered only from the run directory.
 """
@@ -23,6 +28,7 @@ class RunResult:
     why: str
     report_md: Path
     report_html: Path
+    comparator_only: tuple[str, ...] = ()  # SSD refused; these comparator arms were measured instead
 
 
 def run_all(report: CheckReport, run_dir: Path, *, limit: int | None, force: bool, progress_factory,
@@ -43,14 +49,19 @@ def run_all(report: CheckReport, run_dir: Path, *, limit: int | None, force: boo
 
         verdict = layout.read_record(run_dir / layout.BASE / layout.VERDICT, "verdict")
         return RunResult(True, verdict["overall"]["kind"], str(exc).removeprefix("error: "), md, html)
+    only = tuple(summary["arms"]) if summary.get("comparator_only") else ()
     say("battery: the anti-collapse probes, distilled arms against the base")
     run_probes(spec, run_dir, say=say)
-    say("round-2 gate")
-    gate_for_run(spec, round_heldout(report, run_dir), run_dir)
+    if only:
+        say("round-2 gate: none (SSD was refused; only comparator arms were measured)")
+    else:
+        say("round-2 gate")
+        gate_for_run(spec, round_heldout(report, run_dir), run_dir)
     say("promotion plan")
     promotion_for_run(spec, run_dir)
     md, html = render_report(run_dir)
-    return RunResult(False, summary["precondition"]["kind"], summary["precondition"].get("summary") or "", md, html)
+    return RunResult(False, summary["precondition"]["kind"], summary["precondition"].get("summary") or "", md, html,
+                     only)
 
 
 def run_ssd_round(spec, heldout, run_dir: Path, *, limit: int | None, force: bool, progress_factory,

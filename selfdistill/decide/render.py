@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from selfdistill.decide.precondition import PreconditionReport
+from selfdistill.decide.refuse import measure_advice
 
 _NONE = "—"
 
@@ -141,6 +142,7 @@ def render_precondition(
         "",
         overall["justification"],
         "",
+        *([f"**Measure this move**: {advice}", ""] if (advice := measure_advice(overall)) else []),
         f"## pass@1 vs pass@k (95% CI, problem-level bootstrap, {metrics['n_resamples']} resamples)",
         "",
         *_table(metrics, v),

@@ -41,6 +41,21 @@ class OtherMove(str, Enum):
     DPO = "DPO on preference data"
     DO_NOTHING = "do nothing"
 
+    @property
+    def measure_with(self) -> str | None:
+        """The comparator arm (ssd/arms.py ARMS, spec comparator.measure) that measures this move; None for
+        "do nothing" (nothing to train). docs/decision-rule.md "GO-OTHER moves and the arms that measure them"."""
+        return MEASURE_WITH[self]
+
+
+MEASURE_WITH = {  # OtherMove -> the comparator arm that measures it (a ComparatorKind value)
+    OtherMove.SFT_EXTERNAL: "sft-external",
+    OtherMove.REJECTION_SAMPLING: "rejection-sampling-sft",
+    OtherMove.RL_VERIFIER: "grpo",
+    OtherMove.DPO: "dpo",
+    OtherMove.DO_NOTHING: None,
+}
+
 
 class FailureCost(str, Enum):
     LOW = "low"
@@ -127,6 +142,7 @@ class Verdict:
         return {
             "kind": self.kind.value,
             "other": self.other.value if self.other else None,
+            "measure_with": self.other.measure_with if self.other else None,  # the arm that measures the move
             "rule_id": self.rule_id,
             "justification": self.justification,
             "k": self.k,
@@ -242,5 +258,5 @@ def precondition_verdict(
                            n_samples_per_problem=n_samples_per_problem)
 
 
-__all__ = ["BELOW", "CLEARS", "STRADDLES", "Estimate", "FailureCost", "GapAtK", "OtherMove", "Rules", "Verdict",
-           "VerdictKind", "precondition_verdict", "verdict_over_ks"]
+__all__ = ["BELOW", "CLEARS", "MEASURE_WITH", "STRADDLES", "Estimate", "FailureCost", "GapAtK", "OtherMove", "Rules",
+           "Verdict", "VerdictKind", "precondition_verdict", "verdict_over_ks"]

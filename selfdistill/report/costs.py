@@ -1,6 +1,7 @@
 """The cost table: wall time, device-hours and GPU-hours per stage (from ledger.jsonl, else from
 round.json), spend against the declared budget, accuracy per GPU-hour per arm (per device-hour on a
-CPU run, said so), and the Pareto comparison with the declared comparator when its numbers are given.
+CPU run, said so), and the Pareto table: every arm of the round (base, SSD arms, measured comparators) and the
+declared comparator on (pass@1 with CI, cost), with the dominance of every pair (ssd/pareto.py's own rule).
 """
 
 from __future__ import annotations
@@ -98,52 +99,97 @@ def arm_table(run: Run) -> list[str]:
                                     "verifier arm), its training and its export; evaluation is not included."), ""]
 
 
-def dominance(p1: Mapping, cost: float, comp_p1: float, comp_cost: float) -> str:
-    """Who Pareto-dominates on (pass@1, cost). Accuracy counts as settled only when the arm's 95% CI
-    excludes the comparator's pass@1; a tie within the CI dominates nothing."""
-    if p1["ci_low"] > comp_p1:
-        acc = "higher"
-    elif p1["ci_high"] < comp_p1:
-        acc = "lower"
-    else:
-        acc = "tied"
-    if acc == "higher" and cost <= comp_cost:
-        return "the SSD arm dominates (higher pass@1, CI above the comparator's, at no more cost)"
-    if acc == "lower" and cost >= comp_cost:
-        return "the comparator dominates (higher pass@1 than the arm's whole CI, at no more cost)"
-    if acc == "tied":
-        cheaper = ("the arm is cheaper" if cost < comp_cost
-                   else "the comparator is cheaper" if cost > comp_cost else "equal cost")
-        return f"neither: pass@1 is tied within the arm's 95% CI ({cheaper})"
-    return f"neither: a trade-off (the arm's pass@1 is {acc}, and it costs {'more' if acc == 'higher' else 'less'})"
+def _per_gpu_hour(run: Run, point: Mapping) -> str:
+    """pass@1 points (%) per GPU-hour: round.json's accuracy_per_hour for a measured arm (per device-hour,
+    said so, on a CPU run); the declared numbers divided for a declared comparator; nothing for the base."""
+    if point.get("base"):
+        return "— (nothing spent: the starting point)"
+    if point["source"] == "declared":
+        gpu = point["gpu_hours"]
+        return f"{100 * point['pass_at_1']['value'] / gpu:.1f} (declared)" if gpu else fmt.NONE
+    per = ((((run.round.get("costs") or {}).get("arms") or {}).get(point["name"]) or {}).get("accuracy_per_hour")
+           or {})
+    if per.get("per_gpu_hour") is not None:
+        return f"{100 * per['per_gpu_hour']:.1f}"
+    if per.get("per_device_hour") is not None:
+        return f"— (no GPU-hours; {100 * per['per_device_hour']:.1f} per device-hour)"
+    return fmt.NONE
+
+
+def _diff(d: Mapping) -> str:
+    diff = d["pass_at_1_diff"]
+    ci = f" [{100 * diff['ci_low']:+.1f}, {100 * diff['ci_high']:+.1f}]" if diff["ci_low"] is not None else ""
+    return f"{100 * diff['value']:+.1f}{ci} ({diff['how']})"
+
+
+def _cost(d: Mapping) -> str:
+    c = d["cost"]
+    if c["arm"] is None or c["comparator"] is None:
+        return "a cost is missing"
+    return f"{fmt.num(c['arm'])} vs {fmt.num(c['comparator'])} {c['unit']}"
 
 
 def pareto(run: Run) -> list[str]:
+    """Every measured arm of the round (the base, the SSD arms, every measured comparator) and the declared
+    comparator, labelled declared, on (pass@1 with its CI, cost), with every pair's dominance: the points and
+    relations of ssd/pareto.py (the ship rule's own functions), read from round.json and the recorded spec."""
+    from selfdistill.ssd import pareto as rule
+
     comp = run.spec.get("comparator") or {}
     kind = comp.get("kind") or "not declared"
-    lines = [f"**Comparator**: {kind}."]
-    measured = [a for a, rec in (run.round.get("arm_records") or {}).items() if rec.get("comparator")]
-    if measured:  # measured comparators are arms of the table above; E's ship rule compares them to SSD
-        lines += ["", (f"Measured comparator arm(s): {', '.join(measured)}, on the same held-out set, engine and "
-                       "ledger; the Pareto check of SSD against each is in E (ship rule).")]
-    if comp.get("pass_at_1") is None or comp.get("gpu_hours") is None:
-        return lines + ["", ("No Pareto comparison: the spec does not give the comparator's numbers "
-                        "(`comparator.pass_at_1` and `comparator.gpu_hours` are both needed)."), ""]
-    lines[0] += f" Declared pass@1 {100 * comp['pass_at_1']:.1f}% at {fmt.num(comp['gpu_hours'])} GPU-hours."
+    lines = [f"**Comparator**: {kind}" + (f"; measured by this round: {', '.join(comp['measure'])}"
+                                          if comp.get("measure") else "") + "."]
+    try:
+        plane = rule.table(comp, run.round)
+    except (KeyError, TypeError) as exc:  # a round.json without a field the plane needs: say which, keep going
+        return lines + ["", f"> **Missing.** round1/round.json lacks {exc} for the Pareto table.", ""]
+    pts, pairs = plane["points"], plane["pairs"]
+    wins = {p["name"]: [] for p in pts}
+    losses = {p["name"]: [] for p in pts}
+    for d in pairs:
+        other = d["comparator"] if d["dominates"] == d["arm"] else d["arm"]
+        if d["dominates"] != "neither":
+            wins[d["dominates"]].append(other)
+            losses[other].append(d["dominates"])
     rows = []
-    for arm, entry in (((run.round.get("costs") or {}).get("arms")) or {}).items():
-        p1 = arm_pass1(run, arm)
-        if not fmt.is_interval(p1) or p1["value"] is None:
-            continue
-        unit, cost = _unit(entry.get("hours_to_produce") or {})
-        note = ("" if unit == "GPU-hour"
-                else " (device-hours on CPU against the comparator's GPU-hours: not like for like)")
-        rows.append([arm, fmt.pct(p1), f"{cost:.3f} {unit.split(' ')[0]}s{note}",
-                     dominance(p1, cost, comp["pass_at_1"], comp["gpu_hours"])])
-    lines += ["", *fmt.table(["arm", "pass@1 % (95% CI)", "cost to produce", "Pareto"], rows), "",
-              ("The comparator's numbers are as declared in the spec, not measured by this run; they compare only "
-              "if they were measured on the same held-out set with the same decoding."), ""]
-    return lines
+    for p in pts:
+        source = ("base" if p.get("base") else "declared (measured elsewhere)" if p["source"] == "declared"
+                  else "measured, comparator" if p["comparator"] else "measured, SSD")
+        rows.append([p["name"], source, fmt.pct(p["pass_at_1"]) if p["source"] == "measured"
+                     else f"{100 * p['pass_at_1']['value']:.1f} (declared, no CI)",
+                     fmt.hours(p["device_hours"]) if p["device_hours"] is not None else fmt.NONE,
+                     fmt.hours(p["gpu_hours"]) + (" (declared)" if p["source"] == "declared" else ""),
+                     _per_gpu_hour(run, p), ", ".join(wins[p["name"]]) or fmt.NONE,
+                     ", ".join(losses[p["name"]]) or fmt.NONE])
+    head = ["arm", "source", f"pass@1 % at T_eval {run.round['t_eval']:g} (95% CI)", "device-hours", "GPU-hours",
+            "pass@1 points (%) per GPU-hour", "Pareto-dominates", "dominated by"]
+    lines += ["", "#### Pareto: every arm of the round and the declared comparator", "", *fmt.table(head, rows), ""]
+    if pairs:
+        lines += fmt.table(["pair", "pass@1 difference, pp (95% CI)", "cost", "Pareto", "why"],
+                           [[f"{d['arm']} vs {d['comparator']}" + (" (declared)" if d["comparator_source"] ==
+                                                                    "declared" else ""),
+                             _diff(d), _cost(d),
+                             "neither" if d["dominates"] == "neither" else f"**{d['dominates']}** dominates",
+                             d["why"]] for d in pairs]) + [""]
+    lines.append("X Pareto-dominates Y when X's pass@1 is higher, settled (two arms of this round: the paired "
+                 "delta's 95% CI excludes 0, else X's whole CI on one side of the other's point), at no more cost "
+                 "(two arms of this run: device-hours of the same run; against a declared comparator: GPU-hours). "
+                 "Hours are those that produced the arm (its sampling, scoring, training and export; not "
+                 "evaluation); the base costs nothing to produce. Same rule as the promotion plan's ship rule "
+                 "(ssd/pareto.py, docs/comparators.md).")
+    lines.append("")
+    if any("not like for like" in d["cost"]["unit"] for d in pairs):
+        lines += ["This run has device-hours on CPU but no GPU-hours: against the declared comparator's "
+                  "GPU-hours its cost is **not like for like**.", ""]
+    if any(p["source"] == "declared" for p in pts):
+        lines.append("The declared comparator's numbers are as typed into the spec, not measured by this run; "
+                     "they compare only if they were measured on the same held-out set with the same decoding.")
+    elif comp.get("pass_at_1") is not None and comp.get("gpu_hours") is not None:
+        lines.append(f"The declared numbers of {kind} are superseded by its measurement in this round.")
+    else:
+        lines.append("No declared comparator: the spec gives no `comparator.pass_at_1` and `comparator.gpu_hours` "
+                     "(both are needed to place a comparator measured elsewhere).")
+    return lines + [""]
 
 
 def section(run: Run) -> list[str]:

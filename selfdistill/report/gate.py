@@ -49,7 +49,10 @@ def gate_section(run: Run) -> list[str]:
         return lines + not_run(run)
     plan = run.spec.get("gate") or {}
     g = run.gate
-    if g is None:
+    if g is None and run.round.get("comparator_only"):
+        lines += ["> **Not run.** No round-2 gate: SSD was refused and this round measured only comparator arms; "
+                  "round 2 is seeded by an SSD arm.", ""]
+    elif g is None:
         lines += _missing("gate.json", "the round-2 gate has not been evaluated for this round")
     else:
         primary = g.get("arm") or "ssd"
@@ -156,6 +159,28 @@ def ship_rule(ship: dict | None) -> list[str]:
     return lines
 
 
+def comparator_only(only: dict | None) -> list[str]:
+    """promotion.json's comparator-only report: SSD refused, each measured comparator against the base."""
+    if not only:
+        return []
+    rows = []
+    for m in only["measured"]:
+        h = m.get("hours_to_produce") or {}
+        per = m.get("accuracy_per_hour") or {}
+        rate = (f"{100 * per['per_gpu_hour']:.1f} per GPU-hour" if per.get("per_gpu_hour") is not None else
+                f"{100 * per['per_device_hour']:.1f} per device-hour (no GPU-hours)"
+                if per.get("per_device_hour") is not None else fmt.NONE)
+        rows.append([m["arm"], fmt.pct(m["base_pass_at_1"]), fmt.pct(m["pass_at_1"]),
+                     fmt.pp(m["delta_vs_base"], n=True), m["reading"], fmt.hours(h.get("device_hours")),
+                     fmt.hours(h.get("gpu_hours")), rate])
+    head = ["comparator", "base pass@1 %", "comparator pass@1 %", "Δ pass@1 vs base", "reading", "device-hours",
+            "GPU-hours", "pass@1 points (%) per hour"]
+    return [f"### The measured move: {only.get('move')} ({only.get('measure_with')})", "",
+            *fmt.table(head, rows), "",
+            "Measured, not promoted: this plan promotes SSD checkpoints only, and SSD was refused. A lift here "
+            "(CI above 0) says the move the verdict named works on this held-out set at this cost.", ""]
+
+
 def promotion_section(run: Run) -> list[str]:
     lines = [f"## {HEADINGS['E']}", ""]
     if run.round is None:
@@ -174,6 +199,7 @@ def promotion_section(run: Run) -> list[str]:
             lines += ["**Caveats** (said beside the plan; they block nothing):", "",
                       *(f"- {c}" for c in p["caveats"]), ""]
         lines += ship_rule(p.get("pareto"))
+        lines += comparator_only(p.get("comparator_only"))
         if p.get("heldout_results"):
             lines += ["### Held-out results", "", *heldout_table(run, p["heldout_results"]), ""]
             lines += _slice_caption(p["heldout_results"])

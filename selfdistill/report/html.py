@@ -18,6 +18,7 @@ from selfdistill.report.header import slug
 
 PLOT_PREFIX = "report-plots/"
 BOX_CLASSES = {"**Warning": "warning", "**Not comparable": "warning",
+               "**SSD was refused": "warning",
                "**Not run": "absent", "**Omitted": "absent", "**Missing": "absent"}
 
 CSS = """

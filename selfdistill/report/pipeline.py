@@ -15,11 +15,15 @@ def _digest(x) -> str:
 
 
 def _sampling(s: dict) -> str:
+    if s.get("skipped"):
+        return f"not run: {s['skipped']}"
     return (f"T_train {s['t_train']:g}, top-k {s.get('top_k')}, top-p {s.get('top_p')}, min-p {s.get('min_p')}, "
             f"{s.get('n_per_prompt')} per prompt, seed {s.get('seed')}, ≤ {s.get('max_new_tokens')} new tokens")
 
 
 def _samples(s: dict) -> str:
+    if s.get("skipped"):
+        return "none (no T_train sampling in this round)"
     return (f"{fmt.num(s.get('n_samples'))} drawn, {fmt.num(s.get('kept_minimal'))} kept (dropped "
             f"{s.get('dropped_empty')} empty, {s.get('dropped_single_line')} single-line); no extractable code "
             f"{fmt.share(s.get('no_code_share'))}, truncated {fmt.share(s.get('truncated_share'))}, "
@@ -145,6 +149,18 @@ def battery_section(run: Run) -> list[str]:
     return lines
 
 
+def comparator_only_box(r: dict) -> list[str]:
+    """A round that measured only the GO-OTHER move's comparator(s) (SSD refused, not forced): said first."""
+    if not r.get("comparator_only"):
+        return []
+    pre = r.get("precondition") or {}
+    return [f"> **SSD was refused** by the precondition verdict {pre.get('kind')} ({pre.get('other')}; rule "
+            f"{pre.get('rule_id')}), and stays refused: this round measured only the comparator arm(s) "
+            f"{', '.join(r['arms'])} named in `comparator.measure` (the move's arm: {pre.get('measure_with')}), "
+            "beside the base, at the same T_eval sweep with the same engine. No SSD arm was trained, no T_train "
+            "sample drawn; deltas are against the base (there is no SSD to compare with).", ""]
+
+
 def section(run: Run, figs: dict | None) -> list[str]:
     lines = [f"## {HEADINGS['B']}", ""]
     if run.round is None:
@@ -157,6 +173,7 @@ def section(run: Run, figs: dict | None) -> list[str]:
               f"({r.get('precondition', {}).get('rule_id')}).", ""]
     notes = [(a, rec["note"]) for a, rec in (r.get("arm_records") or {}).items() if rec.get("note")]
     lines += [f"> **{a}** is {note}." for a, note in notes] + ([""] if notes else [])  # e.g. a comparator, not SSD
+    lines += comparator_only_box(r)
     lines += ["### B.1 What ran", "", *fmt.kv_table(_spec_rows(run)), "", *training_table(run, r["arms"])]
     shown = [n for n in r["deltas"] if fmt.delta_arm(n) != fmt.SECTION_C_ARM]  # every arm's but deliverable C's
     lines += ["### B.2 Paired pass@1 deltas", "", *deltas.table(run, shown)]
@@ -168,4 +185,4 @@ def section(run: Run, figs: dict | None) -> list[str]:
     lines += generation_table(run)
     lines += plots.markdown(figs, "lengths", "no samples.jsonl in the run directory")
     lines += battery_section(run)
-    return lines + ["### B.6 Cost and the comparator", "", *costs.section(run)]
+    return lines + ["### B.6 Cost and the Pareto table", "", *costs.section(run)]

@@ -200,6 +200,10 @@ def gate_for_run(spec, heldout, run_dir: Path) -> dict:
 
     digest = check_declared(spec, run_dir)
     summary = load_round(run_dir)
+    if summary.get("comparator_only"):  # SSD refused; the round measured the GO-OTHER move (decide/refuse.py)
+        raise DataError(f"error: {run_dir}/round1 measured only comparator arms ({', '.join(summary['arms'])}): "
+                        "SSD was refused by the precondition verdict, so no SSD arm can seed round 2; see the "
+                        "promotion plan (`selfdistill gate` writes it without a gate) and the report")
     battery_path = layout.round_file(run_dir, layout.BATTERY)
     battery = layout.read_record(battery_path, "battery") if battery_path.exists() else None
     pool_record = read_json(layout.round_file(run_dir, layout.POOL), "pool record")

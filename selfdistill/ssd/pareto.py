@@ -24,6 +24,11 @@ def points_is_comparator(summary: dict, arm: str) -> bool:
 
 
 def points(spec, summary: dict) -> list[dict]:
+    return points_from(spec.comparator.model_dump(mode="json") if spec.comparator else None, summary)
+
+
+def points_from(comparator: dict | None, summary: dict) -> list[dict]:
+    """`points` from the comparator section as a plain dict (the spec recorded in manifest.json: the report)."""
     out = []
     costs = (summary.get("costs") or {}).get("arms") or {}
     for arm in summary["arms"]:
@@ -31,12 +36,30 @@ def points(spec, summary: dict) -> list[dict]:
         out.append({"name": arm, "source": "measured", "comparator": points_is_comparator(summary, arm),
                     "pass_at_1": summary["deltas"][delta_key(arm, "base")]["treatment_pass_at_1"],
                     "device_hours": hours.get("device_hours"), "gpu_hours": hours.get("gpu_hours")})
-    c = spec.comparator
-    if c.pass_at_1 is not None and c.gpu_hours is not None and c.kind.value not in summary["arms"]:
-        out.append({"name": c.kind.value, "source": "declared", "comparator": True,
-                    "pass_at_1": {"value": c.pass_at_1, "ci_low": None, "ci_high": None},
-                    "device_hours": None, "gpu_hours": c.gpu_hours})
+    c = comparator or {}
+    if c.get("pass_at_1") is not None and c.get("gpu_hours") is not None and c.get("kind") not in summary["arms"]:
+        out.append({"name": c["kind"], "source": "declared", "comparator": True,
+                    "pass_at_1": {"value": c["pass_at_1"], "ci_low": None, "ci_high": None},
+                    "device_hours": None, "gpu_hours": c["gpu_hours"]})
     return out
+
+
+def base_point(summary: dict) -> dict | None:
+    """The base model at T_eval as a point of the plane: it costs nothing to produce (it is where every arm starts)."""
+    row = next((r for r in summary.get("sweep") or [] if r.get("t_eval") == summary.get("t_eval")), None)
+    p1 = ((row or {}).get("arms", {}).get("base") or {}).get("pass@1")
+    if p1 is None:
+        return None
+    return {"name": "base", "source": "measured", "comparator": False, "base": True, "pass_at_1": p1,
+            "device_hours": 0.0, "gpu_hours": 0.0}
+
+
+def table(comparator: dict | None, summary: dict) -> dict:
+    """Every point of the round (the base, each measured arm, the declared comparator) and the dominance
+    relation of every pair, in table order: what the report's B.6 shows."""
+    pts = [p for p in [base_point(summary), *points_from(comparator, summary)] if p is not None]
+    pairs = [dominance(a, b, summary) for i, a in enumerate(pts) for b in pts[i + 1:]]
+    return {"points": pts, "pairs": pairs}
 
 
 def _accuracy(a: dict, b: dict, summary: dict) -> tuple[str, dict]:
@@ -62,6 +85,8 @@ def _costs(a: dict, b: dict) -> tuple[float | None, float | None, str]:
     if a["source"] == b["source"] == "measured":
         return a["device_hours"], b["device_hours"], "device-hours, same run"
     measured = a if a["source"] == "measured" else b
+    if measured.get("base"):  # the base costs nothing to produce, in any unit
+        return a["gpu_hours"], b["gpu_hours"], "GPU-hours (the base costs nothing to produce)"
     if (measured["gpu_hours"] or 0) > 0:
         return a["gpu_hours"], b["gpu_hours"], "GPU-hours"
     ca = a["device_hours"] if a is measured else a["gpu_hours"]

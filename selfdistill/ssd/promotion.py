@@ -57,7 +57,10 @@ def plan_promotion(spec, summary: dict, battery: dict | None, gate: dict | None)
             best = (arm, d)
     blocked, caveats = [], []  # a caveat is said beside the plan and blocks nothing
     candidate = None
-    if best is None:
+    only = comparator_only(summary)
+    if only is not None:  # SSD was refused; the round measured the GO-OTHER move's comparator, never promoted
+        blocked.append(only["refused"])
+    elif best is None:
         blocked.append("no distilled arm beat the base on held-out pass@1 at T_eval: keep the base")
     else:
         arm, d = best
@@ -104,6 +107,7 @@ def plan_promotion(spec, summary: dict, battery: dict | None, gate: dict | None)
         "caveats": caveats,
         "heldout_results": rows,
         "pareto": ship,
+        "comparator_only": only,
         "canary": {
             "traffic_share": p.canary_share or share,
             "duration": f"{p.canary_days or days} days",
@@ -151,6 +155,33 @@ def ship_rule(spec, summary: dict, candidate: dict | None, blocked: list, caveat
             "better_move": None if better is None else {
                 "comparator": better["comparator"], "source": better["comparator_source"],
                 "pass_at_1_diff": _flip(better["pass_at_1_diff"]), "cost": better["cost"]}}
+
+
+def comparator_only(summary: dict) -> dict | None:
+    """A comparator-only round (SSD refused by a GO-OTHER verdict whose move comparator.measure names): why SSD
+    is not promoted, and each measured comparator against the base (pass@1, the paired delta with its CI, the
+    hours that produced it and pass@1 per hour, from round.json). None for any other round."""
+    if not summary.get("comparator_only"):
+        return None
+    pre = summary.get("precondition") or {}
+    arms = summary["arms"]
+    costs = (summary.get("costs") or {}).get("arms") or {}
+    measured = []
+    for arm in arms:
+        d = summary["deltas"][f"{arm}_vs_base"]
+        o = d["overall"]
+        reading = ("no clear change" if o["ci_low"] is None or o["ci_low"] <= 0 <= o["ci_high"]
+                   else "lift" if o["ci_low"] > 0 else "drop")
+        measured.append({"arm": arm, "title": summary["arm_titles"][arm], "pass_at_1": d["treatment_pass_at_1"],
+                         "base_pass_at_1": d["baseline_pass_at_1"], "delta_vs_base": o, "reading": reading,
+                         "hours_to_produce": (costs.get(arm) or {}).get("hours_to_produce"),
+                         "accuracy_per_hour": (costs.get(arm) or {}).get("accuracy_per_hour")})
+    refused = (f"SSD was refused by the precondition verdict {pre.get('kind')} ({pre.get('other')}; rule "
+               f"{pre.get('rule_id')}), and that refusal stands: this round measured only the comparator arm(s) "
+               f"{', '.join(arms)} against the base (comparator.measure), so there is no SSD checkpoint to promote; "
+               "a comparator is reported, never promoted by this plan")
+    return {"refused": refused, "verdict": pre.get("kind"), "move": pre.get("other"),
+            "measure_with": pre.get("measure_with"), "measured": measured}
 
 
 def _flip(diff: dict) -> dict:

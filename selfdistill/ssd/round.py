@@ -79,21 +79,23 @@ def load_round_pool(spec: Spec, heldout: HeldoutSet):
 
 def precondition(r: Round, progress_factory) -> dict:
     """Evaluate the base model at the diagnostic temperature and decide; refuse on GO-OTHER or INCONCLUSIVE
-    (decide/refuse.py) unless forced."""
-    from selfdistill.decide.refuse import refusal, refuses
+    (decide/refuse.py) unless forced, or, on GO-OTHER, measure the move's comparator arm alone when
+    comparator.measure names it (`comparator_only`: SSD stays refused)."""
+    from selfdistill.decide.refuse import measures_refused_move, refusal, refuses
     from selfdistill.decision import decide
 
     metrics = evaluate_arm(r, "base", r.spec.generation.temperature, r.model, {}, progress_factory)
     decide(r.spec, r.run_dir / layout.BASE / layout.METRICS, r.run_dir / layout.BASE)
     verdict = layout.read_record(r.run_dir / layout.BASE / layout.VERDICT, "verdict")
     kind = verdict["overall"]["kind"]
-    if refuses(kind) and not r.force:
+    only = None if r.force else measures_refused_move(verdict, [m.value for m in r.spec.comparator.measure])
+    if refuses(kind) and not r.force and only is None:
         raise RoundRefused(refusal(verdict, str(r.run_dir / layout.BASE / layout.VERDICT_MD)))
-    return {"kind": kind, "verdict": verdict, "metrics": metrics}
+    return {"kind": kind, "verdict": verdict, "metrics": metrics, "comparator_only": only is not None}
 
 
-def planned_arms(spec: Spec, verdict_kind: str, pool) -> list[str]:
-    return arms.planned(spec, verdict_kind, pool.n_with_tests)
+def planned_arms(spec: Spec, verdict_kind: str, pool, comparator_only: bool = False) -> list[str]:
+    return arms.planned(spec, verdict_kind, pool.n_with_tests, comparator_only=comparator_only)
 
 
 def run_round(spec: Spec, heldout: HeldoutSet, run_dir: Path, *, limit: int | None, force: bool,
@@ -114,5 +116,8 @@ def run_round(spec: Spec, heldout: HeldoutSet, run_dir: Path, *, limit: int | No
         + (f" (a seeded subset of {len(heldout.problems)}: not comparable)" if limit else ""))
     pre = precondition(r, progress_factory)
     say(f"precondition verdict: {pre['kind']}" + (" (forced past it)" if forced_past(pre["kind"], force) else ""))
-    planned = planned_arms(spec, pre["kind"], pool)
+    planned = planned_arms(spec, pre["kind"], pool, pre["comparator_only"])
+    if pre["comparator_only"]:
+        say(f"SSD refused ({pre['kind']}: {pre['verdict']['overall'].get('other')}); measuring the comparator "
+            f"arm(s) {', '.join(planned)} beside the base (comparator.measure), no SSD arm")
     return distill(r, pool, planned, pre["metrics"], pre["verdict"], progress_factory, say)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from selfdistill import layout
-from selfdistill.decide.refuse import forced_past
+from selfdistill.decide.refuse import forced_past, move_arm
 from selfdistill.errors import DataError
 from selfdistill.rundir import read_json
 from selfdistill.ssd import compare, ledger
@@ -70,7 +70,10 @@ def summarize_round(r, arms: list[str], evals: dict[tuple[str, float], dict], ba
         "comparable": r.limit is None,
         "limit": r.limit,
         "precondition": {"kind": verdict["overall"]["kind"], "rule_id": verdict["overall"].get("rule_id"),
-                         "summary": verdict.get("summary")},
+                         "summary": verdict.get("summary"), "other": verdict["overall"].get("other"),
+                         "measure_with": move_arm(verdict["overall"])},
+        # SSD refused (GO-OTHER, not forced) and only the move's comparator arm(s) measured (decide/refuse.py)
+        "comparator_only": bool(arms) and all(ARMS[a].comparator for a in arms),
         "arms": arms,
         "arm_titles": {a: ARMS[a].title for a in arms},
         "arm_records": {a: ARMS[a].record() for a in arms},
