@@ -32,6 +32,9 @@ from selfdistill.ssd.summary import summarize_round
 log = logging.getLogger(__name__)
 
 
+SKIPPED = "no SSD arm in this round: every arm draws its own training data"
+
+
 class RoundRefused(SelfdistillError):
     """The precondition verdict says SSD is not the move; --force overrides (and is stamped)."""
 
@@ -152,6 +155,10 @@ def train_arm(r: Round, arm: str, pool, samples: list[dict], passed: set | None)
             )
         record = read_json(arm_dir / DONE, "training record")
         cost["device"], cost["device_count"] = record["device"], record["device_count"]
+        if "sandbox" in record:  # rewards scored in the sandbox inside the job (grpo): its own "scoring" record
+            from selfdistill.ssd.rl import record_reward_scoring
+
+            cost["moved_s"] = record_reward_scoring(r, arm, record)
     return record
 
 
@@ -193,31 +200,36 @@ def distill(r: Round, pool, arms: list[str], slice_metrics: dict | None, verdict
     sample_model = r.sample_model or r.model
     sample_spec = spec.model_copy(update={"generation": spec.generation.model_copy(
         update={"options": dict(spec.generation.options) | r.sample_options})})
-    samples_path = r.dir / "samples" / "samples.jsonl"
-    n_expected = len(pool.problems) * spec.ssd.n_per_prompt
-    have = len(sampling.read_samples(samples_path)) if samples_path.exists() else 0
-    say(f"sampling: {len(pool.problems)} pool prompts x {spec.ssd.n_per_prompt} at T_train={spec.ssd.t_train} "
-        f"(top-k {spec.ssd.top_k}, top-p {spec.ssd.top_p}) from {Path(sample_model).name}; "
-        f"{have} of {n_expected} already drawn")
-    device, count = stage_device(spec.generation.backend.value, spec.generation.options)
-    with ledger.timed_if(have < n_expected, run_dir, "sampling", r.label("samples"), device, count), \
-            progress_factory() as progress:
-        sampling.sample_pool(sample_spec, sample_model, pool.problems, r.dir, progress)
-    samples = sampling.read_samples(samples_path)
+    if all(ARMS[a].draw for a in arms):  # comparator arms only (SSD refused, decide/refuse.py): no T_train draw
+        samples, passed, stats = [], None, {"n_samples": 0, "skipped": SKIPPED}
+        say(f"sampling: skipped ({SKIPPED})")
+    else:
+        samples_path = r.dir / "samples" / "samples.jsonl"
+        n_expected = len(pool.problems) * spec.ssd.n_per_prompt
+        have = len(sampling.read_samples(samples_path)) if samples_path.exists() else 0
+        say(f"sampling: {len(pool.problems)} pool prompts x {spec.ssd.n_per_prompt} at T_train={spec.ssd.t_train} "
+            f"(top-k {spec.ssd.top_k}, top-p {spec.ssd.top_p}) from {Path(sample_model).name}; "
+            f"{have} of {n_expected} already drawn")
+        device, count = stage_device(spec.generation.backend.value, spec.generation.options)
+        with ledger.timed_if(have < n_expected, run_dir, "sampling", r.label("samples"), device, count), \
+                progress_factory() as progress:
+            sampling.sample_pool(sample_spec, sample_model, pool.problems, r.dir, progress)
+        samples = sampling.read_samples(samples_path)
 
-    passed = None
-    if pool.n_with_tests:
-        verified = (r.dir / "verify" / "metrics.json").exists()
-        with ledger.timed_if(not verified, run_dir, "verification", r.label("verify")):
-            sampling.verify(spec, pool.problems, samples_path, r.dir)
-        passed = sampling.passed_keys(r.dir)
-    tested = {p.task_id for p in pool.problems if p.tests is not None}
-    stats = sampling.sample_stats(samples, passed, tested)
-    sampling.write_stats(r.dir, stats)
-    say(f"samples: {stats['n_samples']} drawn, {stats['kept_minimal']} kept (dropped {stats['dropped_empty']} empty, "
-        f"{stats['dropped_single_line']} single-line); no extractable code {100 * stats['no_code_share']:.1f}%"
-        + (f"; verifier acceptance {100 * stats['acceptance_rate']:.1f}%" if passed is not None else "")
-        + f"; cut off at max_new_tokens {100 * stats['truncated_share']:.1f}% ({spec.ssd.truncated.value})")
+        passed = None
+        if pool.n_with_tests:
+            verified = (r.dir / "verify" / "metrics.json").exists()
+            with ledger.timed_if(not verified, run_dir, "verification", r.label("verify")):
+                sampling.verify(spec, pool.problems, samples_path, r.dir)
+            passed = sampling.passed_keys(r.dir)
+        tested = {p.task_id for p in pool.problems if p.tests is not None}
+        stats = sampling.sample_stats(samples, passed, tested)
+        sampling.write_stats(r.dir, stats)
+        say(f"samples: {stats['n_samples']} drawn, {stats['kept_minimal']} kept "
+            f"(dropped {stats['dropped_empty']} empty, {stats['dropped_single_line']} single-line); "
+            f"no extractable code {100 * stats['no_code_share']:.1f}%"
+            + (f"; verifier acceptance {100 * stats['acceptance_rate']:.1f}%" if passed is not None else "")
+            + f"; cut off at max_new_tokens {100 * stats['truncated_share']:.1f}% ({spec.ssd.truncated.value})")
 
     trains, exports, models = {}, {}, {}
     for arm in arms:
