@@ -148,9 +148,11 @@ def seeding_arm() -> str:
     return next(a.name for a in ARMS.values() if a.seeds_round2)
 
 
-def planned(spec: Spec, verdict_kind: str, n_with_tests: int) -> list[str]:
+def planned(spec: Spec, verdict_kind: str, n_with_tests: int, *, comparator_only: bool = False) -> list[str]:
     """The arms this round trains, in table order: every arm that needs no tests; one that does when
-    ssd.verifier_arm is "on", or "auto" and the verdict is GO-VERIFIER-AWARE-SSD, and the pool has tests."""
+    ssd.verifier_arm is "on", or "auto" and the verdict is GO-VERIFIER-AWARE-SSD, and the pool has tests.
+    `comparator_only` (a refused SSD whose GO-OTHER move is measured, decide/refuse.py): the measured
+    comparator arms alone, no SSD arm."""
     from selfdistill.errors import SpecError
 
     want = spec.ssd.verifier_arm
@@ -166,4 +168,4 @@ def planned(spec: Spec, verdict_kind: str, n_with_tests: int) -> list[str]:
                         "with the pool's tests, but the prompt pool has no tests; give a pool with tests "
                         "(pool.task) or remove it from comparator.measure")
     return [a.name for a in ARMS.values()
-            if (a.name in measure if a.comparator else not a.needs_tests or tested)]
+            if (a.name in measure if a.comparator else not comparator_only and (not a.needs_tests or tested))]
