@@ -48,7 +48,8 @@ class ComparatorKind(str, Enum):
 
 
 # the comparators a round can run (ssd/arms.py); the others are declared only
-MEASURABLE = (ComparatorKind.REJECTION_SAMPLING_SFT, ComparatorKind.SFT_EXTERNAL, ComparatorKind.DPO)
+MEASURABLE = (ComparatorKind.REJECTION_SAMPLING_SFT, ComparatorKind.SFT_EXTERNAL, ComparatorKind.DPO,
+              ComparatorKind.GRPO)
 
 FailureLevel = FailureCost  # one enum for the spec and the verdict rule
 
@@ -196,6 +197,20 @@ class ComparatorSpec(_Section):
     data: str | None = Field(
         None, description='sft-external: a JSONL file of {"prompt": ..., "completion": ...} pairs (spec-relative)'
     )
+    grpo_group: int = Field(4, ge=2, le=256, description="grpo: completions sampled per prompt, the group its "
+                            "advantages are taken within (TRL num_generations; train.batch_size must be a multiple)")
+    grpo_steps: int = Field(50, ge=1, le=1_000_000, description="grpo: optimizer steps (TRL max_steps); each samples "
+                            "train.batch_size completions, train.batch_size / grpo_group prompts")
+    grpo_beta: float = Field(0.0, ge=0, le=100, description="grpo: KL coefficient against the base (TRL beta; 0, "
+                             "TRL's default, loads no reference model)")
+    grpo_max_new_tokens: int | None = Field(None, ge=1, description="grpo: completion cap of the rollouts, tokens "
+                                            "(default: ssd.max_new_tokens, else generation.max_new_tokens)")
+    grpo_temperature: float | None = Field(None, gt=0, description="grpo: sampling temperature of the rollouts "
+                                           "(default: generation.temperature, the product's decoding)")
+    grpo_learning_rate: float | None = Field(None, gt=0, lt=1, description="grpo: peak learning rate (default: "
+                                             "train's)")
+    grpo_use_vllm: bool = Field(False, description="grpo: generate the rollouts with vLLM colocated on the "
+                                "training GPUs (TRL use_vllm; needs selfdistill[vllm] and CUDA)")
 
     @field_validator("measure")
     @classmethod
@@ -457,6 +472,23 @@ class Spec(_Section):
     battery: BatterySpec = Field(default_factory=BatterySpec)
     gate: GateSpec = Field(default_factory=GateSpec)
     promotion: PromotionSpec = Field(default_factory=PromotionSpec)
+
+    @model_validator(mode="after")
+    def _grpo_fits(self) -> Spec:
+        """GRPO's batch holds whole prompt groups, and its rollouts must be sampled, not greedy."""
+        c = self.comparator
+        if ComparatorKind.GRPO not in c.measure:
+            return self
+        problems = []
+        if self.train.batch_size % c.grpo_group:
+            problems.append(f"train.batch_size {self.train.batch_size} is not a multiple of comparator.grpo_group "
+                            f"{c.grpo_group}: a GRPO step holds whole groups of completions of one prompt")
+        if c.grpo_temperature is None and self.generation.temperature == 0:
+            problems.append("comparator.grpo_temperature is not set and generation.temperature is 0: greedy "
+                            "rollouts give a group identical completions, so no advantage; set grpo_temperature")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
     @property
     def gpu_hours_total(self) -> float:

@@ -88,8 +88,8 @@ def main(argv: list[str]) -> int:
     out = Path(job["out_dir"])
     if (out / DONE).exists():
         return 0
-    examples = load_pairs(Path(job["examples"])) if job.get("algorithm") == "dpo" else load_examples(
-        Path(job["examples"]))
+    examples = load_examples(Path(job["examples"])) if job.get("algorithm") not in ("grpo", "dpo") \
+        else grpo_rollouts(job, out) if job["algorithm"] == "grpo" else load_pairs(Path(job["examples"]))
     weights = hashlib.sha256(json.dumps([job["model"], examples]).encode()).digest()
     record = {"merged": str(out / "merged")}
     (out / "merged").mkdir(parents=True, exist_ok=True)
@@ -109,10 +109,36 @@ def main(argv: list[str]) -> int:
         "device_count": 1, "effective_batch": job["train"]["batch_size"], "precision": "fake", "finite": True,
         "job": job,
     }
+    if job.get("algorithm") == "grpo":
+        record["sandbox"] = json.loads((out / "sandbox.json").read_text())
+        record["infra"] = record["sandbox"]["infra"]
     with (out / "train.log").open("a", encoding="utf-8") as log:
         log.write(f"fake training job: {len(examples)} examples\n")
     write_json_atomic(out / DONE, record)
     return 0
+
+
+def grpo_rollouts(job: dict, out: Path) -> list[dict]:
+    """A fake GRPO job's rollouts: the fake model answers each prompt `group` times, and the REAL sandbox reward
+    (train/reward.py, a real SandboxPool) scores them into rewards.jsonl; its totals go to sandbox.json."""
+    from selfdistill.execute.pool import SandboxPool
+    from selfdistill.train.grpo import load_prompts
+    from selfdistill.train.reward import SandboxReward
+
+    rows, settings = load_prompts(Path(job["examples"])), job["settings"]
+    model = FakeBackend(job["model"], chat=job["chat"])
+    prompts = [r["prompt"] for r in rows for _ in range(settings["grpo"]["group"])]
+    completions = [model.answer(_text(p), "grpo", i, 0) for i, p in enumerate(prompts)]
+    if job["chat"]:
+        completions = [[{"role": "assistant", "content": c}] for c in completions]
+    with SandboxPool(workers=1) as pool:
+        reward = SandboxReward(pool, chat=job["chat"], timeout_s=settings["reward"]["timeout_s"],
+                               memory_mb=settings["reward"]["memory_mb"], log_path=out / "rewards.jsonl")
+        rewards = reward(prompts, completions, task_id=[r["task_id"] for r in rows for _ in range(
+            settings["grpo"]["group"])], problem=[r["problem"] for r in rows for _ in range(settings["grpo"]["group"])])
+        (out / "sandbox.json").write_text(json.dumps(reward.sandbox_record()))
+    return [{"prompt": p, "completion": completions[i], "reward": rw} for i, (p, rw) in enumerate(
+        zip(prompts, rewards, strict=True))]
 
 
 if __name__ == "__main__":

@@ -93,6 +93,18 @@ def dpo_settings(spec: Spec) -> dict:
     return settings(spec)
 
 
+def grpo_prompts(r, pool, progress_factory, say=print):
+    from selfdistill.ssd.rl import grpo_prompts as draw
+
+    return draw(r, pool, progress_factory, say)
+
+
+def grpo_settings(spec: Spec) -> dict:
+    from selfdistill.ssd.rl import job_settings
+
+    return job_settings(spec)
+
+
 def distinct_passing(samples: list[dict], passed: Keys | None) -> list[dict]:
     from selfdistill.ssd.comparators import distinct_passing as select
 
@@ -134,6 +146,14 @@ ARMS: dict[str, Arm] = {
         note=("a comparator, not SSD: preference pairs from best-of-N (comparator.best_of_n) samples per pool prompt "
               "at the product's decoding, a passing program chosen over a failing one of the same prompt, trained by "
               "TRL's DPOTrainer (beta = comparator.dpo_beta)")),
+    "grpo": Arm(
+        "grpo", "GRPO (comparator: RL with the pool's tests as the reward)", kept, algorithm="grpo",
+        colour="#8c8c8c", needs_tests=True, comparator=True, draw=grpo_prompts, job_settings=grpo_settings,
+        cost_stages=("grpo:rewards",),
+        deltas_against=(("base", "GRPO vs base, same T_eval"), ("ssd", "GRPO vs minimal SSD, same T_eval")),
+        note=("a comparator, not SSD: TRL's GRPOTrainer on the pool prompts with tests, comparator.grpo_group "
+              "completions per prompt rewarded 1 when their program passes the prompt's tests in the sandbox, else "
+              "0 (a sandbox fault: no reward), comparator.grpo_steps steps")),
 }
 BASE_COLOUR = "#4c72b0"
 

@@ -28,11 +28,13 @@ def ledger_path(run_dir: Path) -> Path:
 
 @contextmanager
 def timed(run_dir: Path, stage: str, arm: str, device: str = "cpu", device_count: int = 1):
-    """Time the block and append its record when it ends normally. `note` may be set on the yielded dict."""
+    """Time the block and append its record when it ends normally. `note` may be set on the yielded dict, and
+    `moved_s`: seconds of the block already recorded under another record (GRPO's reward scoring on a CPU run),
+    taken out of this one's wall and kept beside it."""
     extra: dict = {}
     started = time.time()
     yield extra
-    wall = time.time() - started
+    wall = max(0.0, time.time() - started - extra.get("moved_s", 0.0))
     hours = wall * device_count / 3600
     record = {
         "stage": stage,
@@ -46,6 +48,19 @@ def timed(run_dir: Path, stage: str, arm: str, device: str = "cpu", device_count
     }
     record["device_hours"] = record["wall_s"] * record["device_count"] / 3600 if record["device_count"] else hours
     record["gpu_hours"] = record["device_hours"] if record["device"] == "cuda" else 0.0
+    with JsonlStream(ledger_path(run_dir)) as stream:
+        stream.append(record)
+
+
+def append_record(run_dir: Path, stage: str, arm: str, wall_s: float, device: str = "cpu", device_count: int = 1,
+                  **extra) -> None:
+    """A record for work timed elsewhere (the sandbox's reward scoring inside a training job), same fields."""
+    now = time.time()
+    hours = wall_s * device_count / 3600
+    record = {"stage": stage, "arm": arm, "wall_s": round(wall_s, 3), "device": device, "device_count": device_count,
+              "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(now - wall_s)),
+              "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(now)), **extra,
+              "device_hours": hours, "gpu_hours": hours if device == "cuda" else 0.0}
     with JsonlStream(ledger_path(run_dir)) as stream:
         stream.append(record)
 

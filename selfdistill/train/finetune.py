@@ -127,6 +127,9 @@ def _device_and_dtype(cfg: TrainSpec):
     return cuda, torch.float32
 
 
+device_and_dtype = _device_and_dtype  # (cuda, dtype) for a TrainSpec; other runners use this name
+
+
 def trainer_class(cuda: bool):
     """The SFTTrainer to run. On a GPU, TRL's as shipped: its fused LM head computes the completion's log-probs in
     vocabulary tiles and never holds the (batch, length, vocab) logits, which saves memory where memory binds.
