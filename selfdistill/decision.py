@@ -143,7 +143,8 @@ def decide(spec: Spec, metrics_path: Path, out: Path) -> str:
         )
     report = precondition_from_metrics(metrics, rules_from_spec(spec), k=k, ks=spec.diagnostics.k)
     errata = {e["task_id"]: e["reason"] for e in metrics.get("provenance", {}).get("excluded", [])}
-    markdown = render_precondition(metrics, report, errata=errata or None)
+    markdown = render_precondition(metrics, report, errata=errata or None,
+                                   measured=[m.value for m in spec.comparator.measure])
     comparable = metrics.get("provenance", {}).get("comparable", True)
     if not comparable:
         limit = metrics["provenance"].get("limit")

@@ -286,7 +286,8 @@ def print_round(summary: dict) -> None:
     console.print(deltas)
     s = summary["sampling"]
     line = (f"samples: {s['n_samples']} at T_train {s['t_train']:g}, kept {s['kept_minimal']} "
-            f"(no extractable code {100 * s['no_code_share']:.1f}%)")
+            f"(no extractable code {100 * s['no_code_share']:.1f}%)" if not s.get("skipped") else
+            f"samples: none at T_train ({s['skipped']}): SSD was refused, the comparator(s) measured instead")
     if "acceptance_rate" in s:
         line += f"; verifier acceptance {100 * s['acceptance_rate']:.1f}% ({s['kept_verifier']} kept)"
     console.print(line)

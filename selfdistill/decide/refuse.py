@@ -15,7 +15,7 @@ verdict.md and the refusal message give.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 REFUSING = ("GO-OTHER", "INCONCLUSIVE")
 
@@ -63,8 +63,9 @@ def measures_refused_move(verdict: Mapping, measure: list[str]) -> str | None:
     return arm if overall.get("kind") == "GO-OTHER" and arm is not None and arm in measure else None
 
 
-def measure_advice(overall: Mapping) -> str | None:
-    """How to measure a GO-OTHER verdict's move with this tool: the arm, and the exact way to run it."""
+def measure_advice(overall: Mapping, measured: Sequence[str] = ()) -> str | None:
+    """How to measure a GO-OTHER verdict's move with this tool: the arm, and the exact way to run it (or, when
+    `measured` (comparator.measure) already names the arm, that the run measures it)."""
     if overall.get("kind") != "GO-OTHER":
         return None
     from selfdistill.spec import MEASURABLE
@@ -75,6 +76,9 @@ def measure_advice(overall: Mapping) -> str | None:
     if arm not in {m.value for m in MEASURABLE}:
         return (f"The arm that measures {move!r} is `{arm}`, which this version cannot run yet: declare its "
                 "numbers measured elsewhere (comparator.kind, pass_at_1, gpu_hours) to compare SSD with it.")
+    if arm in measured:
+        return (f"{move!r} is measured by the `{arm}` arm, which comparator.measure names: `selfdistill run SPEC` "
+                f"runs a comparator-only round (the base and {arm}, no SSD arm; SSD stays refused) and reports it.")
     needs = f" {NEEDS[arm]}" if arm in NEEDS else ""
     return (f"Measure {move!r} with the `{arm}` arm: add it to the spec's [comparator] measure "
             f'(measure = ["{arm}"]{needs}) and run the same command again (`selfdistill run SPEC`, same '

@@ -7,7 +7,7 @@ CIs in brackets. Rich terminal rendering is the CLI's job, not this module's.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from selfdistill.decide.precondition import PreconditionReport
 from selfdistill.decide.refuse import measure_advice
@@ -129,10 +129,12 @@ CI_NOTE = (
 
 
 def render_precondition(
-    metrics: Mapping, verdict: PreconditionReport | Mapping, *, errata: Mapping[str, str] | None = None
+    metrics: Mapping, verdict: PreconditionReport | Mapping, *, errata: Mapping[str, str] | None = None,
+    measured: Sequence[str] = (),
 ) -> str:
     """Deliverable A as Markdown. `metrics`: the metrics dict; `verdict`: the report or its JSON;
-    `errata`: task_id -> reason for known-bad problems removed before scoring."""
+    `errata`: task_id -> reason for known-bad problems removed before scoring; `measured`: the spec's
+    comparator.measure (a GO-OTHER move's arm already in it is said to be measured, not to be added)."""
     v = verdict.to_json() if isinstance(verdict, PreconditionReport) else verdict
     overall = v["overall"]
     lines = [
@@ -142,7 +144,7 @@ def render_precondition(
         "",
         overall["justification"],
         "",
-        *([f"**Measure this move**: {advice}", ""] if (advice := measure_advice(overall)) else []),
+        *([f"**Measure this move**: {advice}", ""] if (advice := measure_advice(overall, measured)) else []),
         f"## pass@1 vs pass@k (95% CI, problem-level bootstrap, {metrics['n_resamples']} resamples)",
         "",
         *_table(metrics, v),

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from selfdistill import cli, views
 from selfdistill.checks import check_spec
 from selfdistill.decide.refuse import measure_advice, measures_refused_move, refusal
 from selfdistill.decide.verdict import MEASURE_WITH, OtherMove
@@ -86,10 +87,12 @@ def test_refused_round_names_the_arm_and_the_command(fakes, tmp_path, monkeypatc
     assert f"`{RS}` arm" in (run / "base" / "verdict.md").read_text()
 
 
-def test_go_other_measured_runs_the_comparator_alone_to_the_report_and_resumes(fakes, tmp_path, monkeypatch):
+def test_go_other_measured_runs_the_comparator_alone_to_the_report_and_resumes(fakes, tmp_path, monkeypatch,
+                                                                               capsys):
     monkeypatch.chdir(tmp_path)
     run = tmp_path / "run"
-    check = check_spec(go_other_spec(tmp_path, f'["{RS}"]'))
+    spec_path = go_other_spec(tmp_path, f'["{RS}"]')
+    check = check_spec(spec_path)
     result = run_all(check, run, limit=None, force=False, progress_factory=fakes, say=quiet)
     assert not result.stopped_after_verdict and result.comparator_only == (RS,)
     summary = json.loads((run / "round1" / "round.json").read_text())
@@ -119,6 +122,11 @@ def test_go_other_measured_runs_the_comparator_alone_to_the_report_and_resumes(f
     assert "SSD was refused by the precondition verdict GO-OTHER" in md
     assert "| base |" in md and f"| {RS} |" in md  # B.6 lists the base and the measured comparator
     assert "GO-OTHER" in result.report_html.read_text()
+    assert f"is measured by the `{RS}` arm, which comparator.measure names" in (run / "base" / "verdict.md").read_text()
+    views.print_round(summary)  # `selfdistill ssd`'s summary of a round without T_train samples
+    assert "samples: none at T_train" in capsys.readouterr().out
+    assert cli.main(["gate", str(spec_path), "--run-dir", str(run)]) == 0  # no gate to run: the plan alone
+    assert "no round-2 gate: SSD was refused" in capsys.readouterr().out and not (run / "round1" / "gate.json").exists()
     before = ledger_rows(run)
     again = run_all(check, run, limit=None, force=False, progress_factory=fakes, say=quiet)
     assert ledger_rows(run) == before and again.comparator_only == (RS,)  # nothing re-ran
