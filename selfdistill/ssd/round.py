@@ -2,6 +2,8 @@
 
     <run>/base/                       the precondition: base model at the diagnostic temperature, and the
                                       verdict (verdict.json); GO-OTHER or INCONCLUSIVE refuses the round unless --force
+                                      (a GO-OTHER whose move's arm comparator.measure names: that comparator
+                                      alone, beside the base, SSD still refused; decide/refuse.py)
     <run>/round1/pool.json            the prompt pool: source, provenance, ids, content hashes
     <run>/round1/samples/             T_train samples from the frozen base model (sampling.py)
     <run>/round1/verify/              pool tests run on them (when the pool has tests)
