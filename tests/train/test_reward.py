@@ -53,6 +53,7 @@ def test_pass_is_one_and_every_way_of_not_passing_is_zero(pool, tmp_path):
     totals = reward.sandbox_record()
     assert totals["programs"] == 7 and totals["infra"] == 0 and totals["status_counts"]["passed"] == 1
     assert totals["program_s"] >= 2.0 and totals["wall_s"] >= totals["program_s"] / pool.n_workers - 0.5
+    assert totals["cpu_s"] is not None and totals["cpu_s"] > 0.1  # the busy loop's CPU, read from the workers
 
 
 def test_the_program_is_extracted_as_evaluation_extracts_it(pool, tmp_path):
