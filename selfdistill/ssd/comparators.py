@@ -171,7 +171,8 @@ def dpo_settings(spec) -> dict:
     return {"beta": c.dpo_beta, "loss_type": "sigmoid", "pairs_per_prompt": c.dpo_pairs_per_prompt,
             "learning_rate": c.dpo_learning_rate or default_learning_rate(spec.train.method),
             "learning_rate_from": "comparator.dpo_learning_rate" if c.dpo_learning_rate
-            else f"DPO's default for train.method = {spec.train.method.value}"}
+            else f"DPO's default for train.method = {spec.train.method.value}",
+            "learning_rate_key": "comparator.dpo_learning_rate"}  # what to change if it diverges
 
 
 def dpo_pairs(r, pool, progress_factory, say=print) -> tuple[list[dict], None]:

@@ -327,7 +327,8 @@ def _run_job(job: dict, out: Path, load: Callable, build: Callable, extra: Calla
         "job": job,
     } | (extra(trainer, examples) if extra else {})
     if not record["finite"]:
-        raise DataError(f"error: training diverged (loss {losses[-5:]}); lower train.learning_rate")
+        knob = (job.get("settings") or {}).get("learning_rate_key", "train.learning_rate")  # DPO: its own
+        raise DataError(f"error: training diverged (loss {losses[-5:]}); lower {knob}")
     from selfdistill.rundir import write_json_atomic
 
     write_json_atomic(out / DONE, record)

@@ -126,8 +126,10 @@ def test_bad_dpo_settings_exit_2_through_check(tmp_path, capsys, line, field):
 
 def test_dpo_settings_default_to_dpo_learning_rates_not_sfts(tmp_path):
     spec = check_spec(dpo_spec(tmp_path)).spec
-    assert comparators.dpo_settings(spec) | {"learning_rate_from": None} == {
-        "beta": 0.1, "loss_type": "sigmoid", "pairs_per_prompt": 4, "learning_rate": 5e-6, "learning_rate_from": None}
+    assert comparators.dpo_settings(spec) == {
+        "beta": 0.1, "loss_type": "sigmoid", "pairs_per_prompt": 4, "learning_rate": 5e-6,
+        "learning_rate_from": "DPO's default for train.method = lora",
+        "learning_rate_key": "comparator.dpo_learning_rate"}
     spec = check_spec(dpo_spec(tmp_path, extra="dpo_beta = 0.5\ndpo_learning_rate = 2e-5\n")).spec
     assert comparators.dpo_settings(spec)["beta"] == 0.5 and comparators.dpo_settings(spec)["learning_rate"] == 2e-5
 

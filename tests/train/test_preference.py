@@ -105,3 +105,24 @@ def test_the_entry_point_reports_a_bad_job_with_exit_2(tmp_path, capsys):
     assert preference.main([str(job)]) == 2
     assert "no preference pairs" in capsys.readouterr().err
     assert preference.main([]) == 2 and "selfdistill.train.preference JOB.json" in capsys.readouterr().err
+
+
+def test_a_gguf_base_trains_fully_against_a_frozen_copy_of_itself(tmp_path):
+    """A GGUF base is dequantized by finetune.load_model_and_tokenizer for the policy AND the reference (TRL could
+    not reload it from its config), and the reference stays as loaded."""
+    pytest.importorskip("gguf")
+    import torch
+
+    from tests.generate.tiny_models import write_tiny_qwen2_gguf
+
+    (tmp_path / "gguf").mkdir()
+    base = write_tiny_qwen2_gguf(tmp_path / "gguf" / "base.gguf")
+    job = dpo_job(base, tmp_path, method="full", chat=True)
+    trainer, _, _ = preference.build_trainer(job, preference.load_pairs(Path(job["examples"])))
+    ref = trainer.ref_model
+    before = {n: p.detach().clone() for n, p in ref.named_parameters()}
+    assert ref is not None and not any(p.requires_grad for p in ref.parameters())
+    trainer.train()
+    assert all(torch.equal(p, before[n]) for n, p in ref.named_parameters())  # the reference did not move
+    moved = [n for n, p in trainer.model.named_parameters() if n in before and not torch.equal(p, before[n])]
+    assert moved and all(torch.isfinite(torch.tensor(h["loss"])) for h in trainer.state.log_history if "loss" in h)
