@@ -87,7 +87,7 @@ def test_rejection_sampling_arm_trains_evaluates_costs_and_resumes(fakes, tmp_pa
         ledger.arm_hours(records, {RS})["wall_s"]  # its draw and scoring count, not only its training
     report = result.report_md.read_text()
     assert "a comparator, not SSD" in report and "rejection-sampling SFT vs minimal SSD" in report
-    assert "Measured comparator arm(s): rejection-sampling-sft" in report
+    assert f"| {RS} | measured, comparator |" in report  # a row of B.6's Pareto table
     plan = json.loads((run / "round1" / "promotion.json").read_text())
     assert plan["candidate"] is None or plan["candidate"]["arm"] != RS  # a comparator is never promoted as SSD
     assert [d["comparator"] for d in plan["pareto"]["versus"]] == [RS]
