@@ -35,10 +35,15 @@ def grpo_job(tiny: Path, tmp_path: Path, steps: int = 2) -> dict:
     (tmp_path / "prompts.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     cfg = TrainSpec(lora_r=4, lora_alpha=8, batch_size=2, per_device_batch_size=2, save_steps=1, learning_rate=1e-3)
     job = job_record(str(tiny), tmp_path / "prompts.jsonl", cfg, tmp_path / "out", chat=True, algorithm="grpo")
-    job["settings"] = {"grpo": {"group": 2, "steps": steps, "beta": 0.0, "max_new_tokens": 8, "temperature": 1.0,
-                                "top_p": 1.0, "top_k": 0, "min_p": 0.0, "learning_rate": None, "use_vllm": False},
-                       "reward": {"timeout_s": 5, "memory_mb": 512, "workers": 1}}
+    job["settings"] = settings(steps)
     return job
+
+
+def settings(steps: int = 2) -> dict:
+    """job.json's settings as ssd/rl.py writes them: group 2, a few tokens, one sandbox worker."""
+    return {"grpo": {"group": 2, "steps": steps, "beta": 0.0, "max_new_tokens": 8, "temperature": 1.0, "top_p": 1.0,
+                     "top_k": 0, "min_p": 0.0, "learning_rate": None, "use_vllm": False},
+            "reward": {"timeout_s": 5, "memory_mb": 512, "workers": 1}}
 
 
 def test_a_real_grpo_job_trains_rewards_saves_and_does_not_rerun(tiny, tmp_path):
@@ -62,6 +67,7 @@ def test_a_real_grpo_job_trains_rewards_saves_and_does_not_rerun(tiny, tmp_path)
     assert sandbox["isolation"]["mode"] in ("root", "userns", "none")
     assert (out / "adapter" / "adapter_config.json").exists()
     AutoModelForCausalLM.from_pretrained(record["merged"])  # a transformers directory export/eval load
+    assert lora_b_max(out) == 0.0  # every group's rewards were equal: no advantage, no update (LoRA B stays 0)
 
     assert run_job(job) == json.loads((out / "train.json").read_text())  # done: not run again
     (out / "train.json").unlink()  # as if killed after the last checkpoint
@@ -69,6 +75,36 @@ def test_a_real_grpo_job_trains_rewards_saves_and_does_not_rerun(tiny, tmp_path)
     assert again["resumed_from"].endswith("checkpoint-2") and again["optimizer_steps"] == 2
     assert len((out / "rewards.jsonl").read_text().splitlines()) == 4  # no rollout was drawn or scored again
     assert again["sandbox"]["programs"] == 0
+
+
+def lora_b_max(out: Path) -> float:
+    from safetensors.torch import load_file
+
+    weights = load_file(out / "adapter" / "adapter_model.safetensors")
+    return max(float(w.abs().max()) for k, w in weights.items() if "lora_B" in k)
+
+
+def test_rewards_that_differ_within_a_group_move_the_weights(tiny, tmp_path):
+    import shutil
+
+    from tests.ssd.round_fixtures import favour_newlines
+
+    model = favour_newlines(Path(shutil.copytree(tiny, tmp_path / "model")))  # many lines: some parse, some not
+    problems = [Problem(f"p/{i}", f"x = {i}\n# ", AssertTests("assert x >= 0\n"), "pool", prefix=f"x = {i}\n# ")
+                for i in range(2)]  # base-model continuations: a comment, then whatever the model writes
+    (tmp_path / "plain.jsonl").write_text("".join(json.dumps({"prompt": p.prompt, "task_id": p.task_id,
+                                                              "problem": problem_record(p)}) + "\n"
+                                                  for p in problems))
+    cfg = TrainSpec(lora_r=4, lora_alpha=8, batch_size=4, per_device_batch_size=4, save_steps=1, learning_rate=1e-2)
+    job = job_record(str(model), tmp_path / "plain.jsonl", cfg, tmp_path / "out", chat=False, algorithm="grpo")
+    job["settings"] = settings()
+    job["settings"]["grpo"] |= {"group": 4, "max_new_tokens": 4}
+    record = run_job(job)
+    rewards = [json.loads(x) for x in (tmp_path / "out" / "rewards.jsonl").read_text().splitlines()]
+    by_step = {s: {r["reward"] for r in rewards if r["step"] == s} for s in (0, 1)}
+    assert any(v == {0.0, 1.0} for v in by_step.values())  # some group had passing and failing programs
+    assert 0 < record["mean_reward"] < 1 and record["finite"]
+    assert lora_b_max(tmp_path / "out") > 0  # so GRPO's advantage moved the adapter
 
 
 def test_the_prompts_file_is_checked(tmp_path):
