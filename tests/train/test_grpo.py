@@ -145,3 +145,37 @@ def test_the_sandbox_starts_before_the_model_and_closes_after(tmp_path, monkeypa
     assert run_job(grpo_job(Path("unused"), tmp_path)) == {"finite": True}
     assert seen["pids"] and seen["fresh"]  # live workers, fresh interpreters (not forks of this process)
     assert not any(Path(f"/proc/{p}").exists() for p in seen["pids"])  # closed at the end
+
+
+def test_a_mostly_infra_batch_stops_the_real_job_with_exit_2(tiny, tmp_path, monkeypatch, capsys):
+    from selfdistill.execute import pool as sandbox
+    from selfdistill.execute.outcome import Outcome, Status
+    from selfdistill.train import grpo
+
+    class BrokenSandbox:  # every worker dies on every job: a harness fault, never the model's
+        n_workers, isolation = 1, {"mode": "broken"}
+
+        def __init__(self, workers):
+            self.closed = False
+
+        def start(self):
+            pass
+
+        def close(self):
+            self.closed = True
+
+        def worker_pids(self):
+            return []
+
+        def imap(self, jobs):
+            return (Outcome(j.job_id, Status.INFRA, "worker died", 0.0) for j in jobs)
+
+    monkeypatch.setattr(sandbox, "SandboxPool", BrokenSandbox)
+    job = grpo_job(tiny, tmp_path)
+    (tmp_path / "job.json").write_text(json.dumps(job, default=str))
+    assert grpo.main([str(tmp_path / "job.json")]) == 2
+    err = capsys.readouterr().err
+    assert "2 of the 2 programs of GRPO step 0 ended infra" in err and "Traceback" not in err
+    assert not (Path(job["out_dir"]) / "train.json").exists()
+    rows = [json.loads(x) for x in (Path(job["out_dir"]) / "rewards.jsonl").read_text().splitlines()]
+    assert [r["status"] for r in rows] == ["infra", "infra"] and all(r["reward"] is None for r in rows)
