@@ -96,7 +96,7 @@ def build_trainer(job: dict, pairs: list[dict]):
     settings = job.get("settings") or {}
     beta = float(settings.get("beta", DEFAULT_BETA))
     lr = float(settings.get("learning_rate") or default_learning_rate(cfg.method))
-    cuda, dtype = finetune._device_and_dtype(cfg)
+    cuda, dtype = finetune.device_and_dtype(cfg)
     args = trl.DPOConfig(**finetune.base_arguments(cfg, Path(job["out_dir"]), cuda, dtype, lr), beta=beta,
                          loss_type=["sigmoid"])
     weights = torch.float32 if cfg.method is TrainMethod.FULL else dtype  # as SFT: fp32 master weights for full

@@ -212,3 +212,46 @@ def test_no_pair_at_all_is_refused_with_what_to_change(dpo_fakes, tmp_path, monk
     stats = json.loads((tmp_path / "run" / "round1" / DPO / "stats.json").read_text())
     assert stats["n_pairs"] == 0 and stats["prompts_without_a_failure"] == 3
     assert not (tmp_path / "run" / "round1" / f"train-{DPO}" / "train.json").exists()
+
+
+# --- a real round: tiny Qwen2, the real engine, the DPO job in its own process under TRL ---------------------------
+
+@pytest.mark.slow  # a real round (SSD, rejection sampling and DPO trained by TRL), about a minute alone
+@pytest.mark.timeout(1200)
+def test_a_real_round_trains_dpo_with_trl_in_its_own_process_and_evaluates_it(tmp_path):
+    pytest.importorskip("trl")
+    from tests.generate.tiny_models import write_tiny_hf
+    from tests.ssd.round_fixtures import cli, favour_newlines
+
+    model = favour_newlines(write_tiny_hf(tmp_path / "model"))
+    # the tiny model writes no code; these tests pass on a coin flip per run, so a prompt's samples split into
+    # passes and failures (P(no prompt has both) = (2/16)^4 < 3e-4) and the pairs come from the real sandbox
+    coin = [{"task_id": f"c/{i}", "prompt": f"Write a function coin_{i}() that returns {i} plus one, then explain it.",
+             "tests": "import os\nassert os.urandom(1)[0] < 128\n"} for i in range(4)]
+    spec = make_spec(tmp_path, model, extra="[battery]\nprobe_samples = 1\n")
+    write_jsonl(tmp_path / "pool.jsonl", coin)
+    spec.write_text(spec.read_text().replace('verifier_arm = "on"', 'verifier_arm = "off"').replace(
+        'kind = "rejection-sampling-sft"\n', 'kind = "dpo"\nmeasure = ["rejection-sampling-sft", "dpo"]\n'
+        "best_of_n = 4\ndpo_pairs_per_prompt = 2\ndpo_learning_rate = 1e-3\n"))
+    done = cli("ssd", str(spec), "--run-dir", "run", "--force", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr + done.stdout
+    run = tmp_path / "run"
+    summary = json.loads((run / "round1" / "round.json").read_text())
+    assert summary["arms"] == ["ssd", RS, DPO]
+    stats = summary["arm_samples"][DPO]
+    assert 0 < stats["n_pairs"] <= 2 * 4 and stats["n_samples"] == 16
+    record = json.loads((run / "round1" / f"train-{DPO}" / "train.json").read_text())
+    assert record["job"]["algorithm"] == "dpo" and record["beta"] == 0.1 and record["learning_rate"] == 1e-3
+    assert record["n_pairs"] == stats["n_pairs"] and record["finite"] and record["method"] == "lora"
+    assert record["reference"] == "the base with the LoRA adapter disabled"
+    assert record["reward_accuracy_last"] is not None
+    assert "fake" not in (run / "round1" / f"train-{DPO}" / "train.log").read_text()
+    for t in (0.8, 1.1):
+        assert json.loads((run / f"{DPO}-T{t:g}" / "metrics.json").read_text())["n_samples"] == 12
+    assert {f"{DPO}_vs_base", f"{DPO}_vs_ssd", f"{RS}_vs_base"} <= set(summary["deltas"])
+    rows = [json.loads(line) for line in (run / "ledger.jsonl").read_text().splitlines()]
+    assert [(x["stage"], x["arm"]) for x in rows if x["arm"].startswith(DRAW)] == [
+        ("sampling", f"{DRAW}:samples"), ("scoring", f"{DRAW}:scoring")]
+    again = cli("ssd", str(spec), "--run-dir", "run", "--force", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert len((run / "ledger.jsonl").read_text().splitlines()) == len(rows)  # nothing re-ran
