@@ -36,7 +36,7 @@ from selfdistill.errors import DataError
 from selfdistill.spec import TrainMethod, TrainSpec
 from selfdistill.train import finetune
 
-DEFAULT_BETA = 0.1  # TRL's DPOConfig default, and the DPO paper's
+DEFAULT_BETA = 0.1  # TRL's DPOConfig default (the DPO paper used 0.1 in most of its experiments)
 
 
 def default_learning_rate(method: TrainMethod) -> float:
