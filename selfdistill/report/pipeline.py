@@ -84,12 +84,26 @@ def training_table(run: Run, arms: list[str]) -> list[str]:
         t, e = train.get(arm) or {}, export.get(arm) or {}
         loss = f"{fmt.num(t.get('loss_first'))} → {fmt.num(t.get('loss_last'))}"
         weights = "adapter" if t.get("adapter") else "merged" if t.get("merged") else fmt.NONE
-        rows.append([arm, t.get("method"), fmt.num(t.get("n_examples")), _truncated(t.get("truncated")),
+        job = t.get("job") or {}
+        algorithm = t.get("algorithm") or job.get("algorithm", "sft")
+        lr = t.get("learning_rate") or (  # records before train.json kept the rate: an SFT arm ran at [train]'s
+            _spec_lr(job.get("train") or run.spec.get("train")) if algorithm == "sft" else None)
+        rows.append([arm, algorithm, t.get("method"), fmt.num(lr),
+                     fmt.num(t.get("n_examples")), _truncated(t.get("truncated")),
                      fmt.num(t.get("optimizer_steps")), loss, fmt.minutes(t.get("wall_s")),
                      f"{t.get('device')} × {t.get('device_count')}", weights, e.get("how")])
-    head = ["arm", "method", "examples", "cut off at max_new_tokens", "optimizer steps", "loss first → last",
-            "wall (min)", "device", "weights", "export for evaluation"]
+    head = ["arm", "algorithm", "method", "lr", "examples", "cut off at max_new_tokens", "optimizer steps",
+            "loss first → last", "wall (min)", "device", "weights", "export for evaluation"]
     return fmt.table(head, rows) + [""]
+
+
+def _spec_lr(train: dict | None) -> float | None:
+    from selfdistill.spec import TrainSpec
+
+    try:
+        return TrainSpec.model_validate(train).lr if train else None
+    except ValueError:
+        return None
 
 
 def _truncated(t: dict | None) -> str:

@@ -308,6 +308,7 @@ def _run_job(job: dict, out: Path, load: Callable, build: Callable, extra: Calla
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     record |= {
         "method": cfg.method.value,
+        "learning_rate": trainer.args.learning_rate,  # the peak rate it ran with (train.learning_rate or its default)
         "resumed_from": last,
         "n_examples": len(examples),
         "optimizer_steps": trainer.state.global_step,

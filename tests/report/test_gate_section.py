@@ -6,6 +6,7 @@ import re
 import shutil
 
 from selfdistill.report import render_report
+from selfdistill.spec import TrainSpec
 
 CI = r"[+-]\d+\.\d pp \[[+-]\d+\.\d, [+-]\d+\.\d\] \(n=\d+\)"
 
@@ -39,6 +40,18 @@ def test_the_training_table_says_how_many_samples_were_cut_off_and_what_was_done
                                                "truncated_share": 5 / 380, "n_excluded": 0, "n_trained_without_end": 5}
     (run / "round1" / "round.json").write_text(json.dumps(summary))
     md = render_report(run)[0].read_text()
-    row = next(x for x in md.splitlines() if x.startswith("| ssd | lora |"))
+    row = next(x for x in md.splitlines() if x.startswith("| ssd | sft | lora |"))
     assert "5 of 380 (1.3%), trained without the end token" in row
-    assert "not recorded" in next(x for x in md.splitlines() if x.startswith("| verifier | lora |"))
+    assert "not recorded" in next(x for x in md.splitlines() if x.startswith("| verifier | sft | lora |"))
+
+
+def test_the_training_table_names_each_arms_algorithm_and_its_own_learning_rate(full_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(full_run, run)
+    summary = json.loads((run / "round1" / "round.json").read_text())
+    summary["training"]["verifier"] |= {"algorithm": "dpo", "learning_rate": 5e-6}  # DPO's own rate, not [train]'s
+    (run / "round1" / "round.json").write_text(json.dumps(summary))
+    lines = render_report(run)[0].read_text().splitlines()
+    sft_lr = TrainSpec.model_validate(json.loads((run / "manifest.json").read_text())["spec"]["train"]).lr
+    assert next(x for x in lines if x.startswith("| verifier |")).startswith("| verifier | dpo | lora | 5e-06 |")
+    assert next(x for x in lines if x.startswith("| ssd |")).startswith(f"| ssd | sft | lora | {sft_lr:g} |")
