@@ -233,8 +233,9 @@ def distill(r: Round, pool, arms: list[str], slice_metrics: dict | None, verdict
 
     trains, exports, models = {}, {}, {}
     for arm in arms:
-        say(f"training the {ARMS[arm].title} arm: {spec.train.method.value}, lr {spec.train.lr:g}, "
-            f"{spec.train.epochs:g} epoch(s)")
+        settings = ARMS[arm].job_settings(spec) if ARMS[arm].job_settings else {}  # DPO/GRPO: their own rate
+        say(f"training the {ARMS[arm].title} arm: {ARMS[arm].algorithm}, {spec.train.method.value}, "
+            f"lr {settings.get('learning_rate') or spec.train.lr:g}, {spec.train.epochs:g} epoch(s)")
         drawn = ARMS[arm].draw(r, pool, progress_factory, say) if ARMS[arm].draw else (samples, passed)
         trains[arm] = train_arm(r, arm, pool, *drawn)  # a comparator trains on its own data (ssd/comparators.py)
         model, options, exports[arm] = export_arm(r, arm, trains[arm])

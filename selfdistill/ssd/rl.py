@@ -63,6 +63,8 @@ def job_settings(spec) -> dict:
                  "top_p": g.top_p, "top_k": g.top_k, "min_p": g.min_p,
                  "learning_rate": c.grpo_learning_rate, "use_vllm": c.grpo_use_vllm},
         "reward": {"timeout_s": d.timeout_s, "memory_mb": d.memory_mb, "workers": None},
+        "learning_rate": c.grpo_learning_rate or spec.train.lr,  # the rate it runs at, as DPO's settings say it
+        "learning_rate_key": "comparator.grpo_learning_rate" if c.grpo_learning_rate else "train.learning_rate",
     }
 
 
