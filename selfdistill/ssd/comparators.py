@@ -63,7 +63,9 @@ def draw_best_of_n(r, pool, progress_factory, say=print) -> tuple[list[dict], di
     device, count = stage_device(g.backend.value, g.options)
     with ledger.timed_if(have < n * len(tested), r.run_dir, "sampling", r.label(f"{BEST_OF_N}:samples"), device,
                          count), progress_factory() as progress:
-        sampling.sample_pool(draw_spec, r.sample_model or r.model, tested, out, progress)
+        sampling.sample_pool(draw_spec, r.sample_model or r.model, tested, out, progress, purpose=(
+            f"comparator draw: best-of-{n} samples per pool prompt with tests at the product's decoding "
+            "(rejection-sampling-sft, dpo), not SSD's T_train"))
     scored = (out / "verify" / "metrics.json").exists()
     with ledger.timed_if(not scored, r.run_dir, "scoring", r.label(f"{BEST_OF_N}:scoring")):  # the sandbox's CPU
         sampling.verify(draw_spec, tested, path, out, purpose=(

@@ -54,17 +54,22 @@ def train_params(spec: Spec) -> SamplingParams:
     )
 
 
-def sampling_record(spec: Spec, model: str, plan: EvalPlan) -> dict:
+SSD_SAMPLES = "SSD training samples at T_train from the frozen base model"
+
+
+def sampling_record(spec: Spec, model: str, plan: EvalPlan, purpose: str = SSD_SAMPLES) -> dict:
     """The eval stage's generation record, naming every pool prompt (the resume guard compares them)."""
     return generation_record(EvalConfig.from_spec(spec, model=model), plan) | {
         "problems": [p.task_id for p in plan.problems],
-        "purpose": "SSD training samples at T_train from the frozen base model",
+        "purpose": purpose,
         "filter": "drop empty or single-line completions only (the paper's degeneracy filter)",
     }
 
 
-def sample_pool(spec: Spec, model: str, problems: list[Problem], round_dir: Path, progress) -> Path:
-    """Draw the missing T_train samples; return the samples file."""
+def sample_pool(spec: Spec, model: str, problems: list[Problem], round_dir: Path, progress,
+                purpose: str = SSD_SAMPLES) -> Path:
+    """Draw the missing samples (T_train, or the sampling settings of `spec.ssd`); return the samples file.
+    `purpose` says in generation.json what they are for (a comparator's draw is not SSD's)."""
     from selfdistill.generate.backends import load_backend
     from selfdistill.generate.fill import fill_missing
     from selfdistill.generate.prompts import build_prompt
@@ -73,7 +78,7 @@ def sample_pool(spec: Spec, model: str, problems: list[Problem], round_dir: Path
     out.mkdir(parents=True, exist_ok=True)
     params = train_params(spec)
     plan = EvalPlan("samples", out, problems, params, None)
-    guard_resume(out, sampling_record(spec, model, plan))
+    guard_resume(out, sampling_record(spec, model, plan, purpose))
     by_id = {p.task_id: p for p in problems}
     g = spec.generation
     prompts = {p.task_id: build_prompt(p, g.chat) for p in problems}

@@ -68,6 +68,10 @@ def test_rejection_sampling_arm_trains_evaluates_costs_and_resumes(fakes, tmp_pa
     assert summary["arms"] == ["ssd", RS]
     drawn = [json.loads(x) for x in (run / "round1" / DRAW / "samples" / "samples.jsonl").read_text().splitlines()]
     assert len(drawn) == 5 * 3  # every pool prompt has tests: best-of-3 each
+    generation = json.loads((run / "round1" / DRAW / "samples" / "generation.json").read_text())
+    scoring = json.loads((run / "round1" / DRAW / "verify" / "metrics.json").read_text())["provenance"]
+    for purpose in (generation["purpose"], scoring["purpose"]):  # labelled as the comparator's draw, not SSD's
+        assert purpose.startswith("comparator draw") and "verifier-aware" not in purpose, purpose
     stats = summary["arm_samples"][RS]
     assert stats["best_of_n"] == 3 and stats["n_samples"] == 15
     examples = (run / "round1" / f"train-{RS}" / "examples.jsonl").read_text().splitlines()
