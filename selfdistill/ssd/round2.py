@@ -90,7 +90,15 @@ def run_next_round(spec: Spec, run_dir: Path, *, limit: int | None, force: bool,
     say(f"round 2 from round 1's {parent_arm} model ({lineage['parent_checkpoint'][:19]}), gate passed; "
         f"{len(pool.problems)} fresh pool prompts, fresh slice of {len(fresh.problems)} problems")
     verdict = layout.read_record(run_dir / layout.BASE / layout.VERDICT, "verdict")
-    planned = arms.planned(spec, verdict["overall"]["kind"], pool.n_with_tests)
+    # Comparators answer "which move from the base?": round 1 measured them against the base. Round 2 asks whether
+    # a second SSD round beats its parent, so it trains the SSD arms only (a comparator trained from the distilled
+    # parent would be SSD followed by that recipe, not the comparator).
+    planned = [a for a in arms.planned(spec, verdict["overall"]["kind"], pool.n_with_tests)
+               if not arms.ARMS[a].comparator]
+    skipped = [m.value for m in (spec.comparator.measure if spec.comparator else [])]
+    if skipped:
+        say(f"round 2 trains the SSD arms only; the comparators ({', '.join(skipped)}) were measured against the "
+            "base in round 1")
     return distill(r, pool, planned, None, verdict, progress_factory, say)
 
 

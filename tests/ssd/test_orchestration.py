@@ -105,3 +105,25 @@ def test_round_2_trains_the_gated_parent(fakes, spec_path, tmp_path):
     assert (run / "round1" / "round.json").read_text() == round1  # round 1 untouched
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["spec"]["ssd"]["round"] == 1 and manifest["rounds"]["round2"]["spec"]["ssd"]["round"] == 2
+
+
+def test_round_2_trains_the_ssd_arms_only_when_round_1_measured_a_comparator(fakes, spec_path, tmp_path):
+    text = spec_path.read_text().replace('kind = "rejection-sampling-sft"\n',
+                                         'kind = "rejection-sampling-sft"\nmeasure = ["rejection-sampling-sft"]\n'
+                                         'best_of_n = 2\n')
+    spec_path.write_text(text)
+    run = tmp_path / "run"
+    run_forced(spec_path, run, fakes)
+    assert "rejection-sampling-sft" in json.loads((run / "round1" / "round.json").read_text())["arms"]
+    spec2 = tmp_path / "spec-round2.toml"
+    spec2.write_text(text.replace('verifier_arm = "on"', 'verifier_arm = "off"\nround = 2'))
+    report = check_spec(spec2)
+    gate = {"schema": "selfdistill.gate/1", "decision": "ENTER", "arm": "ssd", "reasons": []}
+    (run / "round1" / "gate.json").write_text(json.dumps(gate))
+    said = []
+    r2 = run_ssd_round(report.spec, report.heldout, run, limit=None, force=False, progress_factory=fakes,
+                       say=lambda *a: said.append(" ".join(map(str, a))))
+    assert r2["arms"] == ["ssd"]
+    assert not (run / "round2" / "train-rejection-sampling-sft").exists()
+    assert not (run / "round2" / "best-of-n").exists()
+    assert any("SSD arms only" in line and "rejection-sampling-sft" in line for line in said)
