@@ -591,7 +591,7 @@ def format_errors(path: Path, exc: ValidationError) -> str:
     """One block naming each missing or invalid field with its meaning and a fix."""
     missing, invalid = [], []
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"])
+        loc = ".".join(str(p) for p in err["loc"]) or "(across sections)"  # a rule of the whole spec names its fields
         if err["type"] == "missing":
             missing += [f"  {name:<38} {describe(tuple(name.split('.')))}" for name in _required_under(err["loc"])]
         elif err["type"] == "extra_forbidden":

@@ -32,8 +32,9 @@ def fake_grpo(fakes, monkeypatch):
 def test_grpo_settings_are_declared_and_checked(tmp_path):
     c = load_spec(grpo_spec(tmp_path)).comparator
     assert (c.grpo_group, c.grpo_steps, c.grpo_beta, c.grpo_temperature) == (2, 3, 0.0, None)
-    with pytest.raises(SpecError, match="batch_size 2 is not a multiple of comparator.grpo_group 4"):
+    with pytest.raises(SpecError, match="batch_size 2 is not a multiple of comparator.grpo_group 4") as refused:
         load_spec(grpo_spec(tmp_path, "grpo_group = 4\n"))
+    assert "  (across sections)" in str(refused.value)  # a rule over two sections still fills the field column
     with pytest.raises(SpecError, match="grpo_group"):
         load_spec(grpo_spec(tmp_path, "grpo_group = 1\n"))  # GRPO needs two completions to compare
     greedy = grpo_spec(tmp_path, "grpo_group = 2\n")
