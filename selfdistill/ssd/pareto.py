@@ -69,8 +69,8 @@ def _accuracy(a: dict, b: dict, summary: dict) -> tuple[str, dict]:
         for key, sign in ((delta_key(a["name"], b["name"]), 1), (delta_key(b["name"], a["name"]), -1)):
             if key in deltas:
                 o = deltas[key]["overall"]
-                lo, hi = sorted((sign * o["ci_low"], sign * o["ci_high"]))
-                diff = {"value": sign * o["value"], "ci_low": lo, "ci_high": hi, "how": "paired delta, 95% CI"}
+                lo, hi = sorted((sign * o["ci_low"] + 0.0, sign * o["ci_high"] + 0.0))  # + 0.0: no -0.0 when flipped
+                diff = {"value": sign * o["value"] + 0.0, "ci_low": lo, "ci_high": hi, "how": "paired delta, 95% CI"}
                 return ("higher" if lo > 0 else "lower" if hi < 0 else "tied"), diff
     p, q = a["pass_at_1"], b["pass_at_1"]
     diff = {"value": p["value"] - q["value"], "ci_low": None, "ci_high": None,

@@ -55,6 +55,13 @@ def summarize_round(r, arms: list[str], evals: dict[tuple[str, float], dict], ba
             if against == "best-base-decode":
                 deltas[key] |= {"base_t_eval": best_t, "note": BEST_DECODE_NOTE}
             deltas[key]["title"] = title
+    for i, earlier in enumerate(arms):  # every other pair of trained arms (comparators against each other), paired
+        for later in arms[i + 1:]:      # too, so each pair of the Pareto table rests on one paired reading
+            if delta_key(later, earlier) in deltas or delta_key(earlier, later) in deltas:
+                continue
+            key = delta_key(later, earlier)
+            deltas[key] = compare.delta(evals[(earlier, t)], evals[(later, t)], slices, slice_source=source, **opts)
+            deltas[key]["title"] = f"{later} vs {earlier}, same T_eval"
     records = ledger.read_ledger(r.run_dir)
     costs = {"totals": ledger.totals(records), "arms": {}}
     for arm in arms:

@@ -200,6 +200,12 @@ def test_rejection_sampling_and_dpo_share_one_draw(dpo_fakes, tmp_path, monkeypa
             draw_hours + ledger.arm_hours(records, {arm})["wall_s"])
     rs, dpo = summary["arm_samples"][RS], summary["arm_samples"][DPO]
     assert rs["n_samples"] == dpo["n_samples"] == 24 and rs["draw"] == dpo["draw"]
+    between = summary["deltas"]["dpo_vs_rejection_sampling_sft"]["overall"]  # two comparators: paired as well
+    assert between["ci_low"] <= between["value"] <= between["ci_high"]
+    pareto = json.loads((tmp_path / "run" / "round1" / "promotion.json").read_text())
+    md = (tmp_path / "run" / "report.md").read_text()
+    pair = next(x for x in md.splitlines() if x.startswith(f"| {RS} vs {DPO} |"))
+    assert "paired delta, 95% CI" in pair, (pair, pareto.get("pareto"))
 
 
 def test_no_pair_at_all_is_refused_with_what_to_change(dpo_fakes, tmp_path, monkeypatch):
