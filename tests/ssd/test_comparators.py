@@ -1,5 +1,6 @@
 """The rejection-sampling-sft comparator arm: best-of-N over the pool prompts with tests, scored in the
-sandbox, the distinct passing programs trained on by SFT, evaluated and costed like every arm, resumable."""
+sandbox, the distinct passing programs trained on by SFT, evaluated and costed like every arm, resumable; and a
+real round (tiny Qwen2, the real engine, TRL) that trains and evaluates every comparator arm beside SSD."""
 
 import json
 
@@ -10,9 +11,9 @@ from selfdistill.errors import DataError, SpecError
 from selfdistill.pipeline import run_all
 from selfdistill.spec import load_spec
 from selfdistill.ssd import arms, comparators, ledger
-from tests.ssd.round_fixtures import make_spec
+from tests.ssd.round_fixtures import make_spec, write_jsonl
 
-RS = "rejection-sampling-sft"
+RS, DPO, GRPO, EXTERNAL = "rejection-sampling-sft", "dpo", "grpo", "sft-external"
 DRAW = "best-of-n"  # the draw rejection-sampling-sft shares with dpo (tests/ssd/test_dpo_arm.py)
 
 
@@ -167,3 +168,61 @@ def test_sft_external_refuses_pairs_that_overlap_the_heldout_set(fakes, tmp_path
         run_all(check_spec(external_spec(tmp_path, leaked)), tmp_path / "run", limit=None, force=True,
                 progress_factory=fakes, say=lambda *a: None)
     assert not (tmp_path / "run" / "round1" / f"train-{EXTERNAL}" / "train.json").exists()
+
+
+# --- a real round: tiny Qwen2, the real engine, every comparator trained by TRL in its own process --------------
+
+@pytest.mark.slow  # a real round (SSD and four comparators trained by TRL), a minute or two alone
+@pytest.mark.timeout(1800)
+def test_a_real_round_trains_and_evaluates_every_comparator_arm_beside_ssd(tmp_path):
+    pytest.importorskip("trl")
+    from tests.generate.tiny_models import write_tiny_hf
+    from tests.ssd.round_fixtures import cli, favour_newlines
+
+    model = favour_newlines(write_tiny_hf(tmp_path / "model"))
+    # the tiny model writes no code; these tests pass on a coin flip per run, so a prompt's samples split into
+    # passes and failures (P(no prompt has both) = (2/16)^4 < 3e-4): DPO's pairs and GRPO's rewards come from
+    # the real sandbox
+    coin = [{"task_id": f"c/{i}", "prompt": f"Write a function coin_{i}() that returns {i} plus one, then explain it.",
+             "tests": "import os\nassert os.urandom(1)[0] < 128\n"} for i in range(4)]
+    spec = make_spec(tmp_path, model, extra="[battery]\nprobe_samples = 1\n")  # writes its own pool: replaced
+    write_jsonl(tmp_path / "pool.jsonl", coin)
+    write_jsonl(tmp_path / "external.jsonl", [{"prompt": f"Write add_{i}(x) returning x + {i}.",
+                                               "completion": f"def add_{i}(x):\n    return x + {i}\n"}
+                                              for i in range(3)])
+    spec.write_text(spec.read_text().replace('verifier_arm = "on"', 'verifier_arm = "off"').replace(
+        'kind = "rejection-sampling-sft"\n',
+        'kind = "dpo"\nmeasure = ["rejection-sampling-sft", "dpo", "grpo", "sft-external"]\n'
+        'best_of_n = 4\ndpo_pairs_per_prompt = 2\ndpo_learning_rate = 1e-3\n'
+        'grpo_group = 2\ngrpo_steps = 2\ngrpo_max_new_tokens = 16\ndata = "external.jsonl"\n'))
+    done = cli("ssd", str(spec), "--run-dir", "run", "--force", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr + done.stdout
+    run = tmp_path / "run"
+    summary = json.loads((run / "round1" / "round.json").read_text())
+    assert summary["arms"] == ["ssd", RS, EXTERNAL, DPO, GRPO]  # the registry's order (ssd/arms.py)
+    trained = {arm: json.loads((run / "round1" / f"train-{arm}" / "train.json").read_text())
+               for arm in summary["arms"]}
+    for arm, record in trained.items():
+        assert record["finite"] and record["method"] == "lora", arm
+        assert "fake" not in (run / "round1" / f"train-{arm}" / "train.log").read_text()
+        for t in (0.8, 1.1):
+            assert json.loads((run / f"{arm}-T{t:g}" / "metrics.json").read_text())["n_samples"] == 12
+        assert {f"{arm}_vs_base"} <= set(summary["deltas"]) and arm in summary["costs"]["arms"]
+    stats = summary["arm_samples"][DPO]
+    assert 0 < stats["n_pairs"] <= 2 * 4 and stats["n_samples"] == 16
+    dpo = trained[DPO]
+    assert dpo["job"]["algorithm"] == "dpo" and dpo["beta"] == 0.1 and dpo["learning_rate"] == 1e-3
+    assert dpo["n_pairs"] == stats["n_pairs"] and dpo["reference"] == "the base with the LoRA adapter disabled"
+    grpo = trained[GRPO]
+    assert grpo["job"]["algorithm"] == "grpo" and grpo["optimizer_steps"] == 2 and grpo["group"] == 2
+    assert grpo["sandbox"]["programs"] == 2 * 2 and grpo["sandbox"]["infra"] == 0  # every rollout scored there
+    assert trained[EXTERNAL]["n_examples"] == 3 and trained[EXTERNAL]["job"]["algorithm"] == "sft"
+    rows = [json.loads(line) for line in (run / "ledger.jsonl").read_text().splitlines()]
+    stages = [(x["stage"], x["arm"]) for x in rows]
+    assert [s for s in stages if s[1].startswith(DRAW)] == [("sampling", f"{DRAW}:samples"),
+                                                             ("scoring", f"{DRAW}:scoring")]  # one draw, RS + DPO
+    assert ("scoring", f"{GRPO}:rewards") in stages
+    assert {("training", arm) for arm in summary["arms"]} <= set(stages)
+    again = cli("ssd", str(spec), "--run-dir", "run", "--force", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert len((run / "ledger.jsonl").read_text().splitlines()) == len(rows)  # nothing re-ran
