@@ -112,6 +112,11 @@ def distinct_passing(samples: list[dict], passed: set[tuple[str, int]] | None) -
     return out
 
 
+def program(sample: dict) -> str:
+    """What the tests judged: the extracted program (the raw text when none was extracted)."""
+    return sample["program"] or sample["raw"]
+
+
 def distinct_failing(samples: list[dict], statuses: dict[Key, str]) -> list[dict]:
     """DPO's rejected candidates: non-degenerate samples whose program ran and failed the tests (failed, error,
     timeout, memory; never an INFRA outcome), one per distinct program per prompt, in file order."""
@@ -142,13 +147,19 @@ def preference_pairs(samples: list[dict], statuses: dict[Key, str], cap: int, se
     pairs: list[tuple[dict, dict]] = []
     counts = {"prompts": len(by_task), "prompts_with_pairs": 0, "prompts_without_a_pass": 0,
               "prompts_without_a_failure": 0, "n_infra_excluded": 0, "n_truncated_excluded": 0,
-              "n_chosen_candidates": 0, "n_rejected_candidates": 0}
+              "n_chosen_candidates": 0, "n_rejected_candidates": 0, "n_flaky_programs_excluded": 0}
     for task, group in by_task.items():
         counts["n_infra_excluded"] += sum(statuses.get((task, s["sample_idx"])) == "infra" for s in group)
         if exclude_truncated:
             counts["n_truncated_excluded"] += sum(data.is_truncated(s) for s in group)
             group = [s for s in group if not data.is_truncated(s)]
         chosen, rejected = distinct_passing(group, passed), distinct_failing(group, statuses)
+        # a program that passed in one sample and failed in another (flaky, or timed out on a busy machine) is
+        # no preference: neither chosen nor rejected
+        flaky = {program(s) for s in chosen} & {program(s) for s in rejected}
+        counts["n_flaky_programs_excluded"] += len(flaky)
+        chosen = [s for s in chosen if program(s) not in flaky]
+        rejected = [s for s in rejected if program(s) not in flaky]
         counts["n_chosen_candidates"] += len(chosen)
         counts["n_rejected_candidates"] += len(rejected)
         if not chosen or not rejected:

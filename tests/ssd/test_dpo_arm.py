@@ -63,6 +63,17 @@ def test_a_harness_fault_is_never_a_rejected_sample():
     assert pairs == [] and counts["prompts_without_a_failure"] == 1 and counts["n_infra_excluded"] == 2
 
 
+def test_a_program_that_both_passed_and_failed_is_no_preference_on_either_side():
+    samples = [s("a", 0, "same"), s("a", 1, "same"), s("a", 2, "good"), s("a", 3, "bad")]
+    statuses = {("a", 0): "passed", ("a", 1): "timeout", ("a", 2): "passed", ("a", 3): "failed"}
+    pairs, counts = comparators.preference_pairs(samples, statuses, cap=10, seed=0)
+    assert [(c["program"], r["program"]) for c, r in pairs] == [("good", "bad")]
+    assert counts["n_flaky_programs_excluded"] == 1
+    only = {("a", 0): "passed", ("a", 1): "failed", ("a", 2): "infra", ("a", 3): "infra"}
+    pairs, counts = comparators.preference_pairs(samples, only, cap=10, seed=0)  # nothing else: no pair at all
+    assert pairs == [] and counts["prompts_without_a_pass"] == 1
+
+
 def test_every_way_of_failing_rejects_and_duplicates_and_degenerate_samples_do_not_repeat():
     samples = [s("a", 0, "x"), s("a", 1, "x"), s("a", 2, "y"), s("a", 3, "e", degenerate="single-line"),
                s("a", 4, "f1"), s("a", 5, "f1"), s("a", 6, "f2"), s("a", 7, "f3"), s("a", 8, "f4")]
