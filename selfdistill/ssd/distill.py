@@ -126,7 +126,8 @@ def train_arm(r: Round, arm: str, pool, samples: list[dict], passed: set | None)
             + (", none passed the pool's tests" if spec_arm.needs_tests else ": all empty or single-line")
             + (f", {truncated['n_excluded']} cut off at max_new_tokens and excluded (ssd.truncated)"
                if truncated["n_excluded"] else "")
-            + "); look at the samples in " + str(r.dir / "samples" / "samples.jsonl")
+            + "); look at " + (f"what it drew: {r.dir / arm / 'stats.json'}" if spec_arm.draw  # a comparator's own
+                               else f"the samples in {r.dir / 'samples' / 'samples.jsonl'}")
         )
     examples = [s["example"] if "example" in s else data.example(by_id[s["task_id"]], s, r.spec.generation.chat)
                 for s in chosen]  # a comparator's own pairs come as examples already (sft-external)

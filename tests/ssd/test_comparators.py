@@ -226,3 +226,19 @@ def test_a_real_round_trains_and_evaluates_every_comparator_arm_beside_ssd(tmp_p
     again = cli("ssd", str(spec), "--run-dir", "run", "--force", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert len((run / "ledger.jsonl").read_text().splitlines()) == len(rows)  # nothing re-ran
+
+
+def test_a_comparator_without_training_examples_points_at_what_it_drew_not_at_ssds_samples(tmp_path):
+    from types import SimpleNamespace
+
+    from selfdistill.spec import TruncatedPolicy
+    from selfdistill.ssd.distill import train_arm
+
+    r = SimpleNamespace(dir=tmp_path / "round1", spec=SimpleNamespace(ssd=SimpleNamespace(
+        truncated=TruncatedPolicy.TRAIN_NO_EOS)))
+    failed = [{"task_id": "p/0", "sample_idx": 0, "program": "def f(): pass", "raw": "def f():\n  pass",
+               "degenerate": None, "finish_reason": "stop"}]
+    with pytest.raises(DataError, match="none passed the pool's tests") as refused:
+        train_arm(r, RS, SimpleNamespace(problems=[]), failed, set())
+    assert str(tmp_path / "round1" / RS / "stats.json") in str(refused.value)
+    assert "samples.jsonl" not in str(refused.value)
