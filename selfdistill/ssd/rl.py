@@ -22,7 +22,8 @@ Not here: the trainer (train/grpo.py), the reward (train/reward.py), the registr
 
 from __future__ import annotations
 
-from selfdistill.rundir import write_json_atomic
+from selfdistill import layout
+from selfdistill.rundir import read_json, write_json_atomic
 from selfdistill.ssd import ledger
 
 GRPO = "grpo"
@@ -71,10 +72,17 @@ def job_settings(spec) -> dict:
 def record_reward_scoring(r, arm: str, record: dict) -> float:
     """Append the sandbox's reward scoring of a finished job to the ledger (stage "scoring"); return the seconds
     to take out of the training record (the same wall, on a CPU-only run, counted once)."""
-    sandbox = record.get("sandbox") or {}
-    wait = float(sandbox.get("wall_s") or 0.0)
+    ranks = [record.get("sandbox") or {}]  # rank 0's totals; every other rank scored its own share of rollouts
+    ranks += [read_json(path, "a rank's reward scoring")
+              for path in sorted(layout.train_dir(r.dir, arm).glob("sandbox.rank*.json"))]
+    wait = max(float(x.get("wall_s") or 0.0) for x in ranks)  # the ranks waited side by side
+
+    def total(key: str):
+        values = [x.get(key) for x in ranks]
+        return None if any(v is None for v in values) else sum(values)
+
     ledger.append_record(r.run_dir, "scoring", r.label(f"{arm}:rewards"), wait, "cpu", 1,
-                         programs=sandbox.get("programs", 0), program_s=sandbox.get("program_s"),
-                         cpu_s=sandbox.get("cpu_s"), infra=sandbox.get("infra", 0),
-                         note="the sandbox's reward scoring inside the GRPO training job")
+                         programs=total("programs") or 0, program_s=total("program_s"), cpu_s=total("cpu_s"),
+                         infra=total("infra") or 0, ranks=len(ranks),
+                         note="the sandbox's reward scoring inside the GRPO training job (every rank's, summed)")
     return wait if record.get("device") == "cpu" else 0.0

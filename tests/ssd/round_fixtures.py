@@ -131,3 +131,15 @@ def write_round2_sources(tmp_path: Path) -> str:
                                                 prefix=h["prefix"].replace("Return", "Give back"))
                                            for h in HELDOUT[:2]])
     return '[gate]\nround2_pool = "pool2.jsonl"\nround2_heldout = "fresh.jsonl"\n'
+
+
+def rs_spec(tmp_path: Path, measure='["rejection-sampling-sft"]', n=3) -> Path:
+    """A fake-model spec (no verifier arm) whose round measures `measure` with best-of-`n` draws."""
+    model = tmp_path / "model"
+    model.mkdir(exist_ok=True)
+    (model / "config.json").write_text("{}")
+    spec = make_spec(tmp_path, model, extra="[battery]\nprobe_samples = 1\n")
+    text = spec.read_text().replace('verifier_arm = "on"', 'verifier_arm = "off"')
+    spec.write_text(text.replace('kind = "rejection-sampling-sft"\n',
+                                 f'kind = "rejection-sampling-sft"\nmeasure = {measure}\nbest_of_n = {n}\n'))
+    return spec

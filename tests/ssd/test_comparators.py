@@ -11,21 +11,10 @@ from selfdistill.errors import DataError, SpecError
 from selfdistill.pipeline import run_all
 from selfdistill.spec import load_spec
 from selfdistill.ssd import arms, comparators, ledger
-from tests.ssd.round_fixtures import make_spec, write_jsonl
+from tests.ssd.round_fixtures import make_spec, rs_spec, write_jsonl
 
 RS, DPO, GRPO, EXTERNAL = "rejection-sampling-sft", "dpo", "grpo", "sft-external"
 DRAW = "best-of-n"  # the draw rejection-sampling-sft shares with dpo (tests/ssd/test_dpo_arm.py)
-
-
-def rs_spec(tmp_path, measure='["rejection-sampling-sft"]', n=3):
-    model = tmp_path / "model"
-    model.mkdir(exist_ok=True)
-    (model / "config.json").write_text("{}")
-    spec = make_spec(tmp_path, model, extra="[battery]\nprobe_samples = 1\n")
-    text = spec.read_text().replace('verifier_arm = "on"', 'verifier_arm = "off"')
-    spec.write_text(text.replace('kind = "rejection-sampling-sft"\n',
-                                 f'kind = "rejection-sampling-sft"\nmeasure = {measure}\nbest_of_n = {n}\n'))
-    return spec
 
 
 def sample(task, idx, program, degenerate=None):

@@ -12,7 +12,7 @@ from selfdistill.pipeline import run_all
 from selfdistill.spec import load_spec
 from selfdistill.ssd import arms, ledger
 from selfdistill.train import jobs
-from tests.ssd.test_comparators import rs_spec
+from tests.ssd.round_fixtures import rs_spec
 
 GRPO = "grpo"
 
@@ -103,3 +103,23 @@ def test_grpo_arm_trains_evaluates_costs_its_rewards_and_resumes(fake_grpo, tmp_
     again = ledger.read_ledger(run)[n_before:]
     assert not [x for x in again if x["arm"].startswith(GRPO) or x["stage"] in ("sampling", "scoring", "training")]
     assert len((train_dir / "rewards.jsonl").read_text().splitlines()) == 10
+
+
+def test_every_ranks_reward_scoring_is_in_the_ledger_not_only_rank_0s(tmp_path):
+    from types import SimpleNamespace
+
+    from selfdistill import layout
+    from selfdistill.ssd.rl import record_reward_scoring
+
+    r = SimpleNamespace(dir=tmp_path / "run" / "round1", run_dir=tmp_path / "run", label=lambda x: x)
+    train_dir = layout.train_dir(r.dir, GRPO)
+    train_dir.mkdir(parents=True)
+    (train_dir / "sandbox.rank1.json").write_text(json.dumps(
+        {"programs": 6, "program_s": 0.5, "cpu_s": 0.4, "infra": 1, "wall_s": 3.0}))
+    record = {"device": "cuda", "sandbox": {"programs": 4, "program_s": 0.25, "cpu_s": 0.2, "infra": 0, "wall_s": 2.0}}
+    assert record_reward_scoring(r, GRPO, record) == 0.0  # on GPUs the training record keeps the wait
+    (row,) = ledger.read_ledger(r.run_dir)
+    assert (row["stage"], row["arm"], row["programs"], row["infra"], row["ranks"]) == ("scoring", "grpo:rewards",
+                                                                                      10, 1, 2)
+    assert row["cpu_s"] == pytest.approx(0.6) and row["program_s"] == pytest.approx(0.75)
+    assert row["wall_s"] == 3.0  # the ranks waited side by side: the longest wait, not the sum
