@@ -20,7 +20,8 @@ ended infra stops the job (`DataError`, exit 2): rewards that are mostly missing
 Every outcome is appended to `rewards.jsonl` (step, task_id, status, reward, duration, program sha256, detail);
 `sandbox_record()` gives the totals train.json keeps and the round puts in the ledger (stage "scoring"): the
 wall time the trainer waited on the sandbox, the programs' own seconds, and the CPU seconds of the workers and
-their programs (read from /proc before the pool closes; a worker respawned mid-job takes its share with it).
+their programs (read from /proc per worker after every reward call and before the pool closes; a respawned
+worker counts from its own start, and one that died keeps what was read before its last call).
 
 The prompt's problem travels with the dataset row (`problem_record`, a JSON column): the tests, entry point and
 prefix, nothing executable by the trainer. Not here: the trainer (train/grpo.py), the arm (ssd/rl.py).
@@ -119,7 +120,10 @@ class SandboxReward:
         self.counts: Counter = Counter()
         self.wall_s = self.program_s = 0.0
         self.calls = 0
-        self._cpu_start = tree_cpu_s(self._worker_pids())
+        # CPU seconds per worker pid: at the start, and as last read after each reward call. A worker the pool
+        # respawned (a new pid) counts from its own start; one that died keeps what was read before it died.
+        self._cpu_start = {pid: tree_cpu_s([pid]) for pid in self._worker_pids()}
+        self._cpu_seen = dict(self._cpu_start)
 
     def _worker_pids(self) -> list[int]:
         return [p for p in self.pool.worker_pids() if p is not None]
@@ -148,6 +152,7 @@ class SandboxReward:
                                .hexdigest(), "detail": outcome.detail[:200]})
         self.wall_s += time.monotonic() - started
         self.calls += 1
+        self._read_cpu()
         infra = sum(r is None for r in rewards)
         if jobs and infra > self.infra_max_share * len(jobs):
             raise DataError(
@@ -157,10 +162,18 @@ class SandboxReward:
                 "checkpoint")
         return rewards
 
+    def _read_cpu(self) -> None:
+        for pid in self._worker_pids():
+            now, before = tree_cpu_s([pid]), self._cpu_seen.get(pid)
+            if now is None or before is None or now >= before:  # lower: the process is gone, keep what was read
+                self._cpu_seen[pid] = now
+
     def sandbox_record(self) -> dict:
         """This job's sandbox totals (call before the pool closes: the workers' CPU time is read from them)."""
-        cpu_end = tree_cpu_s(self._worker_pids())
-        cpu = cpu_end - self._cpu_start if cpu_end is not None and self._cpu_start is not None else None
+        self._read_cpu()
+        seen = list(self._cpu_seen.items())
+        cpu = (None if any(c is None for _, c in seen) or any(c is None for c in self._cpu_start.values())
+               else sum(c - (self._cpu_start.get(pid) or 0.0) for pid, c in seen))
         return {"programs": sum(self.counts.values()), "status_counts": dict(self.counts),
                 "infra": self.counts.get(Status.INFRA.value, 0), "reward_calls": self.calls,
                 "wall_s": round(self.wall_s, 3), "program_s": round(self.program_s, 3),

@@ -129,3 +129,25 @@ def test_a_problem_travels_to_the_trainer_as_json_and_back(tests):
     assert back == problem
     with pytest.raises(DataError, match="no tests"):
         problem_record(Problem("p/2", "prompt", None, "pool"))
+
+
+def test_the_sandbox_cpu_time_survives_a_respawned_worker(tmp_path, monkeypatch):
+    from selfdistill.train import reward as module
+
+    cpu = {10: 5.0}  # pid -> CPU seconds the /proc reading would give
+    monkeypatch.setattr(module, "tree_cpu_s", lambda roots: sum(cpu.get(p, 0.0) for p in roots))
+
+    class RespawningPool(FaultyPool):
+        pids = [10]
+
+        def worker_pids(self):
+            return list(self.pids)
+
+    pool = RespawningPool(set())
+    reward = SandboxReward(pool, chat=True, timeout_s=2, memory_mb=512, log_path=tmp_path / "rewards.jsonl")
+    cpu[10] = 7.0  # the worker works: 2 s
+    score(reward, [fenced("def add(a, b):\n    return a + b")])
+    del cpu[10]  # killed by a program; the pool respawns it as pid 11, which works 1.5 s
+    pool.pids, cpu[11] = [11], 1.5
+    score(reward, [fenced("def add(a, b):\n    return a + b")])
+    assert reward.sandbox_record()["cpu_s"] == pytest.approx(2.0 + 1.5)  # not 1.5 - 5.0
