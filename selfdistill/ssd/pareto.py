@@ -81,6 +81,9 @@ def _accuracy(a: dict, b: dict, summary: dict) -> tuple[str, dict]:
     return ("higher" if p["ci_low"] > q["value"] else "lower" if p["ci_high"] < q["value"] else "tied"), diff
 
 
+UNLIKE = "device-hours on CPU against declared GPU-hours: not like for like"
+
+
 def _costs(a: dict, b: dict) -> tuple[float | None, float | None, str]:
     if a["source"] == b["source"] == "measured":
         return a["device_hours"], b["device_hours"], "device-hours, same run"
@@ -91,7 +94,7 @@ def _costs(a: dict, b: dict) -> tuple[float | None, float | None, str]:
         return a["gpu_hours"], b["gpu_hours"], "GPU-hours"
     ca = a["device_hours"] if a is measured else a["gpu_hours"]
     cb = b["device_hours"] if b is measured else b["gpu_hours"]
-    return ca, cb, "device-hours on CPU against declared GPU-hours: not like for like"
+    return ca, cb, UNLIKE
 
 
 def dominance(a: dict, b: dict, summary: dict) -> dict:
@@ -100,6 +103,9 @@ def dominance(a: dict, b: dict, summary: dict) -> dict:
     ca, cb, unit = _costs(a, b)
     if ca is None or cb is None:
         verdict, why = "neither", "a cost is missing from the ledger"
+    elif unit == UNLIKE and acc != "tied":  # hours in different units decide nothing, either way
+        verdict, why = "neither", ("undecided: the costs are not like for like (CPU device-hours against declared "
+                                   "GPU-hours); measure the comparator in the same run, or run on GPUs")
     elif acc == "higher" and ca <= cb:
         verdict, why = a["name"], "higher pass@1 (settled) at no more cost"
     elif acc == "lower" and cb <= ca:

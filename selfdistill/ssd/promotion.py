@@ -141,10 +141,15 @@ def ship_rule(spec, summary: dict, candidate: dict | None, blocked: list, caveat
     wins = [d for d in comps if d["dominates"] == arm]
     losses = [d for d in comps if d["dominates"] == d["comparator"]]
     better = min(losses, key=lambda d: d["pass_at_1_diff"]["value"], default=None)  # the most accurate of them
+    unlike = [d for d in comps if d["cost"]["unit"] == pareto.UNLIKE]
     if not comps:
         caveats.append("no comparator has numbers (measure one with comparator.measure, or declare comparator."
                        "pass_at_1 and gpu_hours): the ship rule, SSD Pareto-dominates at least one comparator, "
                        "is unchecked")
+    elif len(unlike) == len(comps):  # like no numbers: a CPU run cannot show dominance over declared GPU-hours
+        caveats.append("the ship rule is unchecked: SSD ran on CPU and the only comparator is declared in GPU-hours "
+                       f"({', '.join(d['comparator'] for d in unlike)}), costs not like for like; measure the "
+                       "comparator in the same run (comparator.measure) or run on GPUs")
     elif better is not None:
         blocked.append(f"a comparator Pareto-dominates SSD, so it is the better move: {pareto.describe(better)}")
     elif not wins and candidate is not None:

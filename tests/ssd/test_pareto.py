@@ -86,6 +86,16 @@ def test_paired_delta_is_used_between_two_measured_arms_and_the_cost_unit_is_sai
     assert "not like for like" in cpu["cost"]["unit"]
 
 
+@pytest.mark.parametrize("declared_p1", [0.3, 0.9])  # SSD (treatment ~0.45-0.5) clearly above, clearly below
+def test_cpu_hours_against_declared_gpu_hours_decide_nothing_and_leave_the_ship_rule_unchecked(spec, declared_p1):
+    plan = plan_promotion(declare(spec, declared_p1, 2.0), with_comparator(gpu=False), GREEN, None)
+    (d,) = plan["pareto"]["versus"]
+    assert d["dominates"] == "neither" and "not like for like" in d["why"]  # neither a win nor a loss
+    assert plan["pareto"]["dominates"] == [] and plan["pareto"]["better_move"] is None
+    assert not any("Pareto" in r for r in plan["blocked_reasons"])
+    assert any("ship rule is unchecked" in c and "not like for like" in c for c in plan["caveats"])
+
+
 def test_no_comparator_numbers_is_a_caveat_not_a_block(spec):
     plan = plan_promotion(spec, with_comparator(), GREEN, None)
     assert plan["blocked"] is False and plan["pareto"]["versus"] == []
