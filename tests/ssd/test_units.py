@@ -80,6 +80,45 @@ def test_ledger_sums_per_stage_and_divides_accuracy_by_hours(tmp_path):
         "per_device_hour": 0.25, "per_gpu_hour": None}
 
 
+def test_a_stage_killed_by_sigkill_is_counted_up_to_its_last_heartbeat_by_the_next_stage(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+    import time
+
+    child = textwrap.dedent(f"""
+        import time
+        from selfdistill.ssd import ledger
+        ledger.HEARTBEAT_S = 0.2
+        with ledger.timed({str(tmp_path)!r}, "training", "ssd"):
+            time.sleep(60)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", child])
+    deadline = time.time() + 30
+    while time.time() < deadline and not list((tmp_path / ledger.OPEN).glob("*.json")):
+        time.sleep(0.05)
+    time.sleep(1.0)  # a few heartbeats
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert ledger.read_ledger(tmp_path) == []  # killed: nothing appended by it
+    with ledger.timed(tmp_path, "training", "ssd"):  # the resumed stage
+        pass
+    killed, resumed = ledger.read_ledger(tmp_path)
+    assert killed["ended"].startswith("killed") and 0.5 <= killed["wall_s"] <= 5.0
+    assert "ended" not in resumed and ledger.totals([killed, resumed])["overall"]["runs"] == 2
+    assert not list((tmp_path / ledger.OPEN).glob("*.json"))  # closed, never counted twice
+    assert ledger.recover_killed(tmp_path) == 0
+
+
+def test_a_stage_that_raised_is_counted_and_says_so(tmp_path):
+    with pytest.raises(DataError), ledger.timed(tmp_path, "training", "ssd"):
+        raise DataError("error: training failed")
+    (record,) = ledger.read_ledger(tmp_path)
+    assert record["ended"] == "failed (DataError)" and record["wall_s"] >= 0
+    assert not list((tmp_path / ledger.OPEN).glob("*.json"))
+
+
 def _metrics(rates: dict[str, tuple[int, int]], slices: dict[str, str]) -> dict:
     per = {t: {"n": n, "c": c, "infra": 0, "slice": slices[t]} for t, (c, n) in rates.items()}
     value = sum(c / n for c, n in rates.values()) / len(rates)
