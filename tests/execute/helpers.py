@@ -44,8 +44,11 @@ def require(pool: SandboxPool, **levels: str) -> None:
         pytest.skip(f"needs isolation {missing}; this machine gave {pool.isolation}")
 
 
-def slot_processes(n_slots: int = 64) -> list[int]:
-    """Host pids of processes running as any slot uid."""
+def slot_processes(pool=None, n_slots: int = 64) -> list[int]:
+    """Host pids of processes running as one of `pool`'s slot uids (any slot uid when no pool is given: then
+    another run's sandbox on this machine, e.g. a parallel test worker, counts too)."""
+    uids = {u for u in pool.slot_uids() if u is not None} if pool is not None else set(
+        range(UID_BASE, UID_BASE + n_slots))
     found = []
     for name in os.listdir("/proc"):
         if not name.isdigit():
@@ -55,6 +58,6 @@ def slot_processes(n_slots: int = 64) -> list[int]:
                 uid_line = next(line for line in f if line.startswith("Uid:"))
         except (OSError, StopIteration):
             continue
-        if UID_BASE <= int(uid_line.split()[1]) < UID_BASE + n_slots:
+        if int(uid_line.split()[1]) in uids:
             found.append(int(name))
     return found
