@@ -62,7 +62,7 @@ def job_settings(spec) -> dict:
                  "max_new_tokens": c.grpo_max_new_tokens or s.max_new_tokens or g.max_new_tokens,
                  "temperature": c.grpo_temperature if c.grpo_temperature is not None else g.temperature,
                  "top_p": g.top_p, "top_k": g.top_k, "min_p": g.min_p,
-                 "learning_rate": c.grpo_learning_rate, "use_vllm": c.grpo_use_vllm},
+                 "use_vllm": c.grpo_use_vllm},
         "reward": {"timeout_s": d.timeout_s, "memory_mb": d.memory_mb, "workers": None},
         "learning_rate": c.grpo_learning_rate or spec.train.lr,  # the rate it runs at, as DPO's settings say it
         "learning_rate_key": "comparator.grpo_learning_rate" if c.grpo_learning_rate else "train.learning_rate",

@@ -64,7 +64,7 @@ def grpo_config(job: dict, cfg: TrainSpec, cuda: bool, dtype):
     from selfdistill.train.finetune import base_arguments
 
     g = job["settings"]["grpo"]
-    shared = base_arguments(cfg, Path(job["out_dir"]), cuda, dtype, g["learning_rate"] or cfg.lr)
+    shared = base_arguments(cfg, Path(job["out_dir"]), cuda, dtype, job["settings"].get("learning_rate") or cfg.lr)
     shared.pop("max_length")  # GRPO caps the completion (max_completion_length), not the example
     return trl.GRPOConfig(
         **shared,
@@ -140,7 +140,6 @@ def grpo_fields(job: dict, trainer, reward) -> dict:
         "beta": args.beta,
         "temperature": args.temperature,
         "max_completion_tokens": args.max_completion_length,
-        "learning_rate": args.learning_rate,
         "use_vllm": args.use_vllm,
         "completions_per_step": args.generation_batch_size,
         "sandbox": sandbox,

@@ -131,7 +131,6 @@ def dpo_record(trainer, pairs: list[dict]) -> dict:
         "algorithm": "dpo",
         "beta": trainer.args.beta,
         "loss_type": list(trainer.args.loss_type),
-        "learning_rate": trainer.args.learning_rate,
         "reference": "a frozen copy of the base" if trainer.ref_model is not None
         else "the base with the LoRA adapter disabled",
         "n_pairs": len(pairs),

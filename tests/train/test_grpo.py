@@ -42,7 +42,7 @@ def grpo_job(tiny: Path, tmp_path: Path, steps: int = 2) -> dict:
 def settings(steps: int = 2) -> dict:
     """job.json's settings as ssd/rl.py writes them: group 2, a few tokens, one sandbox worker."""
     return {"grpo": {"group": 2, "steps": steps, "beta": 0.0, "max_new_tokens": 8, "temperature": 1.0, "top_p": 1.0,
-                     "top_k": 0, "min_p": 0.0, "learning_rate": None, "use_vllm": False},
+                     "top_k": 0, "min_p": 0.0, "use_vllm": False},
             "reward": {"timeout_s": 5, "memory_mb": 512, "workers": 1}}
 
 
