@@ -25,7 +25,7 @@ from selfdistill.generate.backends import stage_device
 from selfdistill.heldout import HeldoutSet
 from selfdistill.rundir import read_json, write_json_atomic
 from selfdistill.spec import Backend, Spec, TrainMethod
-from selfdistill.ssd import data, gate, ledger, probe, sampling
+from selfdistill.ssd import comparators, data, gate, ledger, probe, sampling
 from selfdistill.ssd.arms import ARMS
 from selfdistill.ssd.summary import summarize_round
 
@@ -126,7 +126,7 @@ def train_arm(r: Round, arm: str, pool, samples: list[dict], passed: set | None)
             + (", none passed the pool's tests" if spec_arm.needs_tests else ": all empty or single-line")
             + (f", {truncated['n_excluded']} cut off at max_new_tokens and excluded (ssd.truncated)"
                if truncated["n_excluded"] else "")
-            + "); look at " + (f"what it drew: {r.dir / arm / 'stats.json'}" if spec_arm.draw  # a comparator's own
+            + "); look at " + (f"what it drew: {comparators.stats_path(r.dir, arm)}" if spec_arm.draw
                                else f"the samples in {r.dir / 'samples' / 'samples.jsonl'}")
         )
     examples = [s["example"] if "example" in s else data.example(by_id[s["task_id"]], s, r.spec.generation.chat)

@@ -27,12 +27,12 @@ from selfdistill.rundir import read_json, write_json_atomic
 from selfdistill.ssd import ledger
 
 GRPO = "grpo"
-REWARD_STAGE = f"{GRPO}:rewards"
 
 
 def grpo_prompts(r, pool, progress_factory, say=print) -> tuple[list[dict], None]:
     """The arm's training rows, one per pool prompt with tests, as "samples" carrying their example."""
     from selfdistill.generate.prompts import build_prompt
+    from selfdistill.ssd.comparators import stats_path
     from selfdistill.train.reward import problem_record
 
     c, chat = r.spec.comparator, r.spec.generation.chat
@@ -48,7 +48,7 @@ def grpo_prompts(r, pool, progress_factory, say=print) -> tuple[list[dict], None
     stats = {"n_prompts": len(tested), "group": c.grpo_group, "steps": c.grpo_steps,
              "prompts_per_step": per_step, "completions_scored": c.grpo_steps * r.spec.train.batch_size,
              "epochs_over_prompts": c.grpo_steps * per_step / len(tested) if tested else None} | settings["grpo"]
-    write_json_atomic(r.dir / GRPO / "stats.json", stats)
+    write_json_atomic(stats_path(r.dir, GRPO), stats)
     say(f"{GRPO}: {len(tested)} pool prompts with tests; {c.grpo_steps} steps of {per_step} prompt(s) x "
         f"{c.grpo_group} completions at T={settings['grpo']['temperature']:g}, rewarded by the sandbox")
     return samples, None
