@@ -69,6 +69,16 @@ def minutes(wall_s: float | None) -> str:
     return NONE if wall_s is None else f"{wall_s / 60:.1f}"
 
 
+def per_hour(per: Mapping | None) -> str:
+    """round.json's accuracy_per_hour as pass@1 points (%) per GPU-hour, or per device-hour on a CPU-only run."""
+    per = per or {}
+    if per.get("per_gpu_hour") is not None:
+        return f"{100 * per['per_gpu_hour']:.1f} per GPU-hour"
+    if per.get("per_device_hour") is not None:
+        return f"{100 * per['per_device_hour']:.1f} per device-hour (CPU: no GPU-hours)"
+    return NONE
+
+
 def reading(x: Mapping | None) -> str:
     """What a paired delta's CI says: a lift, a drop, or no clear change."""
     if not is_interval(x) or x["value"] is None:

@@ -166,13 +166,10 @@ def comparator_only(only: dict | None) -> list[str]:
     rows = []
     for m in only["measured"]:
         h = m.get("hours_to_produce") or {}
-        per = m.get("accuracy_per_hour") or {}
-        rate = (f"{100 * per['per_gpu_hour']:.1f} per GPU-hour" if per.get("per_gpu_hour") is not None else
-                f"{100 * per['per_device_hour']:.1f} per device-hour (no GPU-hours)"
-                if per.get("per_device_hour") is not None else fmt.NONE)
         rows.append([m["arm"], fmt.pct(m["base_pass_at_1"]), fmt.pct(m["pass_at_1"]),
-                     fmt.pp(m["delta_vs_base"], n=True), m["reading"], fmt.hours(h.get("device_hours")),
-                     fmt.hours(h.get("gpu_hours")), rate])
+                     fmt.pp(m["delta_vs_base"], n=True), fmt.reading(m["delta_vs_base"]),
+                     fmt.hours(h.get("device_hours")), fmt.hours(h.get("gpu_hours")),
+                     fmt.per_hour(m.get("accuracy_per_hour"))])
     head = ["comparator", "base pass@1 %", "comparator pass@1 %", "Δ pass@1 vs base", "reading", "device-hours",
             "GPU-hours", "pass@1 points (%) per hour"]
     return [f"### The measured move: {only.get('move')} ({only.get('measure_with')})", "",

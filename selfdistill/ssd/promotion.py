@@ -174,11 +174,8 @@ def comparator_only(summary: dict) -> dict | None:
     measured = []
     for arm in arms:
         d = summary["deltas"][f"{arm}_vs_base"]
-        o = d["overall"]
-        reading = ("no clear change" if o["ci_low"] is None or o["ci_low"] <= 0 <= o["ci_high"]
-                   else "lift" if o["ci_low"] > 0 else "drop")
         measured.append({"arm": arm, "title": summary["arm_titles"][arm], "pass_at_1": d["treatment_pass_at_1"],
-                         "base_pass_at_1": d["baseline_pass_at_1"], "delta_vs_base": o, "reading": reading,
+                         "base_pass_at_1": d["baseline_pass_at_1"], "delta_vs_base": d["overall"],
                          "hours_to_produce": (costs.get(arm) or {}).get("hours_to_produce"),
                          "accuracy_per_hour": (costs.get(arm) or {}).get("accuracy_per_hour")})
     refused = (f"SSD was refused by the precondition verdict {pre.get('kind')} ({pre.get('other')}; rule "
