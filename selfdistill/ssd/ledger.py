@@ -37,7 +37,8 @@ def ledger_path(run_dir: Path) -> Path:
 
 @contextmanager
 def timed(run_dir: Path, stage: str, arm: str, device: str = "cpu", device_count: int = 1):
-    """Time the block and append its record when it ends normally. `note` may be set on the yielded dict, and
+    """Time the block and append its record when it ends (raised: marked `ended: failed (...)`; killed: appended
+    later by `recover_killed` from its open record). `note` may be set on the yielded dict, and
     `moved_s`: seconds of the block already recorded under another record (GRPO's reward scoring on a CPU run),
     taken out of this one's wall and kept beside it."""
     recover_killed(run_dir)
@@ -52,14 +53,15 @@ def timed(run_dir: Path, stage: str, arm: str, device: str = "cpu", device_count
         raise
     finally:
         beat.stop()
-        wall = max(0.0, time.time() - started - extra.get("moved_s", 0.0))
+        finished = time.time()
+        wall = max(0.0, finished - started - extra.get("moved_s", 0.0))
         _append(run_dir, stage, arm, wall, extra.pop("device", device), extra.pop("device_count", device_count),
-                started, extra)
+                started, extra, finished)
         beat.close()
 
 
 def _append(run_dir: Path, stage: str, arm: str, wall: float, device: str, device_count: int, started: float,
-            extra: dict) -> None:
+            extra: dict, finished: float | None = None) -> None:
     record = {
         "stage": stage,
         "arm": arm,
@@ -67,7 +69,8 @@ def _append(run_dir: Path, stage: str, arm: str, wall: float, device: str, devic
         "device": device,
         "device_count": device_count,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
-        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started + wall)),
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started + wall if finished is None
+                                                                          else finished)),
         **extra,
     }
     record["device_hours"] = record["wall_s"] * record["device_count"] / 3600
@@ -124,8 +127,8 @@ def recover_killed(run_dir: Path) -> int:
         except (OSError, ValueError):
             continue  # being written right now, or torn: the next stage looks again
         stale = time.time() - rec["beat"] > 3 * HEARTBEAT_S
-        if rec["pid"] == os.getpid() and not stale or _alive(rec["pid"]) and not stale:
-            continue  # still running
+        if not stale and _alive(rec["pid"]):
+            continue  # still running (this process's own open stages among them)
         _append(run_dir, rec["stage"], rec["arm"], max(0.0, rec["beat"] - rec["started"]), rec["device"],
                 rec["device_count"], rec["started"], {"ended": "killed (wall time up to its last heartbeat)"})
         path.unlink(missing_ok=True)
