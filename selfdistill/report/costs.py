@@ -178,7 +178,7 @@ def pareto(run: Run) -> list[str]:
                  "evaluation); the base costs nothing to produce. Same rule as the promotion plan's ship rule "
                  "(ssd/pareto.py, docs/comparators.md).")
     lines.append("")
-    if any("not like for like" in d["cost"]["unit"] for d in pairs):
+    if any(d["cost"]["unit"] == rule.UNLIKE for d in pairs):
         lines += ["This run has device-hours on CPU but no GPU-hours: against the declared comparator's "
                   "GPU-hours its cost is **not like for like**.", ""]
     if any(p["source"] == "declared" for p in pts):

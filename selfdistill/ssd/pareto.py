@@ -8,7 +8,8 @@
     versus      one SSD arm against every comparator: the verdict per comparator, and by how much
 
 Cost: two arms measured in one run compare in device-hours (the same machines); against a declared comparator
-the arm's GPU-hours, or its device-hours flagged "not like for like" when it ran on CPU. Not here: the
+the arm's GPU-hours. An arm that ran on CPU has only device-hours: against declared GPU-hours that is not like
+for like (UNLIKE), and such a pair dominates nothing either way. Not here: the
 promotion rule that reads this (ssd/promotion.py), the report's tables (report/costs.py).
 """
 
