@@ -38,11 +38,6 @@ def a(kind: str) -> str:
 NEEDS = {"sft-external": 'and comparator.data = "your.jsonl" (prompt/completion pairs, docs/comparators.md)'}
 
 
-def measured_in(spec: Mapping | None) -> list[str]:
-    """comparator.measure of a spec as verdict.json and manifest.json record it (a plain dict)."""
-    return list(((spec or {}).get("comparator") or {}).get("measure") or [])
-
-
 def move_arm(overall: Mapping) -> str | None:
     """verdict.json's `measure_with`; for a verdict written before it was recorded, from the move's name."""
     if "measure_with" in overall:
